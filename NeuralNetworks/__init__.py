@@ -1,0 +1,1 @@
+"""Section 4 of the paper: structure discovery in two-layer (and deeper) networks."""

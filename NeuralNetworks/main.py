@@ -1,0 +1,158 @@
+"""Section 4 of the paper: structure discovery in neural networks.
+
+``python NeuralNetworks/main.py`` reproduces Fig. 3 with the authors' settings (App. E):
+a width-1000 two-layer student with activation 1/2 log(1 + e^{2z}) trained by perturbed gradient
+descent on the single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUICK_STEPS = 2000
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; it must be a positive integer")
+    return v
+
+
+def _float_at_least(lo, strict):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+        if not math.isfinite(v) or v < lo or (strict and v == lo):
+            raise argparse.ArgumentTypeError(
+                f"{s} is not allowed; it must be a finite number {'>' if strict else '>='} {lo:g}")
+        return v
+    return parse
+
+
+_positive, _nonneg = _float_at_least(0.0, True), _float_at_least(0.0, False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input ends with one line naming the problem and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--d", type=_positive_int, default=2, help="input dimension (paper Fig. 3: 2)")
+    a("--width", type=_positive_int, default=1000, help="hidden width h (paper App. E: 1000)")
+    a("--batch", type=_positive_int, default=50, help="fresh Gaussian samples per step (paper: 50)")
+    a("--steps", type=_positive_int, default=20_000, help="training steps (paper: 20 000)")
+    a("--lam", type=_nonneg, default=1e-4, help="weight decay on W (paper: 1e-4)")
+    a("--lr", type=_positive, default=1.0, help="learning rate of W (paper: 1)")
+    a("--lr-bias", type=_positive, default=1.0, help="learning rate of b (paper: 1)")
+    a("--pgd-threshold", type=_nonneg, default=1e-3,
+      help="perturb when the norm of the loss gradient in W is below this (paper: 1e-3)")
+    a("--pgd-radius", type=_nonneg, default=5e-3, help="std of the PGD perturbation (paper: 0.005)")
+    a("--noise", type=_nonneg, default=0.0, help="std of label noise of the teacher (paper: 0)")
+    a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
+    a("--seed", type=int, default=0, help="seed of every random draw (init, data, perturbations)")
+    a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
+    a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/fig3/)")
+    a("--quick", action="store_true", help=f"the same run shortened to {QUICK_STEPS} steps (tests, CI)")
+    a("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from NeuralNetworks.utils import resolve_device
+    try:
+        args.device_resolved = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.quick:
+        args.steps = min(args.steps, QUICK_STEPS)
+    if args.out_dir is None:
+        args.out_dir = os.path.join(HERE, "results", "fig3")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    return args
+
+
+def run_fig3(args) -> dict:
+    """Train the Fig. 3 student, write every output, return ``results``."""
+    from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
+    from NeuralNetworks.plot import plot_perp, plot_weights
+    from NeuralNetworks.train import TrainConfig, log_spaced_steps, test_mse, train
+    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz
+
+    t0 = time.perf_counter()
+    device = args.device_resolved
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    U = make_subspace(args.d, 1, gen, device)
+    teacher = Teacher(U, args.noise)
+    student = init_student(1, args.d, args.width, 1, gen, device=device)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias, lam=args.lam,
+                      pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius,
+                      freeze_bias=args.freeze_bias)
+    t1 = time.perf_counter()
+    hist = train(student, teacher, cfg, gen, snapshot_steps=log_spaced_steps(args.steps, 40),
+                 progress=not args.no_progress)
+    train_s = time.perf_counter() - t1
+    steps_done = int(hist["step"][-1])
+    test_gen = torch.Generator(device=device).manual_seed(args.seed + 1_000_003)
+    perp, wn = hist["perp_norm"][:, 0], hist["w_norm"][:, 0]
+    decay = (1 - args.lr * args.lam) ** hist["step"] * perp[0]
+    res = {
+        "perp_ratio_init": float(perp[0] / wn[0]), "perp_ratio_final": float(perp[-1] / wn[-1]),
+        "perp_norm_init": float(perp[0]), "perp_norm_final": float(perp_norm(student.W, U).item()),
+        "decay_only_perp_norm_final": float(decay[-1]),
+        "w_norm_init": float(wn[0]), "w_norm_final": float(wn[-1]),
+        "stable_rank_final": float(stable_rank(student.W).item()),
+        "test_mse": float(test_mse(student, teacher, 10_000, test_gen)[0]),
+        "steps": steps_done, "perturbations": int(hist["perturbations"][0]),
+        "interrupted": bool(hist["interrupted"]), "train_s": train_s,
+    }
+    u = U[:, 0].cpu().numpy()
+    write_npz(os.path.join(args.out_dir, "fig3_history.npz"), u=u, snapshot_steps=hist["snapshot_steps"],
+              snapshots=hist["snapshots"][:, 0], step=hist["step"], perp_norm=perp, w_norm=wn,
+              loss=hist["loss"][:, 0], grad_norm=hist["grad_norm"][:, 0], decay_only_perp_norm=decay)
+    save_figure(plot_weights(hist["snapshots"][:, 0], u), os.path.join(args.out_dir, "fig3_weights"))
+    save_figure(plot_perp(hist["step"], perp, wn, decay), os.path.join(args.out_dir, "fig3_perp"))
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, device))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from NeuralNetworks.train import DivergenceError
+    try:
+        res = run_fig3(args)
+    except DivergenceError as e:
+        sys.exit(f"error: {e}; the run diverged, try a smaller --lr / --lr-bias")
+    print(f"fig3: steps={res['steps']}{' (interrupted)' if res['interrupted'] else ''} "
+          f"||W_perp||/||W|| {res['perp_ratio_init']:.3f} -> {res['perp_ratio_final']:.3f}, "
+          f"||W_perp||_F {res['perp_norm_init']:.2f} -> {res['perp_norm_final']:.2f} "
+          f"(weight decay alone: {res['decay_only_perp_norm_final']:.2f}), test MSE {res['test_mse']:.2e}, "
+          f"{res['wall_s']:.1f} s -> {args.out_dir}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

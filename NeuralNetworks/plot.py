@@ -1,0 +1,62 @@
+"""Figures of Section 4: Fig. 3 (weights collapsing onto span(u)) and the W_perp curve.
+
+Every function takes arrays and returns a matplotlib figure; nothing is shown or saved here.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plane_coordinates(W: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Coordinates of weight vectors in the plane (u, v), ``v`` a fixed unit vector orthogonal to u.
+
+    ``W: (..., d)``, ``u: (d,)`` unit. For ``d = 2`` this is the plane itself, rotated so that u is
+    the first axis. Returns ``(..., 2)``."""
+    d = u.shape[0]
+    e = np.zeros(d)
+    e[int(np.argmin(np.abs(u)))] = 1.0
+    v = e - (e @ u) * u
+    v /= np.linalg.norm(v)
+    return np.stack([W @ u, W @ v], axis=-1)
+
+
+def plot_weights(snapshots: np.ndarray, u: np.ndarray, every: int = 10):
+    """Fig. 3: trajectories of every ``every``-th neuron, red (init) to blue (trained).
+
+    ``snapshots: (S, h, d)`` first-layer weights at increasing steps; ``u: (d,)``."""
+    S = snapshots.shape[0]
+    sel = snapshots[:, ::every, :]
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    if snapshots.shape[2] == 2:
+        pts, xlabel, ylabel = sel, "$w_1$", "$w_2$"
+        line = np.outer(np.linspace(-1, 1, 2), u)
+    else:
+        pts, xlabel, ylabel = plane_coordinates(sel, u), r"$\langle w, u\rangle$", r"$\langle w, v\rangle$, $v \perp u$"
+        line = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    colors = plt.cm.coolwarm_r(np.linspace(0, 1, S))
+    for s in range(S):
+        ax.scatter(pts[s, :, 0], pts[s, :, 1], s=6, color=colors[s], alpha=0.8, linewidths=0)
+    lim = 1.05 * np.abs(pts).max()
+    ax.plot(line[:, 0] * 2 * lim, line[:, 1] * 2 * lim, "k--", lw=1, label=r"span($u$)")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=xlabel, ylabel=ylabel, aspect="equal",
+           title=f"first-layer weights, every {every}th neuron (red: init, blue: trained)")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only: np.ndarray):
+    """``||W_perp||_F`` and ``||W_perp||_F / ||W||_F`` against step (log x), with the
+    weight-decay-only curve ``(1 - lr lam)^t ||W_perp(0)||_F`` dashed."""
+    x = steps + 1
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(x, perp, label=r"$\|W_\perp\|_F$ (trained)")
+    a1.plot(x, decay_only, "k--", label="weight decay alone")
+    a1.set(xscale="log", yscale="log", xlabel="step + 1", ylabel=r"$\|W_\perp\|_F$")
+    a1.legend()
+    a2.plot(x, perp / wnorm, color="C1")
+    a2.set(xscale="log", xlabel="step + 1", ylabel=r"$\|W_\perp\|_F / \|W\|_F$", ylim=(0, None))
+    fig.tight_layout()
+    return fig
