@@ -142,13 +142,23 @@ def test_quick_run_writes_every_output_and_is_reproducible(tmp_path):
 
 @pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--bogus"]]
                          + ([] if torch.cuda.is_available() else [["--device", "cuda"]]))
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv):
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, capsys):
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "NeuralNetworks", "main.py"), *argv,
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and argv[0] in err
+    assert not out.exists()
+
+
+def test_bad_input_from_the_command_line(tmp_path):
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "NeuralNetworks", "main.py"), "--width", "0",
                         "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2
-    assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
-    assert not out.exists()
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "Traceback" not in p.stderr
+    assert "--width" in p.stderr and not out.exists()
 
 
 def test_divergence_stops_with_advice(tmp_path, capsys):

@@ -1,0 +1,247 @@
+"""Section 5.1 of the paper: Goemans-Williamson rounding derandomised by gradient descent (Fig. 5).
+
+``python MAXCUT/main.py`` reproduces Fig. 5 as the authors ran it (App. F): a G(15, 0.6) graph
+(networkx, seed 42), their spectral "GW vectors", the score-function estimator with their schedule.
+``--graph FILE`` runs on a G-set/rudy file or an edge list, by default with a real GW SDP embedding
+(Burer-Monteiro) and the pathwise estimator of the smoothed objective.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXACT_MAX_NODES = 24
+NX_AUTO_MAX_NODES = 300
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input ends with one line naming the problem and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_at_least(lo):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} is not allowed; it must be an integer >= {lo}")
+        return v
+    return parse
+
+
+def _float_in(lo, hi, lo_open=True):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+        if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+            raise argparse.ArgumentTypeError(
+                f"{s} is not allowed; it must lie in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+        return v
+    return parse
+
+
+_pos, _nonneg = _float_in(0, math.inf), _float_in(0, math.inf, lo_open=False)
+
+
+def build_parser():
+    from MAXCUT.optimizer import PathwiseConfig, ScoreConfig
+    sc, pw = ScoreConfig(), PathwiseConfig()
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--graph", default=None, help="G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v [w]'); "
+      "default: the authors' random graph")
+    a("--nodes", type=_int_at_least(2), default=15, help="nodes of the random graph (paper: 15)")
+    a("--edge-prob", type=_float_in(0, 1), default=0.6, help="edge probability of the random graph (paper: 0.6)")
+    a("--graph-seed", type=int, default=42, help="networkx seed of the random graph (paper: 42)")
+    a("--embedding", choices=("auto", "spectral", "sdp"), default="auto",
+      help="vectors v_i: the authors' adjacency eigenvectors or the GW SDP solution; "
+           "auto = spectral for the random graph (paper), sdp for --graph")
+    a("--estimator", choices=("auto", "score", "pathwise"), default="auto",
+      help="gradient estimator; auto = score for the random graph (paper), pathwise for --graph")
+    a("--steps", type=_int_at_least(1), default=None,
+      help=f"optimisation steps (score: {sc.steps}, the paper's; pathwise: {pw.steps})")
+    a("--samples", type=_int_at_least(1), default=None,
+      help=f"Monte-Carlo samples per step (score: {sc.samples}, the paper's; pathwise: {pw.samples})")
+    a("--lr-mean", type=_pos, default=None, help=f"step size of m (score: {sc.lr_mean}, paper; pathwise: {pw.lr_mean})")
+    a("--lr-sigma", type=_pos, default=None,
+      help=f"step size of log sigma (score: {sc.lr_sigma}, paper; pathwise: {pw.lr_sigma})")
+    a("--lam", type=_nonneg, default=None, help=f"penalty on sigma (score: {sc.lam}, paper; pathwise: {pw.lam}, "
+      "relative to the total |weight|)")
+    a("--delta", type=_pos, default=pw.delta, help="pathwise only: width of the smooth step")
+    a("--chains", type=_int_at_least(1), default=pw.chains,
+      help="pathwise only: independent (m, sigma) chains optimised at once; the best final hyperplane is kept")
+    a("--rounds", type=_int_at_least(1), default=1000, help="random GW roundings for the best-of-k baseline")
+    a("--exact", choices=("auto", "yes", "no"), default="auto",
+      help=f"brute-force optimum (auto: up to {EXACT_MAX_NODES} nodes)")
+    a("--nx", choices=("auto", "yes", "no"), default="auto",
+      help=f"networkx approximation baselines (auto: up to {NX_AUTO_MAX_NODES} nodes; one_exchange is slow)")
+    a("--polish", action="store_true", help="also report a greedy one-flip local search from the derandomised cut")
+    a("--sdp-iters", type=_int_at_least(1), default=3000, help="L-BFGS iterations of the SDP solver")
+    a("--seed", type=int, default=0, help="seed of every random draw of the optimisation")
+    a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
+    a("--out-dir", default=None, help="output folder (default MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")
+    a("--quick", action="store_true", help="the same run with fewer steps and roundings (tests, CI)")
+    a("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and validate everything, graph file included, before any work is done."""
+    from MAXCUT.utilities import GraphFormatError, random_graph, read_graph
+    from MAXCUT.utils import resolve_device
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.device_resolved = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.graph is None:
+        args.graph_name = f"gnp_{args.nodes}_{args.edge_prob:g}_seed{args.graph_seed}"
+        graph = random_graph(args.nodes, args.edge_prob, args.graph_seed)
+    else:
+        args.graph_name = os.path.splitext(os.path.basename(args.graph))[0]
+        try:
+            graph = read_graph(args.graph)
+        except GraphFormatError as e:
+            parser.error(str(e))
+    n, edges, _ = graph
+    if len(edges) == 0:
+        parser.error(f"the graph {args.graph_name} has no edges: every cut is 0")
+    if args.exact == "yes" and n > EXACT_MAX_NODES:
+        parser.error(f"--exact yes enumerates 2^(n-1) cuts; {n} nodes is more than the {EXACT_MAX_NODES} allowed")
+    auto = args.graph is None
+    args.embedding = args.embedding if args.embedding != "auto" else ("spectral" if auto else "sdp")
+    args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
+    if args.quick:
+        args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100)
+        args.rounds = min(args.rounds, 200)
+    if args.out_dir is None:
+        args.out_dir = os.path.join(HERE, "results", "fig5" if auto else args.graph_name)
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    return args, graph
+
+
+def _config(args):
+    from MAXCUT.optimizer import PathwiseConfig, ScoreConfig
+    cfg = ScoreConfig() if args.estimator == "score" else PathwiseConfig(delta=args.delta, chains=args.chains)
+    for flag, field in [("steps", "steps"), ("samples", "samples"), ("lr_mean", "lr_mean"),
+                        ("lr_sigma", "lr_sigma"), ("lam", "lam")]:
+        if getattr(args, flag) is not None:
+            setattr(cfg, field, getattr(args, flag))
+    return cfg
+
+
+def _nx_baselines(args, graph):
+    """networkx's randomized_partitioning and one_exchange, or (None, None, reason)."""
+    n = graph[0]
+    if args.nx == "no" or (args.nx == "auto" and n > NX_AUTO_MAX_NODES):
+        why = "--nx no" if args.nx == "no" else f"{n} nodes > {NX_AUTO_MAX_NODES} (one_exchange is slow; --nx yes forces it)"
+        return None, None, why
+    from networkx.algorithms.approximation import one_exchange, randomized_partitioning
+    from MAXCUT.utilities import to_networkx
+    g = to_networkx(*graph)
+    rnd, _ = randomized_partitioning(g, seed=args.seed, weight="weight")
+    one, _ = one_exchange(g, seed=args.seed, weight="weight")
+    return float(rnd), float(one), None
+
+
+def run(args, graph) -> dict:
+    """Embedding, baselines, derandomisation, polishing; writes every output; returns ``results``."""
+    from MAXCUT import utilities as U
+    from MAXCUT.optimizer import Graph, run_pathwise, run_score
+    from MAXCUT.plot import plot_cut, plot_sigma
+    from MAXCUT.utils import run_metadata, save_figure, write_json, write_npz
+
+    t0 = time.perf_counter()
+    n, edges, weights = graph
+    dev = args.device_resolved
+    ts = time.perf_counter()  # separate streams: the SDP start, the roundings, the optimisation
+    sdp_gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
+    V_sdp, sdp_value = U.solve_sdp(n, edges, weights, sdp_gen, max_iter=args.sdp_iters, device=dev)
+    sdp_s = time.perf_counter() - ts
+    V = V_sdp if args.embedding == "sdp" else U.spectral_embedding(n, edges, weights)
+    Vt = torch.as_tensor(V, dtype=torch.float64, device=dev)
+    gw_exp = U.gw_expected(V, edges, weights)
+    cpu_gen = torch.Generator().manual_seed(args.seed + 1)
+    round_cuts, _ = U.gw_round(V, edges, weights, args.rounds, cpu_gen)
+    exact = None
+    if args.exact == "yes" or (args.exact == "auto" and n <= EXACT_MAX_NODES):
+        exact = U.brute_force(n, edges, weights)[0]
+    nx_rnd, nx_one, nx_why = _nx_baselines(args, graph)
+
+    cfg = _config(args)
+    G = Graph(n, edges, weights, dev)
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    runner = run_score if args.estimator == "score" else run_pathwise
+    hist = runner(Vt, G, cfg, gen, progress=not args.no_progress)
+    partition = (V @ hist["m"] < 0).astype(np.int64)
+    cut = float(U.cut_value(edges, weights, partition))
+    if hist["cut_mean"].size and cut != float(hist["cut_mean"][-1]):
+        raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
+    polished = None
+    if args.polish:  # from every chain's final hyperplane (one chain for the score estimator)
+        tp = time.perf_counter()
+        starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
+        polished = max(float(U.cut_value(edges, weights, U.local_search(n, edges, weights, x))) for x in starts)
+        polish_s = time.perf_counter() - tp
+    best_known = U.GSET_REFERENCE.get(args.graph_name, (None, None))[0] if args.graph else None
+    res = {
+        "graph": args.graph_name, "nodes": n, "edges": int(len(edges)), "embedding": args.embedding,
+        "estimator": args.estimator, "cut": cut, "cut_polished": polished,
+        "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
+        "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
+        "gw_mean_of_k": float(round_cuts.mean()), "rounds": args.rounds,
+        "nx_randomized": nx_rnd, "nx_one_exchange": nx_one, "nx_note": nx_why,
+        "exact": exact, "best_known": best_known,
+        "sigma_final": float(hist["sigma_max"][-1]) if hist["sigma_max"].size else None,
+        "sigma_relative_final": float(hist["sigma_relative"][-1]) if hist["sigma_max"].size else None,
+        "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps": int(hist["step"].size),
+        "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
+        "polish_s": polish_s if args.polish else None,
+    }
+    opt_line = (exact, "optimum (brute force)") if exact is not None else (best_known, "best known cut")
+    write_npz(os.path.join(args.out_dir, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
+              cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"], m=hist["m"],
+              gw_round_cuts=round_cuts)
+    save_figure(plot_cut(hist["step"], hist["cut_sampled"], hist["cut_mean"], gw_exp, opt_line[0], opt_line[1],
+                         sdp_value if args.embedding == "sdp" else None), os.path.join(args.out_dir, "fig5_cut"))
+    save_figure(plot_sigma(hist["step"], hist["sigma_max"], hist["sigma_relative"]),
+                os.path.join(args.out_dir, "fig5_sigma"))
+    res["wall_s"] = time.perf_counter() - t0
+    res["partition"] = partition.tolist()
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def main(argv=None):
+    args, graph = parse_args(argv)
+    res = run(args, graph)
+    extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
+    ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
+           f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
+    print(f"maxcut {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, {args.embedding}/{args.estimator}): "
+          f"cut {res['cut']:g}{extra}{ref}; GW expectation {res['gw_expected']:.1f}, best of {res['rounds']} "
+          f"{res['gw_best_of_k']:g}, SDP bound {res['sdp_value']:.2f}; sdp {res['sdp_s']:.1f} s, "
+          f"optimise {res['optimize_s']:.1f} s, total {res['wall_s']:.1f} s"
+          + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
+    return res
+
+
+if __name__ == "__main__":
+    main()

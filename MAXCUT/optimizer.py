@@ -1,0 +1,244 @@
+"""Derandomised Goemans-Williamson rounding (paper Sec. 5.1, Eq. 7, Theorem 5.2, App. F; Fig. 5).
+
+The random hyperplane ``r = m + sigma * z``, ``z ~ N(0, I_r)``, starts as plain GW (``m = 0``,
+``sigma = 1``); gradient ascent on its expected cut with a penalty ``lam ||sigma||^2`` drives ``sigma``
+to 0 and leaves the deterministic hyperplane ``m``, whose cut is ``cut(sign(V m))``.
+
+Two gradient estimators, both vectorised over the Monte-Carlo samples:
+
+* ``score`` -- the authors' score-function (REINFORCE) estimator of ``grad E[cut(sign(V r))]``:
+  ``E[cut * z] / sigma`` for ``m`` and ``E[cut * (|z|^2 - r)]`` for ``log sigma`` (isotropic sigma),
+  no baseline, with their step sizes, decay schedule, clipping and the ``sigma = exp(log sigma) + 0.5``
+  used inside the step (PAPER.md; reproduced as published).
+* ``pathwise`` -- the reparameterisation gradient of the *smoothed* objective the theory analyses: the
+  sign is replaced by the C^1 smooth step ``h(u) = 3/2 (u/delta) - 1/2 (u/delta)^3`` on ``[-delta, delta]``
+  (``+-1`` outside), and the smoothed cut ``sum w (1 - h_i h_j) / 2`` is differentiated through the sample.
+  ``sigma`` is per coordinate; Adam on ``(m, log sigma)``.
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+@dataclass
+class ScoreConfig:
+    """The authors' settings (PAPER.md, Sec. 2)."""
+    steps: int = 5000
+    samples: int = 100
+    lr_mean: float = 0.01
+    lr_sigma: float = 0.001
+    lam: float = 1.0
+    sigma_offset: float = 0.5          # sigma used in the step = exp(log sigma) + 0.5
+    log_sigma_min: float = math.log(1e-3)
+    log_sigma_max: float = math.log(1.5)
+    decay_every: int = 100
+    decay_mean: float = 1.02
+    decay_sigma: float = 1.03
+    log_samples: int = 10              # the logged cut is the mean over this many samples
+
+
+@dataclass
+class PathwiseConfig:
+    steps: int = 400
+    samples: int = 64
+    lr_mean: float = 0.05
+    lr_sigma: float = 0.05
+    lam: float = 1e-3                  # penalty lam * ||sigma||^2, relative to the total |weight|
+    delta: float = 0.1                 # width of the smooth step (projections start with rms 1)
+    chains: int = 8                    # independent (m, sigma) chains optimised together
+    log_samples: int = 10
+
+
+class Graph:
+    """A graph on one device with the cut of a batch of labels ``s`` in [-1, 1]:
+    ``sum_E w (1 - s_i s_j) / 2 = (w_total - s^T A s / 2) / 2``. ``A`` is dense for small graphs
+    (fewest operations) and sparse CSR otherwise (one sparse product, about 4x faster than gathering
+    both ends of every edge, backward included)."""
+
+    DENSE_UP_TO = 512
+
+    def __init__(self, n, edges, weights, device, dtype=torch.float64):
+        import warnings
+        from MAXCUT.utilities import adjacency
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
+            warnings.simplefilter("ignore", UserWarning)
+            A = adjacency(n, edges, weights, device=device, dtype=dtype)
+        self.dense = n <= self.DENSE_UP_TO
+        self.A = A.to_dense() if self.dense else A
+        self.w_total = float(np.sum(weights))
+        self.abs_total = float(np.sum(np.abs(weights)))
+
+    def cut(self, s: torch.Tensor) -> torch.Tensor:
+        """``s: (..., n)`` -> cut values ``(...)``."""
+        if s.dim() == 2:
+            return self._cut2(s)
+        return self._cut2(s.reshape(-1, s.shape[-1])).reshape(s.shape[:-1])
+
+    def _cut2(self, S):
+        AS = S @ self.A if self.dense else (self.A @ S.T).T
+        return (AS * S).sum(1).mul_(-0.25).add_(0.5 * self.w_total)
+
+
+def sign(u: torch.Tensor) -> torch.Tensor:
+    """+-1 labels, 0 mapped to +1 (a measure-zero event for Gaussian hyperplanes, but ``m = 0`` at start)."""
+    return torch.where(u >= 0, 1.0, -1.0).to(u.dtype)
+
+
+def smooth_step(u: torch.Tensor, delta: float) -> torch.Tensor:
+    """C^1 step: ``3/2 t - 1/2 t^3`` for ``t = u/delta`` in [-1, 1], ``sign(u)`` outside."""
+    t = (u / delta).clamp(-1.0, 1.0)
+    return 1.5 * t - 0.5 * t ** 3
+
+
+def score_gradients(V, graph: Graph, m, sigma, z, delta=None):
+    """Score-function estimates for isotropic ``sigma`` (a float). ``V: (n, r)``, ``z: (S, r)``.
+    Returns ``(grad_m (r,), dE[cut]/dsigma (float), cuts (S,))``, penalty not included:
+    ``grad_m = E[cut z] / sigma`` and ``dE/dsigma = E[cut (|z|^2 - r)] / sigma``. With ``delta`` the
+    cut is the smoothed one (:func:`smooth_step`), as in the theory; without, the sign (the authors')."""
+    return _score_core(graph, V @ m, z @ V.T, z, (z * z).sum(1) - z.shape[1], sigma, delta)
+
+
+def _score_core(graph, Vm, zV, z, zn, sigma, delta=None):
+    """:func:`score_gradients` from precomputed ``Vm = V m (n,)``, ``zV = z V^T (S, n)`` and
+    ``zn = |z|^2 - r (S,)``: the projections of all samples of a block of steps are one product."""
+    u = torch.add(Vm, zV, alpha=sigma)
+    cuts = graph.cut(u.sign() if delta is None else smooth_step(u, delta))  # (S,)
+    scale = 1.0 / (z.shape[0] * sigma)
+    return (cuts @ z).mul_(scale), float(cuts @ zn) * scale, cuts
+
+
+def _score_loop(V, graph, m, sigma, z):
+    """The same estimates with a Python loop over the samples (the benchmark's reference only)."""
+    g_m, g_s = torch.zeros_like(m), 0.0
+    for k in range(z.shape[0]):
+        c = graph.cut((V @ (m + sigma * z[k])).sign())
+        g_m = g_m + c * z[k]
+        g_s += float(c * ((z[k] * z[k]).sum() - z.shape[1]))
+    return g_m / (z.shape[0] * sigma), g_s / (z.shape[0] * sigma)
+
+
+def _noise_blocks(shape, generator, like, block=256):
+    """Gaussian draws for ``block`` steps at a time: one RNG call per block, not per step."""
+    while True:
+        yield from torch.randn((block, *shape), generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _score_blocks(V, samples, generator, block=256):
+    """Per step ``(z (S, r), z V^T (S, n), |z|^2 - r (S,))``, computed for a block of steps at once."""
+    r = V.shape[1]
+    while True:
+        Z = torch.randn((block, samples, r), generator=generator, dtype=V.dtype, device=V.device)
+        yield from zip(Z, Z @ V.T, (Z * Z).sum(-1) - r)
+
+
+def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_sample_loop=False):
+    """The authors' optimisation (ascent on ``E[cut] - lam sigma^2``), vectorised over samples.
+    ``per_sample_loop=True`` runs the same estimator sample by sample (the benchmark's reference; same
+    draws, same result). Returns the history (see :func:`_finish`)."""
+    r = V.shape[1]
+    m = torch.zeros(r, dtype=V.dtype, device=V.device)
+    log_sigma, lr_m, lr_s = 0.0, cfg.lr_mean, cfg.lr_sigma
+    M, sig, sig_step = [], [], []
+    blocks = _score_blocks(V, cfg.samples, generator)
+    t0 = time.perf_counter()
+    try:
+        for t in tqdm(range(cfg.steps), disable=None if progress else True, desc="derandomise"):
+            s = math.exp(log_sigma)
+            s_eff = s + cfg.sigma_offset
+            z, zV, zn = next(blocks)
+            g_m, g_s = (_score_loop(V, graph, m, s_eff, z) if per_sample_loop
+                        else _score_core(graph, V @ m, zV, z, zn, s_eff)[:2])
+            m = torch.add(m, g_m, alpha=lr_m)
+            g_log = g_s * s - 2 * cfg.lam * s * s                          # d/d log sigma, with the penalty
+            log_sigma = min(max(log_sigma + lr_s * g_log, cfg.log_sigma_min), cfg.log_sigma_max)
+            if (t + 1) % cfg.decay_every == 0:
+                lr_m, lr_s = lr_m / cfg.decay_mean, lr_s / cfg.decay_sigma
+            M.append(m[None])
+            sig.append([math.exp(log_sigma)])
+            sig_step.append(math.exp(log_sigma) + cfg.sigma_offset)
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
+    seconds = time.perf_counter() - t0
+    sig_t = torch.tensor(sig_step, dtype=V.dtype, device=V.device).reshape(-1, 1, 1)
+    return _finish(V, graph, M, np.asarray(sig).reshape(-1, 1), sig_t, cfg.log_samples, generator, seconds,
+                   interrupted)
+
+
+def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
+    """Pathwise-differentiable objective to *minimise*, summed over independent chains:
+    ``sum_k [-(E_z smoothcut(m_k + sigma_k z)) / scale + lam ||sigma_k||^2]``. ``m, log_sigma: (K, r)``
+    (or ``(r,)``), ``z: (K, S, r)`` (or ``(S, r)``) -- the expectation is estimated on the samples."""
+    m, log_sigma = torch.atleast_2d(m), torch.atleast_2d(log_sigma)
+    z = z if z.dim() == 3 else z[None]
+    sigma = log_sigma.exp()
+    h = smooth_step((m[:, None] + sigma[:, None] * z) @ V.T, delta)    # (K, S, n)
+    return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()
+
+
+def run_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True):
+    """Adam on ``(m, log sigma)`` with the pathwise gradient of :func:`smoothed_objective`, for
+    ``cfg.chains`` independent chains at once; the objective is divided by the total |weight| so one
+    ``lam`` and one ``delta`` serve every graph. The chain whose final hyperplane ``m`` cuts most is
+    the output (a deterministic choice). Returns the history (see :func:`_finish`)."""
+    K, r = cfg.chains, V.shape[1]
+    m = torch.zeros(K, r, dtype=V.dtype, device=V.device, requires_grad=True)
+    log_sigma = torch.zeros(K, r, dtype=V.dtype, device=V.device, requires_grad=True)
+    opt = torch.optim.Adam([{"params": [m], "lr": cfg.lr_mean}, {"params": [log_sigma], "lr": cfg.lr_sigma}])
+    M, sig = [], []
+    noise = _noise_blocks((K, cfg.samples, r), generator, V, block=32)
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        for t in tqdm(range(cfg.steps), disable=None if progress else True, desc="derandomise"):
+            opt.zero_grad()
+            loss = smoothed_objective(V, graph, m, log_sigma, next(noise), cfg.delta, cfg.lam, graph.abs_total)
+            loss.backward()
+            opt.step()
+            M.append(m.detach().clone())
+            sig.append(log_sigma.detach().exp())
+            if t % 50 == 0 and not math.isfinite(loss.item()):
+                raise FloatingPointError(f"the objective became {loss.item()} at step {t}")
+    except KeyboardInterrupt:
+        interrupted = True
+    seconds = time.perf_counter() - t0
+    sig_t = torch.stack(sig) if sig else torch.zeros(0, K, r, dtype=V.dtype, device=V.device)
+    return _finish(V, graph, M, sig_t.amax(2).cpu().numpy(), sig_t, cfg.log_samples, generator, seconds,
+                   interrupted)
+
+
+@torch.no_grad()
+def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds, interrupted, chunk=32):
+    """History from the per-step means ``M`` (list of ``(K, r)``) and sampling scales
+    ``sigma_noise: (T, K, 1 or r)``, computed after the loop in batches. The output chain ``k`` is the one
+    whose final ``m`` cuts most; for it: ``cut_mean`` (deterministic cut of ``m_t``), ``cut_sampled``
+    (mean cut of ``log_samples`` fresh hyperplanes ``m_t + sigma_t z``), ``sigma_max``, ``sigma_relative``
+    (``max sigma / |m_t|``: the cut depends on ``r`` only through its direction, so this scale-free ratio
+    is what measures how random the hyperplane still is), the final ``m``.
+    ``chain_final_cuts``: every chain's final deterministic cut."""
+    T, r = len(M), V.shape[1]
+    if T == 0:
+        z0 = np.zeros(0)
+        return {"step": z0.astype(int), "cut_mean": z0, "cut_sampled": z0, "sigma_max": z0, "sigma_relative": z0,
+                "m": np.zeros(r),
+                "chain_final_cuts": z0, "chain_m": np.zeros((0, r)), "optimize_s": seconds,
+                "interrupted": interrupted}
+    Mt = torch.stack(M)                                                   # (T, K, r)
+    cut_all = torch.cat([graph.cut(sign(Mt[a:a + chunk] @ V.T)) for a in range(0, T, chunk)])  # (T, K)
+    k = int(torch.argmax(cut_all[-1]))
+    cut_sampled = []
+    for a in range(0, T, chunk):
+        Mc, Sc = Mt[a:a + chunk, k], sigma_noise[a:a + chunk, k]
+        z = torch.randn(len(Mc), log_samples, r, generator=generator, dtype=V.dtype, device=V.device)
+        cut_sampled.append(graph.cut(sign((Mc[:, None] + Sc[:, None] * z) @ V.T)).mean(1))
+    return {"step": np.arange(1, T + 1), "cut_mean": cut_all[:, k].cpu().numpy(),
+            "cut_sampled": torch.cat(cut_sampled).cpu().numpy(), "sigma_max": np.asarray(sigma_max)[:, k],
+            "sigma_relative": np.asarray(sigma_max)[:, k] / np.maximum(Mt[:, k].norm(dim=1).cpu().numpy(), 1e-300),
+            "m": Mt[-1, k].cpu().numpy(), "chain_final_cuts": cut_all[-1].cpu().numpy(),
+            "chain_m": Mt[-1].cpu().numpy(),
+            "optimize_s": seconds, "interrupted": interrupted}

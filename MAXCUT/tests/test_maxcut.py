@@ -1,0 +1,235 @@
+"""Tests of Section 5.1 (MAXCUT): exact optimum, SDP values, gradient estimators, derandomisation, I/O."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from MAXCUT.main import main
+from MAXCUT.optimizer import (Graph, PathwiseConfig, ScoreConfig, run_pathwise, run_score, score_gradients,
+                              smooth_step, smoothed_objective)
+from MAXCUT.utilities import (GSET_DIR, brute_force, cut_value, gw_expected, local_search, random_graph,
+                              read_graph, solve_sdp, spectral_embedding)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cycle(n):
+    e = np.array([(i, (i + 1) % n) for i in range(n)])
+    return n, np.sort(e, axis=1), np.ones(n)
+
+
+def test_brute_force_hand_checked():
+    assert brute_force(*cycle(5))[0] == 4          # odd cycle: all but one edge
+    assert brute_force(*cycle(6))[0] == 6          # even cycle: bipartite
+    k4 = np.array([(i, j) for i in range(4) for j in range(i + 1, 4)])
+    assert brute_force(4, k4, np.ones(6))[0] == 4  # K4: 2 x 2 split
+    # weighted triangle with a negative edge: best is to cut the two positive edges
+    val, x = brute_force(3, np.array([[0, 1], [1, 2], [0, 2]]), np.array([3.0, 2.0, -1.0]))
+    assert val == 5 and cut_value(np.array([[0, 1], [1, 2], [0, 2]]), np.array([3.0, 2.0, -1.0]), x) == 5
+
+
+def test_sdp_value_of_5_cycle():
+    n, e, w = cycle(5)
+    V, val = solve_sdp(n, e, w, torch.Generator().manual_seed(0))
+    assert val == pytest.approx(2.5 * (1 + math.cos(math.pi / 5)), abs=1e-7)  # 4.5225...
+    np.testing.assert_allclose(np.linalg.norm(V, axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sdp_bounds_exact_optimum_and_gw(seed):
+    n, e, w = random_graph(11, 0.5, seed)
+    V, val = solve_sdp(n, e, w, torch.Generator().manual_seed(seed))
+    opt = brute_force(n, e, w)[0]
+    assert val >= opt - 1e-6
+    assert gw_expected(V, e, w) >= 0.87856 * val - 1e-9   # Goemans-Williamson guarantee
+
+
+def _five_cycle_setup():
+    n, e, w = cycle(5)
+    V, _ = solve_sdp(n, e, w, torch.Generator().manual_seed(0))
+    return torch.as_tensor(V), Graph(n, e, w, "cpu")
+
+
+def test_pathwise_gradient_equals_finite_differences():
+    """Fixed samples: the objective is a deterministic smooth function of (m, log sigma)."""
+    V, G = _five_cycle_setup()
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(2, 50, V.shape[1], generator=g, dtype=torch.float64)
+    m = torch.randn(2, V.shape[1], generator=g, dtype=torch.float64).requires_grad_(True)
+    ls = (0.3 * torch.randn(2, V.shape[1], generator=g, dtype=torch.float64)).requires_grad_(True)
+    f = lambda m_, ls_: smoothed_objective(V, G, m_, ls_, z, 0.7, 0.01, 5.0)  # noqa: E731
+    gm, gl = torch.autograd.grad(f(m, ls), [m, ls])
+    h = 1e-6
+    for p, grad in ((m, gm), (ls, gl)):
+        fd = torch.zeros_like(p)
+        with torch.no_grad():
+            for idx in np.ndindex(*p.shape):
+                p[idx] += h
+                up = f(m, ls).item()
+                p[idx] -= 2 * h
+                down = f(m, ls).item()
+                p[idx] += h
+                fd[idx] = (up - down) / (2 * h)
+        torch.testing.assert_close(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_score_and_pathwise_gradients_agree_in_expectation():
+    """E[smoothcut(m + sigma z)] in m and sigma (isotropic): score-function estimate, pathwise estimate and
+    central finite differences with common random numbers agree to Monte-Carlo accuracy (400k samples)."""
+    V, G = _five_cycle_setup()
+    r, delta, sigma = V.shape[1], 0.5, 0.8
+    g = torch.Generator().manual_seed(2)
+    m = torch.tensor([0.6, -0.3, 0.2, 0.1], dtype=torch.float64)[:r]
+    z = torch.randn(400_000, r, generator=g, dtype=torch.float64)
+    g_m_score, g_s_score, _ = score_gradients(V, G, m, sigma, z, delta=delta)
+
+    def expected_cut(m_, s_):
+        return G.cut(smooth_step((m_ + s_ * z) @ V.T, delta)).mean()
+
+    mp = m.clone().requires_grad_(True)
+    sp = torch.tensor(sigma, dtype=torch.float64, requires_grad=True)
+    g_m_path, g_s_path = torch.autograd.grad(expected_cut(mp, sp), [mp, sp])
+    h = 1e-5
+    fd_m = torch.stack([(expected_cut(m + h * e, sigma) - expected_cut(m - h * e, sigma)) / (2 * h)
+                        for e in torch.eye(r, dtype=torch.float64)])
+    fd_s = (expected_cut(m, sigma + h) - expected_cut(m, sigma - h)) / (2 * h)
+    torch.testing.assert_close(g_m_path, fd_m, rtol=1e-4, atol=1e-6)
+    assert g_s_path.item() == pytest.approx(fd_s.item(), rel=1e-4, abs=1e-6)
+    torch.testing.assert_close(g_m_score, g_m_path, rtol=0, atol=0.03)   # score: noisy, no baseline
+    assert g_s_score == pytest.approx(g_s_path.item(), abs=0.03)
+
+
+def test_vectorised_score_equals_per_sample_loop():
+    n, e, w = random_graph(15, 0.6, 42)
+    V = torch.as_tensor(spectral_embedding(n, e, w))
+    G = Graph(n, e, w, "cpu")
+    cfg = ScoreConfig(steps=60)
+    a = run_score(V, G, cfg, torch.Generator().manual_seed(0), progress=False)
+    b = run_score(V, G, cfg, torch.Generator().manual_seed(0), progress=False, per_sample_loop=True)
+    np.testing.assert_allclose(a["m"], b["m"], rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(a["cut_mean"], b["cut_mean"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_derandomisation_reaches_optimum_and_beats_gw_expectation(seed):
+    n, e, w = random_graph(12, 0.5, 100 + seed)
+    V, _ = solve_sdp(n, e, w, torch.Generator().manual_seed(seed))
+    h = run_pathwise(torch.as_tensor(V), Graph(n, e, w, "cpu"), PathwiseConfig(steps=400, chains=4),
+                     torch.Generator().manual_seed(seed), progress=False)
+    x = (V @ h["m"] < 0).astype(int)
+    cut = cut_value(e, w, x)
+    assert cut == h["cut_mean"][-1]
+    assert cut >= gw_expected(V, e, w)
+    assert cut == brute_force(n, e, w)[0]
+    # the hyperplane becomes deterministic: sigma relative to |m| (the cut is scale-free) keeps falling
+    rel = h["sigma_relative"]
+    assert rel[-1] < 0.3 and rel[-1] < rel[len(rel) // 2] < rel[len(rel) // 4]
+
+
+def test_local_search_reaches_a_one_flip_optimum():
+    n, e, w = random_graph(40, 0.3, 7)
+    x0 = np.zeros(n, dtype=int)
+    x = local_search(n, e, w, x0)
+    base = cut_value(e, w, x)
+    assert base > cut_value(e, w, x0)
+    for i in range(n):  # no single flip improves
+        y = x.copy()
+        y[i] ^= 1
+        assert cut_value(e, w, y) <= base
+
+
+def test_gset_reader(tmp_path):
+    f = tmp_path / "g.txt"
+    f.write_text("4 4\n1 2 1\n2 3 -1\n3 4 2\n1 4 1\n")
+    n, e, w = read_graph(str(f))
+    assert n == 4
+    assert e.tolist() == [[0, 1], [0, 3], [1, 2], [2, 3]] and w.tolist() == [1, 1, -1, 2]
+    n, e, w = read_graph(os.path.join(GSET_DIR, "G11.txt"))
+    assert (n, len(e)) == (800, 1600) and set(w.tolist()) == {-1.0, 1.0}
+    el = tmp_path / "el.txt"
+    el.write_text("# comment\n10 20\n20 30 2.5\n30 10\n")
+    n, e, w = read_graph(str(el))
+    assert n == 3 and e.tolist() == [[0, 1], [0, 2], [1, 2]] and w.tolist() == [1.0, 1.0, 2.5]
+
+
+def _expected_outputs(d):
+    for name in ["fig5_cut.png", "fig5_cut.pdf", "fig5_sigma.png", "fig5_sigma.pdf", "results.json",
+                 "config.json", "history.npz"]:
+        assert (d / name).stat().st_size > 0, name
+
+
+def test_quick_default_run_writes_every_output(tmp_path):
+    res = main(["--quick", "--no-progress", "--out-dir", str(tmp_path)])
+    _expected_outputs(tmp_path)
+    saved = json.load(open(tmp_path / "results.json"))
+    n, e, w = random_graph(15, 0.6, 42)
+    assert saved["nodes"] == 15 and saved["edges"] == len(e) and saved["exact"] == 42
+    assert cut_value(e, w, np.array(saved["partition"])) == saved["cut"] == res["cut"]
+    assert saved["gw_expected"] == pytest.approx(w.sum() / 2)   # spectral embedding: a uniform random cut
+    assert saved["sdp_value"] >= saved["exact"] - 1e-6
+    for key in ["cut_polished", "gw_best_of_k", "nx_randomized", "nx_one_exchange", "sigma_final",
+                "optimize_s", "wall_s"]:
+        assert key in saved
+
+
+def test_quick_gset_run_with_polish(tmp_path):
+    res = main(["--graph", os.path.join(GSET_DIR, "G14.txt"), "--quick", "--polish", "--no-progress",
+                "--out-dir", str(tmp_path)])
+    _expected_outputs(tmp_path)
+    assert res["sdp_value"] == pytest.approx(3191.57, rel=1e-3)
+    assert res["gw_expected"] <= res["cut"] <= res["cut_polished"] <= res["sdp_value"]
+    assert res["nx_randomized"] is None and "nodes" in res["nx_note"]
+
+
+BAD_FILES = {
+    "header.txt": ("4 x\n1 2 1\n", ":1:"),
+    "nonint.txt": ("3 2\n1 2 1\n2 b 1\n", ":3:"),
+    "range.txt": ("3 2\n1 2 1\n2 4 1\n", ":3:"),
+    "loop.txt": ("3 2\n1 2 1\n3 3 1\n", ":3:"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_malformed_graph_files(tmp_path, name, capsys):
+    text, where = BAD_FILES[name]
+    f = tmp_path / name
+    f.write_text(text)
+    _assert_bad([("--graph", str(f))], tmp_path, expect=[name + where], capsys=capsys)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--graph", "/nonexistent/g.txt"], "no such file"), (["--edge-prob", "1.5"], "1.5"),
+    (["--nodes", "1"], "--nodes"), (["--nodes", "40", "--exact", "yes"], "40 nodes"),
+    (["--nodes", "5", "--edge-prob", "1e-9"], "no edges")])
+def test_bad_arguments(tmp_path, argv, expect, capsys):
+    _assert_bad([tuple(argv)], tmp_path, expect=[expect], capsys=capsys)
+
+
+def _assert_bad(argvs, tmp_path, expect, capsys=None):
+    """In-process (fast): SystemExit 2, one line on stderr naming the problem, nothing written."""
+    out = tmp_path / "out"
+    argv = [a for group in argvs for a in group] + ["--out-dir", str(out)]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    for s in expect:
+        assert s in err
+    assert not out.exists()
+
+
+def test_bad_input_from_the_command_line(tmp_path):
+    """The real CLI in a subprocess: one line, exit status 2, no traceback, nothing written."""
+    f = tmp_path / "bad.txt"
+    f.write_text("3 2\n1 2 1\n2 x 1\n")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "MAXCUT", "main.py"), "--graph", str(f),
+                        "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [p.stderr.strip()]
+    assert "bad.txt:3:" in p.stderr and "Traceback" not in p.stderr and not out.exists()

@@ -1,0 +1,230 @@
+"""Graphs, cuts and exact/baseline solvers for Section 5.1 (paper App. F, Fig. 5).
+
+A graph is ``(n, edges, weights)``: ``edges: (m, 2)`` int64, 0-based, ``i < j``; ``weights: (m,)`` float64.
+A partition is a 0/1 vector ``(n,)`` (or a batch ``(..., n)``); its cut is the total weight of the edges
+whose ends lie on different sides.
+"""
+import math
+import os
+
+import numpy as np
+import torch
+
+GSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gset")
+# name: (best known cut, SDP bound or None) -- see data/gset/README.md for the sources
+GSET_REFERENCE = {"G1": (11624, 12083.2), "G11": (564, None), "G14": (3064, 3191.57),
+                  "G22": (13359, 14135.95), "G43": (6660, 7032.22), "G48": (6000, 6000.0),
+                  "G51": (3848, 4006.26)}
+
+
+class GraphFormatError(ValueError):
+    """A graph file that cannot be read; the message names the file and line."""
+
+
+def _merge(n, edges, weights):
+    """Sort each edge as ``i < j`` and add the weights of repeated edges."""
+    e = np.sort(np.asarray(edges, dtype=np.int64).reshape(-1, 2), axis=1)
+    key = e[:, 0] * n + e[:, 1]
+    uniq, inv = np.unique(key, return_inverse=True)
+    w = np.bincount(inv, weights=np.asarray(weights, dtype=np.float64), minlength=len(uniq))
+    return np.stack([uniq // n, uniq % n], axis=1), w
+
+
+def _parse_int(tok, path, lineno, what):
+    try:
+        return int(tok)
+    except ValueError:
+        raise GraphFormatError(f"{path}:{lineno}: {what} {tok!r} is not an integer") from None
+
+
+def _parse_float(tok, path, lineno):
+    try:
+        v = float(tok)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise GraphFormatError(f"{path}:{lineno}: weight {tok!r} is not a finite number")
+    return v
+
+
+def read_graph(path):
+    """Read a G-set/rudy file (first line ``n m``, then ``i j w`` 1-based) or a plain edge list
+    (``u v [w]`` per line, any integer labels, relabelled 0..n-1 in sorted order). A file is read as
+    G-set when its first line has two fields and every later line three. Lines starting with ``#`` are
+    comments. Returns ``(n, edges, weights)``; raises :class:`GraphFormatError` naming the line."""
+    if not os.path.isfile(path):
+        raise GraphFormatError(f"{path}: no such file")
+    try:
+        with open(path) as f:
+            rows = [(k + 1, line.split()) for k, line in enumerate(f)]
+    except (UnicodeDecodeError, OSError) as e:
+        raise GraphFormatError(f"{path}: cannot be read as text ({e.__class__.__name__})") from None
+    rows = [(k, t) for k, t in rows if t and not t[0].startswith("#")]
+    if not rows:
+        raise GraphFormatError(f"{path}: the file is empty")
+    gset = len(rows[0][1]) == 2 and len(rows) > 1 and all(len(t) == 3 for _, t in rows[1:])
+    return _read_gset(path, rows) if gset else _read_edge_list(path, rows)
+
+
+def _read_gset(path, rows):
+    (k0, head), body = rows[0], rows[1:]
+    n = _parse_int(head[0], path, k0, "node count")
+    m = _parse_int(head[1], path, k0, "edge count")
+    if n < 2 or m < 1:
+        raise GraphFormatError(f"{path}:{k0}: header 'n m' needs n >= 2 and m >= 1, got {n} {m}")
+    if len(body) != m:
+        raise GraphFormatError(f"{path}:{k0}: header announces {m} edges but the file has {len(body)}")
+    edges, weights = np.empty((m, 2), np.int64), np.empty(m)
+    for r, (k, (a, b, w)) in enumerate(body):
+        i, j = _parse_int(a, path, k, "node id"), _parse_int(b, path, k, "node id")
+        for v in (i, j):
+            if not 1 <= v <= n:
+                raise GraphFormatError(f"{path}:{k}: node id {v} is out of range 1..{n}")
+        if i == j:
+            raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")
+        edges[r], weights[r] = (i - 1, j - 1), _parse_float(w, path, k)
+    return (n, *_merge(n, edges, weights))
+
+
+def _read_edge_list(path, rows):
+    ends, weights = [], []
+    for k, t in rows:
+        if len(t) not in (2, 3):
+            raise GraphFormatError(f"{path}:{k}: expected 'u v' or 'u v w', got {len(t)} fields")
+        i, j = _parse_int(t[0], path, k, "node id"), _parse_int(t[1], path, k, "node id")
+        if i == j:
+            raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")
+        ends.append((i, j))
+        weights.append(_parse_float(t[2], path, k) if len(t) == 3 else 1.0)
+    labels, idx = np.unique(np.asarray(ends), return_inverse=True)
+    return (len(labels), *_merge(len(labels), idx.reshape(-1, 2), weights))
+
+
+def random_graph(n, p, seed):
+    """networkx ``gnp_random_graph(n, p, seed)`` with unit weights (the authors' G(15, 0.6), seed 42)."""
+    import networkx as nx
+    g = nx.gnp_random_graph(n, p, seed=seed)
+    e = np.asarray(list(g.edges()), dtype=np.int64).reshape(-1, 2)
+    return (n, *_merge(n, e, np.ones(len(e))))
+
+
+def to_networkx(n, edges, weights):
+    import networkx as nx
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_weighted_edges_from((int(i), int(j), float(w)) for (i, j), w in zip(edges, weights))
+    return g
+
+
+def cut_value(edges, weights, x):
+    """Cut of 0/1 (or +-1) labels ``x: (..., n)`` -> ``(...)``; numpy or torch."""
+    xi, xj = x[..., edges[:, 0]], x[..., edges[:, 1]]
+    return ((xi != xj) * weights).sum(-1)
+
+
+def adjacency(n, edges, weights, device="cpu", dtype=torch.float64) -> torch.Tensor:
+    """Symmetric weighted adjacency as a sparse CSR tensor ``(n, n)``."""
+    e = torch.as_tensor(edges)
+    idx = torch.cat([e, e.flip(1)]).T
+    w = torch.as_tensor(weights, dtype=dtype).repeat(2)
+    return torch.sparse_coo_tensor(idx, w, (n, n), check_invariants=False).coalesce().to_sparse_csr().to(device)
+
+
+def brute_force(n, edges, weights, chunk=1 << 18):
+    """Exact maximum cut by enumerating all ``2^(n-1)`` partitions (node ``n-1`` fixed on side 0),
+    vectorised in chunks: ``cut(x) = x . deg - x^T A x`` for 0/1 ``x``. Returns ``(value, x)``."""
+    A = np.zeros((n, n))
+    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
+    A = torch.as_tensor(A + A.T)
+    deg = A.sum(1)
+    bits = torch.arange(n - 1, dtype=torch.int64)
+    best, best_code = -math.inf, 0
+    total = 1 << (n - 1)
+    for start in range(0, total, chunk):
+        codes = torch.arange(start, min(start + chunk, total), dtype=torch.int64)
+        X = ((codes[:, None] >> bits) & 1).to(torch.float64)
+        X = torch.cat([X, torch.zeros(len(codes), 1, dtype=torch.float64)], 1)
+        cuts = X @ deg - ((X @ A) * X).sum(1)
+        k = int(torch.argmax(cuts))
+        if cuts[k] > best:
+            best, best_code = float(cuts[k]), int(codes[k])
+    x = np.array([(best_code >> i) & 1 for i in range(n - 1)] + [0], dtype=np.int64)
+    return best, x
+
+
+def local_search(n, edges, weights, x):
+    """Greedy one-flip local search from the 0/1 partition ``x``: flip the vertex of largest positive
+    gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x`` are updated in O(n) per
+    flip. Returns the improved 0/1 partition (numpy)."""
+    A = np.zeros((n, n))
+    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
+    A += A.T
+    s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
+    As = A @ s
+    for _ in range(100 * n):  # every flip raises the cut by > 0; this bound is never reached in practice
+        gain = s * As
+        i = int(np.argmax(gain))
+        if gain[i] <= 1e-9:
+            break
+        As -= 2.0 * s[i] * A[i]  # A is symmetric: row i is column i
+        s[i] = -s[i]
+    return ((1 - s) / 2).astype(np.int64)
+
+
+def gw_expected(V, edges, weights):
+    """Expected cut of Goemans-Williamson rounding: ``sum w arccos<v_i, v_j> / pi``. ``V: (n, r)``."""
+    V = torch.as_tensor(V, dtype=torch.float64)
+    e = torch.as_tensor(edges)
+    cos = (V[e[:, 0]] * V[e[:, 1]]).sum(1).clamp(-1, 1)
+    return float((torch.as_tensor(weights) * torch.arccos(cos)).sum() / math.pi)
+
+
+def gw_round(V, edges, weights, k, generator):
+    """``k`` independent random-hyperplane roundings of ``V: (n, r)`` at once. Returns the cuts ``(k,)``
+    and the best partition."""
+    V = torch.as_tensor(V, dtype=torch.float64)
+    R = torch.randn(V.shape[1], k, generator=generator, dtype=torch.float64)
+    X = (V @ R < 0).T.to(torch.int64)                                    # (k, n)
+    cuts = cut_value(torch.as_tensor(edges), torch.as_tensor(weights), X)
+    return cuts.numpy(), X[int(torch.argmax(cuts))].numpy()
+
+
+def spectral_embedding(n, edges, weights):
+    """The authors' "GW vectors": all ``n`` eigenvectors of the adjacency matrix as columns of an
+    orthogonal matrix; row ``i`` is ``v_i``. Since the rows are orthonormal, ``<v_i, v_j> = 0`` and
+    the "GW" rounding of this embedding is a uniform random cut. Returns ``V: (n, n)`` float64."""
+    A = np.zeros((n, n))
+    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
+    _, vecs = np.linalg.eigh(A + A.T)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def sdp_rank(n):
+    """Burer-Monteiro rank: the smallest ``r`` with ``r (r + 1) / 2 > n``, above which second-order
+    points of the factorised problem are generically global optima (Boumal, Voroninski, Bandeira 2016)."""
+    return int(math.ceil((math.sqrt(8 * n + 1) - 1) / 2)) + 1
+
+
+def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cpu"):
+    """Goemans-Williamson relaxation ``max sum w (1 - <v_i, v_j>)/2`` over unit vectors, by the
+    Burer-Monteiro factorisation ``v_i = y_i / |y_i|`` and L-BFGS (float64). Returns ``V: (n, r)``
+    numpy with unit rows and the value it attains (a lower bound on the SDP optimum, equal to it at
+    convergence)."""
+    r = rank or sdp_rank(n)
+    e = torch.as_tensor(edges, device=device)
+    w = torch.as_tensor(weights, dtype=torch.float64, device=device)
+    Y = torch.randn(n, r, generator=generator, dtype=torch.float64, device=device).requires_grad_(True)
+    opt = torch.optim.LBFGS([Y], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
+                            tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        V = Y / Y.norm(dim=1, keepdim=True)
+        f = (w * (V[e[:, 0]] * V[e[:, 1]]).sum(1)).sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    V = (Y / Y.norm(dim=1, keepdim=True)).detach()
+    value = float((w * (1 - (V[e[:, 0]] * V[e[:, 1]]).sum(1))).sum() / 2)
+    return V.cpu().numpy(), value
