@@ -128,7 +128,7 @@ def parse_args(argv=None):
     args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
     if args.quick:
         args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100)
-        args.rounds = min(args.rounds, 200)
+        args.rounds, args.chains = min(args.rounds, 200), min(args.chains, 8)
     if args.out_dir is None:
         args.out_dir = os.path.join(HERE, "results", "fig5" if auto else args.graph_name)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
@@ -175,7 +175,10 @@ def run(args, graph) -> dict:
     V_sdp, sdp_value = U.solve_sdp(n, edges, weights, sdp_gen, max_iter=args.sdp_iters, device=dev)
     sdp_s = time.perf_counter() - ts
     V = V_sdp if args.embedding == "sdp" else U.spectral_embedding(n, edges, weights)
-    Vt = torch.as_tensor(V, dtype=torch.float64, device=dev)
+    # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the
+    # reported cut is recomputed in float64 from the partition
+    dtype = torch.float32 if args.estimator == "pathwise" else torch.float64
+    Vt = torch.as_tensor(V, dtype=dtype, device=dev)
     gw_exp = U.gw_expected(V, edges, weights)
     cpu_gen = torch.Generator().manual_seed(args.seed + 1)
     round_cuts, _ = U.gw_round(V, edges, weights, args.rounds, cpu_gen)
@@ -185,13 +188,13 @@ def run(args, graph) -> dict:
     nx_rnd, nx_one, nx_why = _nx_baselines(args, graph)
 
     cfg = _config(args)
-    G = Graph(n, edges, weights, dev)
+    G = Graph(n, edges, weights, dev, dtype=dtype)
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     runner = run_score if args.estimator == "score" else run_pathwise
     hist = runner(Vt, G, cfg, gen, progress=not args.no_progress)
     partition = (V @ hist["m"] < 0).astype(np.int64)
     cut = float(U.cut_value(edges, weights, partition))
-    if hist["cut_mean"].size and cut != float(hist["cut_mean"][-1]):
+    if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
         raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
     polished = None
     if args.polish:  # from every chain's final hyperplane (one chain for the score estimator)

@@ -49,7 +49,7 @@ class PathwiseConfig:
     lr_sigma: float = 0.05
     lam: float = 1e-3                  # penalty lam * ||sigma||^2, relative to the total |weight|
     delta: float = 0.1                 # width of the smooth step (projections start with rms 1)
-    chains: int = 8                    # independent (m, sigma) chains optimised together
+    chains: int = 32                   # independent (m, sigma) chains optimised together
     log_samples: int = 10
 
 
