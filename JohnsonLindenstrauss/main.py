@@ -1,0 +1,206 @@
+"""Section 5.2 of the paper: a Johnson-Lindenstrauss projection learned by derandomisation (Fig. 7).
+
+``python JohnsonLindenstrauss/main.py`` runs the authors' experiment (App. G): 100 unit vectors in
+R^500 (uniform[0,1] rows, normalised), k = 30, a Gaussian distribution over 30x500 matrices with mean 0 and
+one scalar log-variance 0, optimised by Adam on the largest distortion of a batch of 20 sampled matrices.
+``--target pairwise`` preserves distances instead of norms; ``--objective surrogate`` uses the paper's
+own union-bound objective (Eq. 9).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUICK_STEPS = 300
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input ends with one line naming the problem and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_at_least(lo):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} is not allowed; it must be an integer >= {lo}")
+        return v
+    return parse
+
+
+def _positive(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"{s} is not allowed; it must be a finite number > 0")
+    return v
+
+
+def build_parser():
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--data", default="uniform", help="uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy "
+      "(rows are points, normalised on load) (paper: uniform)")
+    a("--target", choices=("norms", "pairwise"), default="norms",
+      help="preserve the points' norms (paper) or all pairwise distances")
+    a("--objective", choices=("max", "surrogate"), default="max",
+      help="max distortion of a sampled batch (the authors' code) or the union bound of Eq. 9")
+    a("--n", type=_int_at_least(1), default=None, help="training points (paper: 100; a .npy: all rows but the holdout)")
+    a("--d", type=_int_at_least(1), default=500, help="dimension of generated data (paper: 500)")
+    a("--k", type=_int_at_least(1), default=30, help="target dimension (paper: 30)")
+    a("--holdout", type=_int_at_least(0), default=0, help="further points from the same source, never trained on")
+    a("--batch", type=_int_at_least(1), default=20, help="matrices sampled per step (paper: 20)")
+    a("--lr", type=_positive, default=0.01, help="Adam step size (paper: 0.01)")
+    a("--steps", type=_int_at_least(1), default=5000, help="maximum steps (paper: 5000)")
+    a("--tol", type=_positive, default=0.01, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
+    a("--eps", type=_positive, default=0.1, help="'surrogate': distortion threshold epsilon")
+    a("--lam", type=_positive, default=1e-4, help="'surrogate': weight of the variance penalty")
+    a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
+    a("--seed", type=int, default=0, help="seed of the data and of every random draw")
+    a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
+    a("--out-dir", default=None, help="output folder (default JohnsonLindenstrauss/results/fig7/ for the paper's "
+      "run, else results/<data>_<target>_<objective>/)")
+    a("--quick", action="store_true", help=f"the same run with at most {QUICK_STEPS} steps and 100 draws (tests, CI)")
+    a("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and validate every argument and load the data, before any output is written."""
+    from JohnsonLindenstrauss.model import DATASETS, DataError, load_points, make_targets
+    from JohnsonLindenstrauss.utils import resolve_device
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.device_resolved = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.data not in DATASETS and not args.data.endswith(".npy"):
+        parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
+    n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
+    if args.target == "pairwise" and n is not None and n < 2:
+        parser.error("--target pairwise needs --n >= 2: one point has no pairwise distance")
+    try:
+        X, Xh = load_points(args.data, n, args.holdout, args.d, args.seed)
+        if args.target == "pairwise":
+            make_targets(torch.as_tensor(np.vstack([X, Xh])), "pairwise")   # coinciding points
+    except DataError as e:
+        parser.error(str(e))
+    if args.target == "pairwise" and len(X) < 2:
+        parser.error("--target pairwise needs at least 2 training points")
+    if args.k > X.shape[1]:
+        parser.error(f"--k {args.k} is larger than the data dimension d = {X.shape[1]}")
+    if args.quick:
+        args.steps, args.draws = min(args.steps, QUICK_STEPS), min(args.draws, 100)
+    if args.out_dir is None:
+        paper = (args.data, args.target, args.objective) == ("uniform", "norms", "max")
+        name = os.path.splitext(os.path.basename(args.data))[0]
+        args.out_dir = os.path.join(HERE, "results", "fig7" if paper else f"{name}_{args.target}_{args.objective}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    return args, X, Xh
+
+
+def _baselines(args, X, Xh, T, Th, gen):
+    """Every baseline on the training targets and, when there is a holdout, on the held-out ones."""
+    from JohnsonLindenstrauss import model as jm
+    k = args.k
+    g = jm.gaussian_baseline(T, k, args.draws, gen)
+    o = jm.orthogonal_baseline(T, k, args.draws, gen)
+    sparse = jm.sparse_projections(X, k, min(args.draws, 100), args.seed)
+    pca = jm.pca_projection(X, k, T)
+    res = {"gaussian_mean": float(g.mean()), "gaussian_min": float(g.min()), "orthogonal_mean": float(o.mean()),
+           "sparse_mean": float(np.mean([jm.matrix_distortion(P, T) for P in sparse])),
+           "pca": jm.matrix_distortion(pca, T), "jl_min_dim": jm.jl_min_dim(len(X), 0.1)}
+    if Th is not None:
+        gh = jm.gaussian_baseline(Th, k, args.draws, gen)
+        res["holdout"] = {"gaussian_mean": float(gh.mean()), "gaussian_min": float(gh.min()),
+                          "orthogonal_mean": float(jm.orthogonal_baseline(Th, k, args.draws, gen).mean()),
+                          "sparse_mean": float(np.mean([jm.matrix_distortion(P, Th) for P in sparse])),
+                          "pca": jm.matrix_distortion(pca, Th)}
+    return res, g
+
+
+def run(args, X, Xh) -> dict:
+    from JohnsonLindenstrauss.model import holdout_pairs, make_targets, matrix_distortion
+    from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
+    from JohnsonLindenstrauss.train import JLConfig, optimise
+    from JohnsonLindenstrauss.utils import run_metadata, save_figure, write_json, write_npz
+
+    t0 = time.perf_counter()
+    dev, dt = args.device_resolved, torch.float64
+    Xt = torch.as_tensor(X, dtype=dt, device=dev)
+    T = make_targets(Xt, args.target)
+    Th = None
+    if len(Xh):
+        both = torch.as_tensor(np.vstack([X, Xh]), dtype=dt, device=dev)
+        Th = (make_targets(torch.as_tensor(Xh, dtype=dt, device=dev), "norms") if args.target == "norms"
+              else make_targets(both, "pairwise", holdout_pairs(len(X), len(Xh))))
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    cfg = JLConfig(k=args.k, batch=args.batch, lr=args.lr, steps=args.steps, tol=args.tol,
+                   objective=args.objective, eps=args.eps, lam=args.lam)
+    # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
+    hist = optimise(T.to(torch.float32), cfg, gen, progress=not args.no_progress)
+    P = (hist["M"].double() / math.sqrt(args.k)).cpu().numpy()            # embedding x -> P @ x
+    base, gauss = _baselines(args, X, Xh, T, Th, gen)
+    res = {"data": args.data, "target": args.target, "objective": args.objective, "n": len(X),
+           "d": X.shape[1], "k": args.k, "targets": len(T),
+           "max_distortion": matrix_distortion(P, T),
+           "max_distortion_last": matrix_distortion((hist["M_last"].double() / math.sqrt(args.k)).cpu().numpy(), T),
+           "best_step": int(np.argmin(hist["mean_max"])) + 1 if hist["steps_run"] else 0,
+           "holdout_max_distortion": matrix_distortion(P, Th) if Th is not None else None, **base,
+           "sigma_final": float(np.max(hist["sigma"])), "steps_run": hist["steps_run"],
+           "interrupted": hist["interrupted"], "optimize_s": hist["optimize_s"]}
+    if args.objective == "surrogate":
+        Y = torch.as_tensor(P, dtype=dt, device=dev) @ T.X.T
+        res["fraction_above_eps"] = float(T.values(Y, 1).gt(args.eps).double().mean())
+    write_npz(os.path.join(args.out_dir, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
+              mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
+    with open(os.devnull, "w"):
+        from JohnsonLindenstrauss.utils import _atomic
+        _atomic(os.path.join(args.out_dir, "projection.npy"), lambda tmp: np.save(open(tmp, "wb"), P))
+    label = "norms" if args.target == "norms" else "pairwise distances"
+    save_figure(plot_distortion(hist["sampled_max"], hist["mean_max"], res["gaussian_mean"], res["gaussian_min"],
+                                label), os.path.join(args.out_dir, "fig7_distortion"))
+    save_figure(plot_sigma(hist["sigma_max"]), os.path.join(args.out_dir, "fig7_sigma"))
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def main(argv=None):
+    args, X, Xh = parse_args(argv)
+    from JohnsonLindenstrauss.train import DivergenceError
+    try:
+        res = run(args, X, Xh)
+    except DivergenceError as e:
+        sys.exit(f"error: {e}; try a smaller --lr")
+    hold = (f", held-out {res['holdout_max_distortion']:.4f} (Gaussian mean {res['holdout']['gaussian_mean']:.3f})"
+            if res["holdout_max_distortion"] is not None else "")
+    print(f"jl {res['data']}/{res['target']}/{res['objective']} n={res['n']} d={res['d']} k={res['k']}: "
+          f"learned max distortion {res['max_distortion']:.4f}{hold}; Gaussian mean {res['gaussian_mean']:.3f} "
+          f"min {res['gaussian_min']:.3f}, orthogonal {res['orthogonal_mean']:.3f}, sparse {res['sparse_mean']:.3f}, "
+          f"PCA {res['pca']:.3f}; sigma {res['sigma_final']:.2e}; {res['steps_run']} steps, "
+          f"{res['optimize_s']:.1f} s optimise, {res['wall_s']:.1f} s total (JL bound for eps 0.1: k >= "
+          f"{res['jl_min_dim']})")
+    return res
+
+
+if __name__ == "__main__":
+    main()

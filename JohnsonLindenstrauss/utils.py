@@ -1,0 +1,83 @@
+"""Small run helpers for JohnsonLindenstrauss: device choice, atomic output files, run metadata.
+
+Repeated (on purpose, by the project's design) in each experiment folder.
+"""
+import json
+import os
+import platform
+import tempfile
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu. ``cuda`` without a GPU raises ``ValueError``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+def _atomic(path, write):
+    """Write through a temporary file in the same folder, then rename: no half-written files."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, torch.device):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+            f.write("\n")
+    _atomic(path, write)
+
+
+def write_npz(path, **arrays):
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    _atomic(path, write)
+
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    _atomic(path, write)
+
+
+def save_figure(fig, path_stem):
+    """Save ``fig`` as ``path_stem.png`` and ``.pdf`` (tight bounding box), then close it."""
+    import matplotlib.pyplot as plt
+    for ext in ("png", "pdf"):
+        _atomic(f"{path_stem}.{ext}", lambda tmp: fig.savefig(tmp, format=ext, bbox_inches="tight", dpi=150))
+    plt.close(fig)
+
+
+def run_metadata(args, device) -> dict:
+    """Every argument plus library versions and the device, for ``config.json``."""
+    import matplotlib
+    return {"args": vars(args), "device": str(device), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__,
+            "threads": torch.get_num_threads(), "platform": platform.platform()}
