@@ -69,7 +69,8 @@ def build_parser():
     a("--steps", type=_int_at_least(1), default=5000, help="maximum steps (paper: 5000)")
     a("--tol", type=_positive, default=0.01, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
     a("--eps", type=_positive, default=0.1, help="'surrogate': distortion threshold epsilon")
-    a("--lam", type=_positive, default=1e-4, help="'surrogate': weight of the variance penalty")
+    a("--lam", type=_positive, default=1e-2, help="'surrogate': weight of the variance penalty (ours; see train.py)")
+    a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
     a("--seed", type=int, default=0, help="seed of the data and of every random draw")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
@@ -153,7 +154,7 @@ def run(args, X, Xh) -> dict:
               else make_targets(both, "pairwise", holdout_pairs(len(X), len(Xh))))
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     cfg = JLConfig(k=args.k, batch=args.batch, lr=args.lr, steps=args.steps, tol=args.tol,
-                   objective=args.objective, eps=args.eps, lam=args.lam)
+                   objective=args.objective, eps=args.eps, lam=args.lam, tau=args.tau)
     # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
     hist = optimise(T.to(torch.float32), cfg, gen, progress=not args.no_progress)
     P = (hist["M"].double() / math.sqrt(args.k)).cpu().numpy()            # embedding x -> P @ x

@@ -6,8 +6,11 @@
   of matrices and minimises the largest distortion over the batch and the targets (Adam), stopping once it
   is below ``tol``.
 * ``surrogate`` -- the paper's own objective (Eq. 9): the union bound ``Σ_t P(distortion_t > ε)`` with the
-  indicator smoothed as a logistic ``1/(1 + exp(−(x − ε)/τ))``, ``τ = ε/10``, estimated on the batch,
-  plus ``λ Σ σ_ij²`` on per-entry standard deviations.
+  indicator smoothed as a logistic ``1/(1 + exp(−(x − ε)/τ))``, estimated on the batch, plus ``λ Σ σ_ij²``
+  on per-entry standard deviations. Default ``τ = sqrt(2/k)``, the spread of a sampled distortion at the
+  start (``‖Gx‖²/k`` is χ²_k/k): with ``τ = ε/10`` the step saturates there, gives no gradient, and the
+  run stalls with every target above ε (measured: fraction above ε stays 1.0). ``λ = 1e-2`` makes the
+  penalty (``λ k d`` at the start) comparable with the union bound (at most the number of targets).
 """
 import math
 import time
@@ -35,13 +38,15 @@ class JLConfig:
     tol: float = 0.01          # 'max': stop once the sampled max distortion is below this (the authors' rule)
     objective: str = "max"
     eps: float = 0.1           # 'surrogate': distortion threshold
-    lam: float = 1e-4          # 'surrogate': weight of the variance penalty
+    lam: float = 1e-2          # 'surrogate': weight of the variance penalty
+    tau: float | None = None   # 'surrogate': width of the smoothed indicator (None: sqrt(2/k))
 
 
-def surrogate_loss(D: torch.Tensor, sigma: torch.Tensor, eps: float, lam: float, weights=None) -> torch.Tensor:
-    """Eq. 9 on a batch: ``Σ_t mean_b s((D_bt − ε)/τ) + λ Σ σ²``, ``s`` the logistic, ``τ = ε/10``.
+def surrogate_loss(D: torch.Tensor, sigma: torch.Tensor, eps: float, lam: float, weights=None,
+                   tau: float = 0.25) -> torch.Tensor:
+    """Eq. 9 on a batch: ``Σ_t mean_b s((D_bt − ε)/τ) + λ Σ σ²``, ``s`` the logistic.
     ``D: (batch, m)``; ``weights: (m,)`` 0/1 selects the targets among the ``m`` entries (None: all)."""
-    p = torch.sigmoid((D - eps) / (0.1 * eps)).mean(0)
+    p = torch.sigmoid((D - eps) / tau).mean(0)
     return (p if weights is None else p * weights).sum() + lam * (sigma * sigma).sum()
 
 
@@ -55,6 +60,7 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     d = X.shape[1]
     M = torch.zeros(k, d, dtype=X.dtype, device=X.device, requires_grad=True)
     per_entry = cfg.objective == "surrogate"
+    tau = cfg.tau or math.sqrt(2.0 / k)
     log_var = torch.zeros((k, d) if per_entry else (), dtype=X.dtype, device=X.device, requires_grad=True)
     opt = torch.optim.Adam([M, log_var], lr=cfg.lr)
     sampler = None if per_entry else GaussianSampler(X)
@@ -71,7 +77,7 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
             else:
                 Y = MX + sigma * sampler.sample(cfg.batch, k, generator)
             D = targets.distortions(Y, k)                                  # (batch, m)
-            loss = surrogate_loss(D, sigma, cfg.eps, cfg.lam, targets.weights) if per_entry else D.max()
+            loss = surrogate_loss(D, sigma, cfg.eps, cfg.lam, targets.weights, tau) if per_entry else D.max()
             with torch.no_grad():                                          # one sync per step
                 row = torch.stack([loss, D.max(), targets.distortions(MX, k).max(), sigma.max()]).tolist()
             if not math.isfinite(row[0]):
