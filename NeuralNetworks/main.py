@@ -3,6 +3,8 @@
 ``python NeuralNetworks/main.py`` reproduces Fig. 3 with the authors' settings (App. E):
 a width-1000 two-layer student with activation 1/2 log(1 + e^{2z}) trained by perturbed gradient
 descent on the single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2).
+``--experiment fig2``: the one-neuron toy of Fig. 2 (why the bias must be trained).
+``--experiment claims``: a measured check of each claim (a)-(e) on a multi-index teacher.
 """
 import os
 import sys
@@ -16,8 +18,13 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from NeuralNetworks.activations import ACTIVATIONS  # noqa: E402
+from NeuralNetworks.train import LOSSES  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-QUICK_STEPS = 2000
+QUICK_STEPS = {"fig3": 2000, "claims": 1000}
+DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000}
+DEFAULT_D = {"fig3": 2, "claims": 20}
 
 
 def _positive_int(s):
@@ -56,10 +63,20 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--d", type=_positive_int, default=2, help="input dimension (paper Fig. 3: 2)")
-    a("--width", type=_positive_int, default=1000, help="hidden width h (paper App. E: 1000)")
+    a("--experiment", choices=("fig3", "fig2", "claims"), default="fig3", help="which part of Section 4 to run")
+    a("--d", type=_positive_int, default=None, help="input dimension (fig3: 2, the paper's; claims: 20)")
+    a("--k", type=_positive_int, default=None, help="teacher directions (fig3: 1, the paper's; claims: 2)")
+    a("--width", type=_positive_int, default=1000, help="fig3: hidden width h (paper App. E: 1000)")
+    a("--depth", type=_positive_int, default=1, help="fig3: hidden layers (paper: 1)")
+    a("--activation", choices=ACTIVATIONS, default="smooth_relu",
+      help="student / toy activation: 1/2 log(1+e^{2z}) (paper) or ReLU")
+    a("--loss", choices=LOSSES, default="mse", help="fig3: training loss (paper: mse)")
     a("--batch", type=_positive_int, default=50, help="fresh Gaussian samples per step (paper: 50)")
-    a("--steps", type=_positive_int, default=20_000, help="training steps (paper: 20 000)")
+    a("--steps", type=_positive_int, default=None,
+      help="training steps (fig3: 20 000, the paper's; claims: 10 000, to fit the grid in 5 minutes on 2 cores)")
+    a("--seeds", type=_positive_int, default=3, help="claims: seeds per row")
+    a("--lam-grid", nargs=3, metavar=("MIN", "MAX", "COUNT"), default=("1e-4", "10", "41"),
+      help="fig2: log-spaced lambda grid (default 1e-4 10 41)")
     a("--lam", type=_nonneg, default=1e-4, help="weight decay on W (paper: 1e-4)")
     a("--lr", type=_positive, default=1.0, help="learning rate of W (paper: 1)")
     a("--lr-bias", type=_positive, default=1.0, help="learning rate of b (paper: 1)")
@@ -70,8 +87,8 @@ def build_parser():
     a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
     a("--seed", type=int, default=0, help="seed of every random draw (init, data, perturbations)")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
-    a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/fig3/)")
-    a("--quick", action="store_true", help=f"the same run shortened to {QUICK_STEPS} steps (tests, CI)")
+    a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/<experiment>/)")
+    a("--quick", action="store_true", help=f"the same run shortened (steps: {QUICK_STEPS}; fig2: 9 lambdas)")
     a("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -80,14 +97,29 @@ def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     from NeuralNetworks.utils import resolve_device
+    if args.noise > 0 and args.experiment == "claims":
+        parser.error("--noise applies to fig3 only")
     try:
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
-    if args.quick:
-        args.steps = min(args.steps, QUICK_STEPS)
+    exp = args.experiment
+    args.d = args.d or DEFAULT_D.get(exp, 1)
+    args.k = args.k or (2 if exp == "claims" else 1)
+    if args.k > args.d:
+        parser.error(f"--k {args.k} is larger than --d {args.d}: the teacher needs k orthonormal directions in R^d")
+    args.steps = args.steps or DEFAULT_STEPS.get(exp, 0)
+    try:
+        lo, hi, count = float(args.lam_grid[0]), float(args.lam_grid[1]), int(args.lam_grid[2])
+    except ValueError:
+        parser.error(f"--lam-grid {' '.join(args.lam_grid)}: expected two numbers and an integer count")
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi and count >= 2):
+        parser.error(f"--lam-grid {' '.join(args.lam_grid)}: needs 0 < MIN < MAX (finite) and COUNT >= 2")
+    args.lam_grid = (lo, hi, 9 if args.quick else count)
+    if args.quick and exp in QUICK_STEPS:
+        args.steps = min(args.steps, QUICK_STEPS[exp])
     if args.out_dir is None:
-        args.out_dir = os.path.join(HERE, "results", "fig3")
+        args.out_dir = os.path.join(HERE, "results", exp)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
     return args
@@ -103,12 +135,12 @@ def run_fig3(args) -> dict:
     t0 = time.perf_counter()
     device = args.device_resolved
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    U = make_subspace(args.d, 1, gen, device)
+    U = make_subspace(args.d, args.k, gen, device)
     teacher = Teacher(U, args.noise)
-    student = init_student(1, args.d, args.width, 1, gen, device=device)
+    student = init_student(1, args.d, args.width, args.depth, gen, args.activation, device=device)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias, lam=args.lam,
                       pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius,
-                      freeze_bias=args.freeze_bias)
+                      freeze_bias=args.freeze_bias, loss=args.loss)
     t1 = time.perf_counter()
     hist = train(student, teacher, cfg, gen, snapshot_steps=log_spaced_steps(args.steps, 40),
                  progress=not args.no_progress)
@@ -139,13 +171,73 @@ def run_fig3(args) -> dict:
     return res
 
 
+def run_fig2(args) -> dict:
+    """Minimisers of the one-neuron toy over the lambda grid; writes the figure and results."""
+    from NeuralNetworks.plot import plot_fig2
+    from NeuralNetworks.toy import minimise
+    from NeuralNetworks.utils import run_metadata, save_figure, write_json
+
+    t0 = time.perf_counter()
+    lo, hi, count = args.lam_grid
+    lams = np.geomspace(lo, hi, count)
+    wf, _, ff = minimise(lams, False, args.activation)
+    wt, bt, ft = minimise(lams, True, args.activation)
+    res = {"activation": args.activation, "lambda": lams, "w_frozen": wf, "objective_frozen": ff,
+           "w_trained": wt, "b_trained": bt, "objective_trained": ft,
+           "max_abs_w_trained": float(np.max(np.abs(wt))),
+           "smallest_lambda_with_w_frozen_zero": (float(lams[np.argmax(wf < 1e-8)]) if np.any(wf < 1e-8) else None)}
+    save_figure(plot_fig2(lams, wf, wt, args.activation), os.path.join(args.out_dir, "fig2_bias"))
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def run_claims_grid(args) -> dict:
+    """Every row of the claims grid over ``--seeds`` seeds; writes the table, CSV, figure and results."""
+    from NeuralNetworks.claims import run_claims, table_rows, to_csv, to_markdown, verdict
+    from NeuralNetworks.plot import plot_claims
+    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_text
+
+    t0 = time.perf_counter()
+    results = run_claims(list(range(args.seed, args.seed + args.seeds)), args.d, args.k, args.steps, args.lr,
+                         args.device_resolved, progress=not args.no_progress)
+    rows = table_rows(results, args.k)
+    head = (f"Claims grid: d = {args.d}, k = {args.k}, {args.steps} steps, lr {args.lr} (Adam 1e-3), "
+            f"batch {args.batch}, {args.seeds} seeds; mean ± sd over seeds.\n\n")
+    write_text(os.path.join(args.out_dir, "claims.md"), head + to_markdown(rows))
+    write_text(os.path.join(args.out_dir, "claims.csv"), to_csv(results))
+    save_figure(plot_claims(results, args.lr), os.path.join(args.out_dir, "claims_perp"))
+    res = {"d": args.d, "k": args.k, "steps": args.steps, "seeds": args.seeds,
+           "rows": [{"row": r["row"].name, "claim": r["row"].claim, "setting": r["row"].setting,
+                     "ratio_init": r["ratio_init"], "ratio_final": r["ratio_final"], "perp_init": r["perp_init"],
+                     "perp_final": r["perp_final"], "decay_only": r["decay_only"], "stable_rank": r["stable_rank"],
+                     "test_mse": r["test_mse"], "verdict": verdict(r)} for r in results],
+           "interrupted": any(r["interrupted"] for r in results)}
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
 def main(argv=None):
     args = parse_args(argv)
     from NeuralNetworks.train import DivergenceError
+    runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid}[args.experiment]
     try:
-        res = run_fig3(args)
+        res = runner(args)
     except DivergenceError as e:
         sys.exit(f"error: {e}; the run diverged, try a smaller --lr / --lr-bias")
+    if args.experiment == "fig2":
+        print(f"fig2 ({args.activation}): |w*| with bias frozen {res['w_frozen'][0]:.4f} at lambda "
+              f"{res['lambda'][0]:.0e}, reaches 0 at lambda {res['smallest_lambda_with_w_frozen_zero']}; with bias "
+              f"trained max |w*| = {res['max_abs_w_trained']:.1e} -> {args.out_dir}")
+        return res
+    if args.experiment == "claims":
+        print(f"claims: {len(res['rows'])} rows x {args.seeds} seeds, {args.steps} steps, {res['wall_s']:.0f} s; "
+              + "; ".join(f"{r['row']}: {np.mean(r['ratio_final']):.2f} ({r['verdict']})" for r in res["rows"])
+              + f" -> {args.out_dir}")
+        return res
     print(f"fig3: steps={res['steps']}{' (interrupted)' if res['interrupted'] else ''} "
           f"||W_perp||/||W|| {res['perp_ratio_init']:.3f} -> {res['perp_ratio_final']:.3f}, "
           f"||W_perp||_F {res['perp_norm_init']:.2f} -> {res['perp_norm_final']:.2f} "

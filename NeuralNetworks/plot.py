@@ -60,3 +60,41 @@ def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only
     a2.set(xscale="log", xlabel="step + 1", ylabel=r"$\|W_\perp\|_F / \|W\|_F$", ylim=(0, None))
     fig.tight_layout()
     return fig
+
+
+def plot_fig2(lams, w_frozen, w_trained, activation):
+    """Fig. 2: ``|w*|`` against ``λ`` with the bias frozen at 0 and with the bias trained."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lams, w_frozen, "o-", ms=3, label="bias frozen at 0")
+    ax.plot(lams, w_trained, "s-", ms=3, label="bias trained")
+    ax.set(xscale="log", xlabel=r"$\lambda$", ylabel=r"$|w^*|$",
+           title=f"minimiser of E[(s(wx+b) - 1)^2] + lambda w^2, s = {activation}")
+    ax.title.set_fontsize(9)
+    ax.legend()
+    return fig
+
+
+def plot_claims(results, lr):
+    """One panel per row: ``‖W⊥‖_F`` against step (mean over seeds, band = min..max), with the
+    weight-decay-only curve dashed."""
+    n = len(results)
+    cols = 4
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), sharex=True)
+    for ax, res in zip(axes.flat, results):
+        x = res["step"] + 1
+        h = res["perp_history"]
+        ax.plot(x, h.mean(1), color="C0")
+        ax.fill_between(x, h.min(1), h.max(1), color="C0", alpha=0.25, lw=0)
+        lam = res["row"].setting["lam"]
+        if res["decay_only"] is not None:
+            ax.plot(x, (1 - lr * lam) ** res["step"] * h[0].mean(), "k--", lw=0.8)
+        ax.set(xscale="log", title=f"{res['row'].claim} {res['row'].name}")
+        ax.title.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.supylabel(r"$\|W_\perp\|_F$ (dashed: weight decay alone)", fontsize=9)
+    fig.supxlabel("step + 1", fontsize=9)
+    fig.tight_layout()
+    return fig

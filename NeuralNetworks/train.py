@@ -49,6 +49,8 @@ def loss_derivative(r: torch.Tensor, name: str) -> torch.Tensor:
 
 @dataclass
 class TrainConfig:
+    """Hyperparameters. Every field but ``steps``, ``batch`` and ``pgd_radius`` may also be a list with one
+    value per run, so that runs with different settings (and the same architecture) train as one batch."""
     steps: int = 20_000
     batch: int = 50
     lr: float = 1.0            # weight matrices
@@ -63,6 +65,31 @@ class TrainConfig:
     train_out: bool = False    # the paper's Fig. 3 keeps a fixed
 
 
+def _per_run(value, R, like, map_=lambda v: v):
+    """A scalar stays a Python number; a list becomes a tensor ``(R,)`` on the device of ``like``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != R:
+            raise ValueError(f"a per-run setting has {len(value)} values for {R} runs")
+        return torch.tensor([map_(v) for v in value], device=like.device, dtype=like.dtype)
+    return map_(value)
+
+
+def _bcast(v, p):
+    """Per-run tensor ``(R,)`` viewed to broadcast against parameter ``p: (R, ...)``; scalars unchanged."""
+    return v.view(-1, *([1] * (p.dim() - 1))) if torch.is_tensor(v) else v
+
+
+def _select(r, names, fn):
+    """``fn(r, name)`` with one loss name, or per run (rows of ``r``) with a list of names."""
+    if isinstance(names, str):
+        return fn(r, names)
+    out = torch.empty_like(r)
+    for name in set(names):
+        rows = torch.tensor([x == name for x in names], device=r.device)
+        out[rows] = fn(r[rows], name)
+    return out
+
+
 def log_spaced_steps(steps: int, count: int) -> np.ndarray:
     """Sorted unique integers in ``[0, steps]``, log-spaced, always containing 0 and ``steps``."""
     s = np.unique(np.round(np.geomspace(1, steps + 1, count) - 1).astype(int))
@@ -75,12 +102,20 @@ def record_steps(steps: int) -> np.ndarray:
 
 
 def _trained(student: Student, cfg: TrainConfig):
-    """(parameter, learning rate, weight decay) for every trained parameter."""
-    out = [(W, cfg.lr, cfg.lam) for W in student.weights]
-    if not cfg.freeze_bias:
-        out += [(b, cfg.lr_bias, 0.0) for b in student.biases]
-    if cfg.train_out:
-        out.append((student.a, cfg.lr_out, 0.0))
+    """(parameter, learning rate, weight decay, perturbable) for every parameter some run trains; learning
+    rates and decays are numbers or per-run tensors (0 for the runs that keep that parameter fixed, which
+    then stays bit-for-bit unchanged); ``perturbable`` is True or a per-run bool tensor."""
+    R, W1 = student.W.shape[0], student.W
+    lam, lr = _per_run(cfg.lam, R, W1), _per_run(cfg.lr, R, W1)
+    out = [(W, lr, lam, True) for W in student.weights]
+    trains_b = 1 - _per_run(cfg.freeze_bias, R, W1, float)             # 1.0 / 0.0, or per run
+    if (trains_b.any() if torch.is_tensor(trains_b) else trains_b):
+        lr_b = _per_run(cfg.lr_bias, R, W1) * trains_b
+        out += [(b, lr_b, 0.0, trains_b > 0 if torch.is_tensor(trains_b) else True) for b in student.biases]
+    trains_a = _per_run(cfg.train_out, R, W1, float)
+    if (trains_a.any() if torch.is_tensor(trains_a) else trains_a):
+        lr_a = _per_run(cfg.lr_out, R, W1) * trains_a
+        out.append((student.a, lr_a, 0.0, trains_a > 0 if torch.is_tensor(trains_a) else True))
     return out
 
 
@@ -97,7 +132,7 @@ def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
         for p in params:
             p.requires_grad_(True)
         try:
-            loss = pointwise_loss(student.forward(x) - y, cfg.loss).mean(1)
+            loss = _select(student.forward(x) - y, cfg.loss, pointwise_loss).mean(1)
             grads = torch.autograd.grad(loss.sum(), params)
         finally:
             for p in params:
@@ -107,8 +142,8 @@ def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
     Z = torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))           # (R, n, h)
     H = student.act(Z)
     r = torch.bmm(H, a.unsqueeze(2)).squeeze(2) - y                     # (R, n)
-    loss = pointwise_loss(r, cfg.loss).mean(1)
-    dout = loss_derivative(r, cfg.loss) / x.shape[1]                     # dloss/dprediction
+    loss = _select(r, cfg.loss, pointwise_loss).mean(1)
+    dout = _select(r, cfg.loss, loss_derivative) / x.shape[1]            # dloss/dprediction
     dZ = student.act_grad(Z).mul_(a.unsqueeze(1)).mul_(dout.unsqueeze(2))
     by_param = {id(W): lambda: torch.bmm(x.transpose(1, 2), dZ).transpose(1, 2),
                 id(b): lambda: dZ.sum(1),
@@ -116,27 +151,56 @@ def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
     return loss, [by_param[id(p)]() for p in params]
 
 
-def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator: torch.Generator,
-          snapshot_steps=(), progress: bool = True) -> dict:
-    """Train ``student`` in place. Returns a history with arrays over the recorded steps:
+class _Data:
+    """Fresh Gaussian inputs ``(R, batch, d)`` per step. With one generator, one draw per step; with a list
+    (one generator per run), each run's stream is drawn ``block`` steps at a time, so a run gets the same
+    data whether it trains alone or in a batch of runs."""
+
+    def __init__(self, generator, R, batch, d, like, block=256):
+        self.gen, self.shape, self.like, self.block = generator, (R, batch, d), like, block
+        self.buf, self.pos = None, block
+
+    def next(self):
+        if not isinstance(self.gen, (list, tuple)):
+            return torch.randn(self.shape, generator=self.gen, device=self.like.device, dtype=self.like.dtype)
+        if self.pos == self.block:
+            R, batch, d = self.shape
+            self.buf = torch.stack([torch.randn(self.block, batch, d, generator=g, device=self.like.device,
+                                                dtype=self.like.dtype) for g in self.gen], 1)
+            self.pos = 0
+        self.pos += 1
+        return self.buf[self.pos - 1]
+
+
+def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snapshot_steps=(),
+          progress: bool = True) -> dict:
+    """Train ``student`` in place; ``generator``: one ``torch.Generator`` or one per run (then a run's
+    result does not depend on the other runs of the batch). Returns a history with arrays over the recorded steps:
     ``step``, ``loss (T, R)``, ``perp_norm (T, R)``, ``w_norm (T, R)``, ``grad_norm (T, R)``,
     ``snapshots (S, R, h, d)`` of ``W_1`` at ``snapshot_steps``, ``perturbations (R,)`` and
     ``interrupted`` (Ctrl-C keeps what was trained so far)."""
     trained = _trained(student, cfg)
-    params = [p for p, _, _ in trained]
+    params = [p for p, _, _, _ in trained]
     W, U = student.W, teacher.U
     R, _, d = W.shape
+    opt = cfg.optimizer if isinstance(cfg.optimizer, str) else list(cfg.optimizer)
+    thr = (cfg.pgd_threshold if opt == "pgd" else -math.inf if isinstance(opt, str) else
+           _per_run([t if o == "pgd" else -math.inf for o, t in
+                     zip(opt, cfg.pgd_threshold if isinstance(cfg.pgd_threshold, (list, tuple)) else [cfg.pgd_threshold] * R)],
+                    R, W))
+    adam = (None if opt in ("pgd", "gd") else _adam_state(params) if opt == "adam" else
+            (_adam_state(params), torch.tensor([o == "adam" for o in opt], device=W.device)))
     rec, snaps = set(record_steps(cfg.steps).tolist()), set(int(s) for s in snapshot_steps)
     hist = {k: [] for k in ("step", "loss", "perp_norm", "w_norm", "grad_norm")}
     snapshots, n_perturb = [], np.zeros(R, dtype=np.int64)
-    adam = _adam_state(params) if cfg.optimizer == "adam" else None
     interrupted = False
+    data = _Data(generator, R, cfg.batch, d, W)
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="train")
     try:
         for t in range(cfg.steps + 1):
             if t % 256 == 255:
                 bar.update(256)
-            x = torch.randn(R, cfg.batch, d, generator=generator, device=W.device, dtype=W.dtype)
+            x = data.next()
             loss, grads = loss_and_grads(student, x, teacher(x, generator), cfg, params)
             gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
             loss_sum, gmin = torch.stack([loss.sum(), gnorm.min()]).tolist()  # one sync per step
@@ -148,11 +212,11 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator: torch
                 snapshots.append(W.cpu().clone())
             if t == cfg.steps:
                 break
-            if cfg.optimizer == "pgd" and gmin < cfg.pgd_threshold:
-                small = gnorm < cfg.pgd_threshold
+            if gmin < (thr.max().item() if torch.is_tensor(thr) else thr):
+                small = gnorm < thr
                 n_perturb += small.cpu().numpy()
-                _perturb(params, small, cfg.pgd_radius, generator)
-            _step(trained, grads, cfg, adam, t)
+                _perturb(trained, small, cfg.pgd_radius, generator)
+            _step(trained, grads, adam, t)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -173,34 +237,47 @@ def _record(hist, t, loss, W, U, gnorm):
     hist["grad_norm"].append(gnorm.cpu().numpy())
 
 
-def _perturb(params, mask: torch.Tensor, radius: float, generator):
-    """Add ``radius * N(0,1)`` to every entry of every trained parameter of the runs in ``mask (R,)``."""
-    for p in params:
-        noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-        p.add_(radius * noise * mask.view(-1, *([1] * (p.dim() - 1))).to(p.dtype))
+def _perturb(trained, mask: torch.Tensor, radius: float, generator):
+    """Add ``radius * N(0,1)`` to every entry of every trained parameter of the runs in ``mask (R,)``
+    (with one generator per run, each perturbed run draws from its own)."""
+    for p, _, _, perturbable in trained:
+        if isinstance(generator, (list, tuple)):
+            noise = torch.zeros_like(p)
+            for r in mask.nonzero()[:, 0].tolist():
+                noise[r] = torch.randn(p.shape[1:], generator=generator[r], device=p.device, dtype=p.dtype)
+        else:
+            noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        p.add_(radius * noise * _bcast(mask & perturbable, p).to(p.dtype))
 
 
-def _step(trained, grads, cfg: TrainConfig, adam, t: int):
-    """One (S)GD or Adam step, weight decay added to the gradient (coupled, as torch.optim.SGD)."""
-    for i, ((p, lr, wd), g) in enumerate(zip(trained, grads)):
-        if adam is None:  # p <- p - lr (g + wd p), in place
-            if wd:
+def _step(trained, grads, adam, t: int):
+    """One (S)GD or Adam step, weight decay added to the gradient (coupled, as torch.optim.SGD).
+    ``adam``: None (all runs GD), a state list (all Adam) or ``(state, per-run mask)``."""
+    state, which = (adam, None) if not isinstance(adam, tuple) else adam
+    for i, ((p, lr, wd, _), g) in enumerate(zip(trained, grads)):
+        if state is None and not torch.is_tensor(lr) and not torch.is_tensor(wd):
+            if wd:                                 # the paper's case: p <- (1 - lr wd) p - lr g, in place
                 p.mul_(1.0 - lr * wd)
             p.add_(g, alpha=-lr)
             continue
-        if wd:
-            g = g + wd * p
-        m, v = adam[i]
+        lr, wd = _bcast(lr, p), _bcast(wd, p)
+        g = g + wd * p
+        if state is None:
+            p.sub_(g * lr)
+            continue
+        m, v = state[i]
         m.mul_(0.9).add_(g, alpha=0.1)
         v.mul_(0.999).addcmul_(g, g, value=0.001)
-        mhat, vhat = m / (1 - 0.9 ** (t + 1)), v / (1 - 0.999 ** (t + 1))
-        p.sub_(lr * mhat / (vhat.sqrt() + 1e-8))
+        upd = (m / (1 - 0.9 ** (t + 1))) / ((v / (1 - 0.999 ** (t + 1))).sqrt() + 1e-8)
+        if which is not None:                      # GD for the runs that are not Adam
+            upd = torch.where(_bcast(which, p), upd, g)
+        p.sub_(upd * lr)
 
 
 @torch.no_grad()
 def test_mse(student: Student, teacher: Teacher, n: int, generator: torch.Generator) -> np.ndarray:
     """Mean squared error against the noiseless teacher on ``n`` fresh samples, per run ``(R,)``."""
     R, _, d = student.W.shape
-    x = torch.randn(R, n, d, generator=generator, device=student.W.device, dtype=student.W.dtype)
+    x = _Data(generator, R, n, d, student.W, block=1).next()
     clean = Teacher(teacher.U, 0.0)
     return ((student.forward(x) - clean(x)) ** 2).mean(1).cpu().numpy()

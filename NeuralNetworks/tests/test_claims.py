@@ -1,0 +1,137 @@
+"""Tests of Fig. 2 (the one-neuron toy) and of the claims grid (paper Sec. 4, claims (a)-(e))."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from NeuralNetworks.claims import ROWS, run_claims, verdict
+from NeuralNetworks.main import main
+from NeuralNetworks.model import Teacher, init_student, make_subspace, stable_rank
+from NeuralNetworks.toy import gauss_hermite, minimise, objective
+from NeuralNetworks.train import TrainConfig, train
+
+
+def test_gauss_hermite_expectations_are_exact_for_polynomials():
+    x, w = gauss_hermite()
+    for a, b in [(1.0, 0.0), (2.0, -3.0), (0.5, 1.5)]:
+        assert float((w * (a * x + b) ** 2).sum()) == pytest.approx(a * a + b * b, rel=1e-13)
+    assert float((w * x ** 4).sum()) == pytest.approx(3.0, rel=1e-12)
+    assert float(w.sum()) == pytest.approx(1.0, rel=1e-14)
+
+
+def test_toy_minimisers_at_lambda_1e_3():
+    lam = np.array([1e-3])
+    w_frozen, _, f_frozen = minimise(lam, train_bias=False)
+    w_trained, b_trained, f_trained = minimise(lam, train_bias=True)
+    assert w_frozen[0] == pytest.approx(0.37327, abs=1e-4) and w_frozen[0] > 0.3
+    assert abs(w_trained[0]) < 1e-10
+    assert b_trained[0] == pytest.approx(0.5 * math.log(math.e ** 2 - 1), abs=1e-10)  # s(b) = 1
+    assert f_trained[0] < 1e-20 < f_frozen[0]
+    # the frozen minimiser is a true minimum: the objective is larger on both sides
+    f = lambda w: float(objective(torch.tensor(w), torch.tensor(0.0), 1e-3))  # noqa: E731
+    assert f(w_frozen[0]) < min(f(w_frozen[0] - 1e-3), f(w_frozen[0] + 1e-3), f(0.0))
+
+
+def test_relu_closed_forms_match_a_grid_search():
+    lam = 0.05
+    ws = torch.linspace(0, 2, 200_001, dtype=torch.float64)
+    f = objective(ws, torch.zeros_like(ws), lam, "relu")
+    w_closed, _, _ = minimise([lam], False, "relu")
+    assert float(ws[f.argmin()]) == pytest.approx(w_closed[0], abs=2e-5)
+    # Monte Carlo check of the closed-form expectation itself
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2_000_000, generator=g, dtype=torch.float64)
+    mc = ((torch.relu(0.7 * x + 0.3) - 1) ** 2).mean()
+    assert float(objective(torch.tensor(0.7), torch.tensor(0.3), 0.0, "relu")) == pytest.approx(float(mc), abs=2e-3)
+
+
+def test_stable_rank_of_hand_made_rank_2_matrix():
+    W = torch.zeros(5, 4, dtype=torch.float64)
+    W[0, 0], W[1, 1] = 3.0, 4.0
+    assert stable_rank(W).item() == pytest.approx(25 / 16)
+    assert stable_rank(torch.ones(3, 3, dtype=torch.float64)).item() == pytest.approx(1.0)
+
+
+def test_batched_rows_equal_one_by_one():
+    rows = [ROWS[0], ROWS[5]]  # base and Huber: same architecture, one batch
+    cpu = torch.device("cpu")
+    together = run_claims([0, 1], 20, 2, 200, 1.0, cpu, rows=rows)
+    alone = [run_claims([0, 1], 20, 2, 200, 1.0, cpu, rows=[r])[0] for r in rows]
+    for a, b in zip(together, alone):
+        for key in ("ratio_init", "ratio_final", "perp_final", "stable_rank", "test_mse"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=key)
+
+
+def test_mixed_batch_freezes_only_the_frozen_runs():
+    g = [torch.Generator().manual_seed(s) for s in range(3)]
+    U = make_subspace(4, 1, g[0])
+    s = init_student(3, 4, 16, 1, torch.Generator().manual_seed(0))
+    b0 = s.biases[0].clone()
+    cfg = TrainConfig(steps=100, freeze_bias=[False, True, False], pgd_threshold=1e9, optimizer=["pgd", "pgd", "adam"],
+                      lr=[1.0, 1.0, 1e-3], lr_bias=[1.0, 1.0, 1e-3])
+    h = train(s, Teacher(U), cfg, g, progress=False)
+    assert torch.equal(s.biases[0][1], b0[1])
+    assert not torch.equal(s.biases[0][0], b0[0]) and not torch.equal(s.biases[0][2], b0[2])
+    assert h["perturbations"].tolist() == [100, 100, 0]   # Adam is never perturbed
+
+
+def test_verdict_rule():
+    base = {"ratio_init": np.array([0.9]), "ratio_final": np.array([0.5]), "perp_init": np.array([10.0])}
+    assert verdict({**base, "perp_final": np.array([2.0]), "decay_only": np.array([5.0])}) == "loss"
+    assert verdict({**base, "perp_final": np.array([4.9]), "decay_only": np.array([5.0])}) == "regulariser"
+    assert verdict({**base, "perp_final": np.array([9.9]), "decay_only": np.array([10.0])}) == "no"  # λ = 0
+    # large λ: the regulariser alone would reach 0; the loss holds a little back
+    assert verdict({**base, "perp_final": np.array([0.05]), "decay_only": np.array([0.001])}) == "regulariser"
+
+
+def test_decay_only_prediction_for_gd_and_adam():
+    from NeuralNetworks.claims import decay_only
+    g = torch.Generator().manual_seed(0)
+    W0 = torch.randn(2, 8, 3, generator=g, dtype=torch.float64)
+    U = make_subspace(3, 1, g, dtype=torch.float64)
+    cfg = TrainConfig(lr=[1.0, 0.01], lam=[1e-2, 1e-2], optimizer=["gd", "adam"])
+    pred = decay_only(W0, U, cfg, 300)
+    from NeuralNetworks.model import perp_norm
+    assert pred[0] == pytest.approx((1 - 1e-2) ** 300 * perp_norm(W0[0], U).item(), rel=1e-12)
+    # Adam on lam/2 |W|^2 alone moves every entry by about lr per step, whatever lam: from entries of
+    # size ~1, 300 steps of 0.01 bring W_perp close to 0
+    assert pred[1] < 0.1 * perp_norm(W0[1], U).item()
+
+
+def test_quick_fig2_writes_every_output(tmp_path):
+    res = main(["--experiment", "fig2", "--quick", "--out-dir", str(tmp_path)])
+    for name in ("fig2_bias.png", "fig2_bias.pdf", "results.json", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    saved = json.load(open(tmp_path / "results.json"))
+    assert len(saved["lambda"]) == 9 and max(abs(w) for w in saved["w_trained"]) < 1e-10
+    assert saved["w_frozen"][0] > 0.3 and res["w_frozen"][-1] < 1e-12   # lambda = 10: w* = 0
+
+
+def test_quick_claims_writes_every_output(tmp_path):
+    res = main(["--experiment", "claims", "--quick", "--no-progress", "--seeds", "2", "--out-dir", str(tmp_path)])
+    for name in ("claims.csv", "claims.md", "claims_perp.png", "claims_perp.pdf", "results.json", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert len(res["rows"]) == 13
+    md = (tmp_path / "claims.md").read_text()
+    assert "any smooth loss" in md and md.count("\n|") >= 14
+    lines = (tmp_path / "claims.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 13 * 2
+    lam0 = next(r for r in res["rows"] if r["row"] == "λ = 0")
+    np.testing.assert_allclose(lam0["decay_only"], lam0["perp_init"])   # no decay without λ
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--k", "3", "--d", "2"], "--k"), (["--depth", "0"], "--depth"), (["--loss", "foo"], "--loss"),
+    (["--activation", "bar"], "--activation"), (["--experiment", "fig2", "--lam-grid", "0", "1", "5"], "--lam-grid"),
+    (["--experiment", "fig2", "--lam-grid", "-1", "1", "5"], "--lam-grid"),
+    (["--experiment", "claims", "--k", "21"], "--k")])
+def test_bad_input(tmp_path, argv, expect, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out-dir", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expect in err
+    assert not out.exists()
