@@ -141,7 +141,7 @@ def run(args, X, Xh) -> dict:
     from JohnsonLindenstrauss.model import holdout_pairs, make_targets, matrix_distortion
     from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
     from JohnsonLindenstrauss.train import JLConfig, optimise
-    from JohnsonLindenstrauss.utils import run_metadata, save_figure, write_json, write_npz
+    from JohnsonLindenstrauss.utils import run_metadata, save_figure, write_json, write_npy, write_npz
 
     t0 = time.perf_counter()
     dev, dt = args.device_resolved, torch.float64
@@ -172,9 +172,7 @@ def run(args, X, Xh) -> dict:
         res["fraction_above_eps"] = float(T.values(Y, 1).gt(args.eps).double().mean())
     write_npz(os.path.join(args.out_dir, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
               mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
-    with open(os.devnull, "w"):
-        from JohnsonLindenstrauss.utils import _atomic
-        _atomic(os.path.join(args.out_dir, "projection.npy"), lambda tmp: np.save(open(tmp, "wb"), P))
+    write_npy(os.path.join(args.out_dir, "projection.npy"), P)
     label = "norms" if args.target == "norms" else "pairwise distances"
     save_figure(plot_distortion(hist["sampled_max"], hist["mean_max"], res["gaussian_mean"], res["gaussian_min"],
                                 label), os.path.join(args.out_dir, "fig7_distortion"))

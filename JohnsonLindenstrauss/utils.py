@@ -60,6 +60,13 @@ def write_npz(path, **arrays):
     _atomic(path, write)
 
 
+def write_npy(path, array):
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    _atomic(path, write)
+
+
 def write_text(path, text):
     def write(tmp):
         with open(tmp, "w") as f:

@@ -135,11 +135,12 @@ def verdict(res):
       value is at most 1.05x its prediction, or has halved (the loss adds little, or holds some of ``W⊥``
       back from where decay alone would take it);
     * 'no' -- neither: no collapse at this budget (e.g. λ = 0 and the loss does not shrink ``W⊥``)."""
-    q = res["perp_final"].mean() / max(res["decay_only"].mean(), 1e-300)
-    shrink = res["decay_only"].mean() / res["perp_init"].mean()
+    final, alone, init = (float(np.mean(res[key])) for key in ("perp_final", "decay_only", "perp_init"))
+    q = final / max(alone, 1e-300)
+    shrink = alone / init
     if q < 0.5:
         return "loss"
-    return "regulariser" if shrink < 0.95 and (q <= 1.05 or res["perp_final"].mean() < 0.5 * res["perp_init"].mean()) else "no"
+    return "regulariser" if shrink < 0.95 and (q <= 1.05 or final < 0.5 * init) else "no"
 
 
 def _ms(a, fmt="{:.3f}"):

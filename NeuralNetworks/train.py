@@ -144,7 +144,7 @@ def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
     r = torch.bmm(H, a.unsqueeze(2)).squeeze(2) - y                     # (R, n)
     loss = _select(r, cfg.loss, pointwise_loss).mean(1)
     dout = _select(r, cfg.loss, loss_derivative) / x.shape[1]            # dloss/dprediction
-    dZ = student.act_grad(Z).mul_(a.unsqueeze(1)).mul_(dout.unsqueeze(2))
+    dZ = student.act_grad(Z, inplace=True).mul_(a.unsqueeze(1)).mul_(dout.unsqueeze(2))   # Z is not needed after
     by_param = {id(W): lambda: torch.bmm(x.transpose(1, 2), dZ).transpose(1, 2),
                 id(b): lambda: dZ.sum(1),
                 id(a): lambda: torch.bmm(dout.unsqueeze(1), H).squeeze(1)}
