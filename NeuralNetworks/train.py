@@ -119,6 +119,19 @@ def _trained(student: Student, cfg: TrainConfig):
     return out
 
 
+def _optimizer_setup(cfg: TrainConfig, R, W, params):
+    """PGD thresholds (a number, or per run; -inf: never perturb, i.e. GD and Adam) and the Adam state:
+    None (no run uses Adam), a state list (every run does) or ``(state, per-run mask)``."""
+    if isinstance(cfg.optimizer, str):
+        thr = cfg.pgd_threshold if cfg.optimizer == "pgd" else -math.inf
+        return thr, (_adam_state(params) if cfg.optimizer == "adam" else None)
+    opts = list(cfg.optimizer)
+    base = cfg.pgd_threshold if isinstance(cfg.pgd_threshold, (list, tuple)) else [cfg.pgd_threshold] * R
+    thr = _per_run([t if o == "pgd" else -math.inf for o, t in zip(opts, base)], R, W)
+    mask = torch.tensor([o == "adam" for o in opts], device=W.device)
+    return thr, ((_adam_state(params), mask) if bool(mask.any()) else None)
+
+
 def _adam_state(params):
     return [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
 
@@ -183,13 +196,7 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
     params = [p for p, _, _, _ in trained]
     W, U = student.W, teacher.U
     R, _, d = W.shape
-    opt = cfg.optimizer if isinstance(cfg.optimizer, str) else list(cfg.optimizer)
-    thr = (cfg.pgd_threshold if opt == "pgd" else -math.inf if isinstance(opt, str) else
-           _per_run([t if o == "pgd" else -math.inf for o, t in
-                     zip(opt, cfg.pgd_threshold if isinstance(cfg.pgd_threshold, (list, tuple)) else [cfg.pgd_threshold] * R)],
-                    R, W))
-    adam = (None if opt in ("pgd", "gd") else _adam_state(params) if opt == "adam" else
-            (_adam_state(params), torch.tensor([o == "adam" for o in opt], device=W.device)))
+    thr, adam = _optimizer_setup(cfg, R, W, params)
     rec, snaps = set(record_steps(cfg.steps).tolist()), set(int(s) for s in snapshot_steps)
     hist = {k: [] for k in ("step", "loss", "perp_norm", "w_norm", "grad_norm")}
     snapshots, n_perturb = [], np.zeros(R, dtype=np.int64)
