@@ -130,12 +130,17 @@ def adjacency(n, edges, weights, device="cpu", dtype=torch.float64) -> torch.Ten
     return torch.sparse_coo_tensor(idx, w, (n, n), check_invariants=False).coalesce().to_sparse_csr().to(device)
 
 
+def dense_adjacency(n, edges, weights) -> np.ndarray:
+    """Symmetric weighted adjacency ``(n, n)`` as a dense float64 numpy array."""
+    A = np.zeros((n, n))
+    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
+    return A + A.T
+
+
 def brute_force(n, edges, weights, chunk=1 << 18):
     """Exact maximum cut by enumerating all ``2^(n-1)`` partitions (node ``n-1`` fixed on side 0),
     vectorised in chunks: ``cut(x) = x . deg - x^T A x`` for 0/1 ``x``. Returns ``(value, x)``."""
-    A = np.zeros((n, n))
-    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
-    A = torch.as_tensor(A + A.T)
+    A = torch.as_tensor(dense_adjacency(n, edges, weights))
     deg = A.sum(1)
     bits = torch.arange(n - 1, dtype=torch.int64)
     best, best_code = -math.inf, 0
@@ -156,9 +161,7 @@ def local_search(n, edges, weights, x):
     """Greedy one-flip local search from the 0/1 partition ``x``: flip the vertex of largest positive
     gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x`` are updated in O(n) per
     flip. Returns the improved 0/1 partition (numpy)."""
-    A = np.zeros((n, n))
-    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
-    A += A.T
+    A = dense_adjacency(n, edges, weights)
     s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
     As = A @ s
     for _ in range(100 * n):  # every flip raises the cut by > 0; this bound is never reached in practice
@@ -193,9 +196,7 @@ def spectral_embedding(n, edges, weights):
     """The authors' "GW vectors": all ``n`` eigenvectors of the adjacency matrix as columns of an
     orthogonal matrix; row ``i`` is ``v_i``. Since the rows are orthonormal, ``<v_i, v_j> = 0`` and
     the "GW" rounding of this embedding is a uniform random cut. Returns ``V: (n, n)`` float64."""
-    A = np.zeros((n, n))
-    np.add.at(A, (edges[:, 0], edges[:, 1]), weights)
-    _, vecs = np.linalg.eigh(A + A.T)
+    _, vecs = np.linalg.eigh(dense_adjacency(n, edges, weights))
     return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
 
 
