@@ -94,8 +94,6 @@ def parse_args(argv=None):
     if args.data not in DATASETS and not args.data.endswith(".npy"):
         parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
     n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
-    if args.target == "pairwise" and n is not None and n < 2:
-        parser.error("--target pairwise needs --n >= 2: one point has no pairwise distance")
     try:
         X, Xh = load_points(args.data, n, args.holdout, args.d, args.seed)
         if args.target == "pairwise":
@@ -103,7 +101,7 @@ def parse_args(argv=None):
     except DataError as e:
         parser.error(str(e))
     if args.target == "pairwise" and len(X) < 2:
-        parser.error("--target pairwise needs at least 2 training points")
+        parser.error("--target pairwise needs at least 2 training points (--n >= 2): one point has no distances")
     if args.k > X.shape[1]:
         parser.error(f"--k {args.k} is larger than the data dimension d = {X.shape[1]}")
     if args.quick:

@@ -82,7 +82,7 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
                 row = torch.stack([loss, D.max(), targets.distortions(MX, k).max(), sigma.max()]).tolist()
             if not math.isfinite(row[0]):
                 raise DivergenceError(f"the objective became {row[0]} at step {t}")
-            for key, v in zip(hist, row):
+            for key, v in zip(("loss", "sampled_max", "mean_max", "sigma_max"), row):
                 hist[key].append(v)
             if row[2] < best:                                              # best mean matrix so far
                 best, M_best = row[2], M.detach().clone()
