@@ -187,7 +187,8 @@ def main(argv=None):
     try:
         res = run(args, X, Xh)
     except DivergenceError as e:
-        sys.exit(f"error: {e}; try a smaller --lr")
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; try a smaller --lr", file=sys.stderr)
+        sys.exit(2)
     hold = (f", held-out {res['holdout_max_distortion']:.4f} (Gaussian mean {res['holdout']['gaussian_mean']:.3f})"
             if res["holdout_max_distortion"] is not None else "")
     print(f"jl {res['data']}/{res['target']}/{res['objective']} n={res['n']} d={res['d']} k={res['k']}: "

@@ -1,7 +1,8 @@
 """Section 5.1 of the paper: Goemans-Williamson rounding derandomised by gradient descent (Fig. 5).
 
-``python MAXCUT/main.py`` reproduces Fig. 5 as the authors ran it (App. F): a G(15, 0.6) graph
-(networkx, seed 42), their spectral "GW vectors", the score-function estimator with their schedule.
+``python MAXCUT/main.py`` reproduces Fig. 5 as the authors ran it (App. F): their G(15, 0.6) graph (built
+with torch from seed 42: 62 edges, optimum 41), their spectral "GW vectors", their score-function update rule
+and schedule, optimisation seed 43.
 ``--graph FILE`` runs on a G-set/rudy file or an edge list, by default with a real GW SDP embedding
 (Burer-Monteiro) and the pathwise estimator of the smoothed objective.
 """
@@ -66,7 +67,10 @@ def build_parser():
       "default: the authors' random graph")
     a("--nodes", type=_int_at_least(2), default=15, help="nodes of the random graph (paper: 15)")
     a("--edge-prob", type=_float_in(0, 1), default=0.6, help="edge probability of the random graph (paper: 0.6)")
-    a("--graph-seed", type=int, default=42, help="networkx seed of the random graph (paper: 42)")
+    a("--graph-source", choices=("torch", "networkx"), default=None,
+      help="how the random graph is drawn: 'torch' (default) is the authors' construction (rand(n, n) < p, upper "
+           "triangle mirrored); 'networkx' is gnp_random_graph(n, p, seed)")
+    a("--graph-seed", type=int, default=42, help="seed of the random graph (paper: 42)")
     a("--embedding", choices=("auto", "spectral", "sdp"), default="auto",
       help="vectors v_i: the authors' adjacency eigenvectors or the GW SDP solution; "
            "auto = spectral for the random graph (paper), sdp for --graph")
@@ -91,7 +95,9 @@ def build_parser():
       help=f"networkx approximation baselines (auto: up to {NX_AUTO_MAX_NODES} nodes; one_exchange is slow)")
     a("--polish", action="store_true", help="also report a greedy one-flip local search from the derandomised cut")
     a("--sdp-iters", type=_int_at_least(1), default=3000, help="L-BFGS iterations of the SDP solver")
-    a("--seed", type=int, default=0, help="seed of every random draw of the optimisation")
+    a("--seed", type=int, default=None,
+      help="seed of the optimisation's draws (the SDP start uses seed + 2, the roundings seed + 1); default 43, "
+           "the authors' optimisation seed, for the score estimator, 0 for the pathwise one")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
     a("--out-dir", default=None, help="output folder (default MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")
     a("--quick", action="store_true", help="the same run with fewer steps and roundings (tests, CI)")
@@ -101,7 +107,7 @@ def build_parser():
 
 def parse_args(argv=None):
     """Parse and validate everything, graph file included, before any work is done."""
-    from MAXCUT.utilities import GraphFormatError, random_graph, read_graph
+    from MAXCUT.utilities import GraphFormatError, authors_graph, random_graph, read_graph
     from MAXCUT.utils import resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -109,9 +115,13 @@ def parse_args(argv=None):
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
+    if args.graph is not None and args.graph_source is not None:
+        parser.error("--graph-source chooses how the random graph is drawn; it does not apply with --graph")
     if args.graph is None:
-        args.graph_name = f"gnp_{args.nodes}_{args.edge_prob:g}_seed{args.graph_seed}"
-        graph = random_graph(args.nodes, args.edge_prob, args.graph_seed)
+        args.graph_source = args.graph_source or "torch"
+        make, tag = (authors_graph, "torch") if args.graph_source == "torch" else (random_graph, "gnp")
+        args.graph_name = f"{tag}_{args.nodes}_{args.edge_prob:g}_seed{args.graph_seed}"
+        graph = make(args.nodes, args.edge_prob, args.graph_seed)
     else:
         args.graph_name = os.path.splitext(os.path.basename(args.graph))[0]
         try:
@@ -126,6 +136,8 @@ def parse_args(argv=None):
     auto = args.graph is None
     args.embedding = args.embedding if args.embedding != "auto" else ("spectral" if auto else "sdp")
     args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
+    if args.seed is None:
+        args.seed = 43 if args.estimator == "score" else 0
     if args.quick:
         args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100)
         args.rounds, args.chains = min(args.rounds, 200), min(args.chains, 8)
@@ -234,7 +246,12 @@ def run(args, graph) -> dict:
 
 def main(argv=None):
     args, graph = parse_args(argv)
-    res = run(args, graph)
+    try:
+        res = run(args, graph)
+    except FloatingPointError as e:
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged, try a smaller "
+              "--lr-mean / --lr-sigma", file=sys.stderr)
+        sys.exit(2)
     extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
     ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
            f", best known {res['best_known']:g}" if res["best_known"] is not None else "")

@@ -6,10 +6,10 @@ to 0 and leaves the deterministic hyperplane ``m``, whose cut is ``cut(sign(V m)
 
 Two gradient estimators, both vectorised over the Monte-Carlo samples:
 
-* ``score`` -- the authors' score-function (REINFORCE) estimator of ``grad E[cut(sign(V r))]``:
-  ``E[cut * z] / sigma`` for ``m`` and ``E[cut * (|z|^2 - r)]`` for ``log sigma`` (isotropic sigma),
-  no baseline, with their step sizes, decay schedule, clipping and the ``sigma = exp(log sigma) + 0.5``
-  used inside the step (PAPER.md; reproduced as published).
+* ``score`` -- the authors' rule, step for step as their script runs it: score-function (REINFORCE)
+  estimates of ``grad E[cut(sign(V r))]`` without a baseline, a per-coordinate ``log sigma`` but one draw scale
+  ``s_eff = max_i(exp(log sigma_i) + 0.5)``, the sigma-gradient added to ``log sigma`` as it is, their step
+  sizes, clipping and decay schedule (:func:`run_score`).
 * ``pathwise`` -- the reparameterisation gradient of the *smoothed* objective the theory analyses: the
   sign is replaced by the C^1 smooth step ``h(u) = 3/2 (u/delta) - 1/2 (u/delta)^3`` on ``[-delta, delta]``
   (``+-1`` outside), and the smoothed cut ``sum w (1 - h_i h_j) / 2`` is differentiated through the sample.
@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 @dataclass
 class ScoreConfig:
-    """The authors' settings (PAPER.md, Sec. 2)."""
+    """The authors' settings (their Fig. 5 script)."""
     steps: int = 5000
     samples: int = 100
     lr_mean: float = 0.01
@@ -95,30 +95,36 @@ def smooth_step(u: torch.Tensor, delta: float) -> torch.Tensor:
 
 
 def score_gradients(V, graph: Graph, m, sigma, z, delta=None):
-    """Score-function estimates for isotropic ``sigma`` (a float). ``V: (n, r)``, ``z: (S, r)``.
+    """Score-function estimates for an isotropic ``sigma`` (a float). ``V: (n, r)``, ``z: (S, r)``.
     Returns ``(grad_m (r,), dE[cut]/dsigma (float), cuts (S,))``, penalty not included:
     ``grad_m = E[cut z] / sigma`` and ``dE/dsigma = E[cut (|z|^2 - r)] / sigma``. With ``delta`` the
-    cut is the smoothed one (:func:`smooth_step`), as in the theory; without, the sign (the authors')."""
-    return _score_core(graph, V @ m, z @ V.T, z, (z * z).sum(1) - z.shape[1], sigma, delta)
-
-
-def _score_core(graph, Vm, zV, z, zn, sigma, delta=None):
-    """:func:`score_gradients` from precomputed ``Vm = V m (n,)``, ``zV = z V^T (S, n)`` and
-    ``zn = |z|^2 - r (S,)``: the projections of all samples of a block of steps are one product."""
-    u = torch.add(Vm, zV, alpha=sigma)
-    cuts = graph.cut(u.sign() if delta is None else smooth_step(u, delta))  # (S,)
+    cut is the smoothed one (:func:`smooth_step`), as in the theory; without, the sign."""
+    u = torch.add(V @ m, z @ V.T, alpha=sigma)
+    cuts = graph.cut(sign(u) if delta is None else smooth_step(u, delta))  # (S,)
     scale = 1.0 / (z.shape[0] * sigma)
-    return (cuts @ z).mul_(scale), float(cuts @ zn) * scale, cuts
+    return (cuts @ z).mul_(scale), float(cuts @ ((z * z).sum(1) - z.shape[1])) * scale, cuts
 
 
-def _score_loop(V, graph, m, sigma, z):
-    """The same estimates with a Python loop over the samples (the benchmark's reference only)."""
-    g_m, g_s = torch.zeros_like(m), 0.0
+def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float):
+    """One step's estimates of the authors' rule (PAPER.md Sec. 2, step 3), vectorised over the draws.
+    ``V: (n, r)``, ``m: (r,)``, ``z: (S, r)``; the draws are ``r_s = m + s_eff z_s`` and ``c_s`` the cut of
+    ``sign(V r_s)``. Returns ``g_m = mean(c (r - m)) / s_eff²`` ``(r,)``,
+    ``g_i = mean(c ((r_i - m_i)² / s_eff³ - 1 / s_eff)) - 2 lam s_eff`` ``(r,)`` and the cuts ``(S,)``."""
+    c = graph.cut(sign(torch.add(V @ m, z @ V.T, alpha=s_eff)))
+    scale = 1.0 / (z.shape[0] * s_eff)
+    return (c @ z).mul_(scale), (c @ (z * z - 1)).mul_(scale).sub_(2 * lam * s_eff), c
+
+
+def authors_gradients_loop(V, graph: Graph, m, s_eff: float, z, lam: float):
+    """:func:`authors_gradients` with a Python loop over the draws, written as the rule reads (the reference
+    that the benchmark times and the tests compare with)."""
+    g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)
     for k in range(z.shape[0]):
-        c = graph.cut((V @ (m + sigma * z[k])).sign())
-        g_m = g_m + c * z[k]
-        g_s += float(c * ((z[k] * z[k]).sum() - z.shape[1]))
-    return g_m / (z.shape[0] * sigma), g_s / (z.shape[0] * sigma)
+        r = m + s_eff * z[k]
+        c = graph.cut(sign(V @ r))
+        g_m = g_m + c * (r - m) / s_eff ** 2
+        g_i = g_i + c * ((r - m) ** 2 / s_eff ** 3 - 1 / s_eff)
+    return g_m / z.shape[0], g_i / z.shape[0] - 2 * lam * s_eff
 
 
 def _noise_blocks(shape, generator, like, block=256):
@@ -127,47 +133,46 @@ def _noise_blocks(shape, generator, like, block=256):
         yield from torch.randn((block, *shape), generator=generator, dtype=like.dtype, device=like.device)
 
 
-def _score_blocks(V, samples, generator, block=256):
-    """Per step ``(z (S, r), z V^T (S, n), |z|^2 - r (S,))``, computed for a block of steps at once."""
-    r = V.shape[1]
-    while True:
-        Z = torch.randn((block, samples, r), generator=generator, dtype=V.dtype, device=V.device)
-        yield from zip(Z, Z @ V.T, (Z * Z).sum(-1) - r)
-
-
 def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_sample_loop=False):
-    """The authors' optimisation (ascent on ``E[cut] - lam sigma^2``), vectorised over samples.
-    ``per_sample_loop=True`` runs the same estimator sample by sample (the benchmark's reference; same
-    draws, same result). Returns the history (see :func:`_finish`)."""
-    r = V.shape[1]
+    """The authors' optimisation step for step (PAPER.md Sec. 2): per-coordinate ``log sigma``, one
+    ``s_eff = max_i(exp(log sigma_i) + 0.5)`` for the draws, score-function estimates without a baseline
+    (:func:`authors_gradients`), the sigma-gradient added to ``log sigma`` as it is, clipping, and the decay
+    of both step sizes at every ``decay_every``-th step, step 0 included. Each step's draws are
+    ``log_samples`` (the logged cut, at ``exp(log sigma)``, before the update) then ``samples`` (the step).
+    ``per_sample_loop=True``: the same rule on the same draws, one draw at a time (the reference).
+    Returns the history (see :func:`_finish`), with ``sigma_step`` (s_eff per step)."""
+    r, L = V.shape[1], cfg.log_samples
     m = torch.zeros(r, dtype=V.dtype, device=V.device)
-    log_sigma, lr_m, lr_s = 0.0, cfg.lr_mean, cfg.lr_sigma
-    M, sig, sig_step = [], [], []
-    blocks = _score_blocks(V, cfg.samples, generator)
+    log_sigma = torch.zeros(r, dtype=V.dtype, device=V.device)
+    lr_m, lr_s = cfg.lr_mean, cfg.lr_sigma
+    M, sig, sig_step, logged = [], [], [], []
+    noise = _noise_blocks((L + cfg.samples, r), generator, V)
+    grads = authors_gradients_loop if per_sample_loop else authors_gradients
     t0 = time.perf_counter()
+    interrupted = False
     try:
         for t in tqdm(range(cfg.steps), disable=None if progress else True, desc="derandomise"):
-            s = math.exp(log_sigma)
-            s_eff = s + cfg.sigma_offset
-            z, zV, zn = next(blocks)
-            g_m, g_s = (_score_loop(V, graph, m, s_eff, z) if per_sample_loop
-                        else _score_core(graph, V @ m, zV, z, zn, s_eff)[:2])
-            m = torch.add(m, g_m, alpha=lr_m)
-            g_log = g_s * s - 2 * cfg.lam * s * s                          # d/d log sigma, with the penalty
-            log_sigma = min(max(log_sigma + lr_s * g_log, cfg.log_sigma_min), cfg.log_sigma_max)
-            if (t + 1) % cfg.decay_every == 0:
+            z = next(noise)
+            sigma = log_sigma.exp()
+            logged.append(graph.cut(sign((m + sigma * z[:L]) @ V.T)).mean())                     # 1
+            s_eff = float((sigma + cfg.sigma_offset).max())                                        # 2
+            g_m, g_i = grads(V, graph, m, s_eff, z[L:], cfg.lam)[:2]                                # 3
+            m = torch.add(m, g_m, alpha=lr_m)                                                      # 4
+            log_sigma = torch.add(log_sigma, g_i, alpha=lr_s).clamp_(cfg.log_sigma_min, cfg.log_sigma_max)
+            if t % cfg.decay_every == 0:                                                           # 5
                 lr_m, lr_s = lr_m / cfg.decay_mean, lr_s / cfg.decay_sigma
             M.append(m[None])
-            sig.append([math.exp(log_sigma)])
-            sig_step.append(math.exp(log_sigma) + cfg.sigma_offset)
+            sig.append(log_sigma.max())                                                            # 6
+            sig_step.append(s_eff)
     except KeyboardInterrupt:
         interrupted = True
-    else:
-        interrupted = False
     seconds = time.perf_counter() - t0
-    sig_t = torch.tensor(sig_step, dtype=V.dtype, device=V.device).reshape(-1, 1, 1)
-    return _finish(V, graph, M, np.asarray(sig).reshape(-1, 1), sig_t, cfg.log_samples, generator, seconds,
-                   interrupted)
+    T = len(M)
+    sigma_max = torch.stack(sig).exp().reshape(T, 1).cpu().numpy() if T else np.zeros((0, 1))
+    hist = _finish(V, graph, M, sigma_max, None, L, generator, seconds, interrupted,
+                   cut_sampled=torch.stack(logged[:T]).cpu().numpy() if T else np.zeros(0))
+    hist["sigma_step"] = np.asarray(sig_step)
+    return hist
 
 
 def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
@@ -213,14 +218,16 @@ def run_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True)
 
 
 @torch.no_grad()
-def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds, interrupted, chunk=32):
+def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds, interrupted, chunk=32,
+            cut_sampled=None):
     """History from the per-step means ``M`` (list of ``(K, r)``) and sampling scales
     ``sigma_noise: (T, K, 1 or r)``, computed after the loop in batches. The output chain ``k`` is the one
     whose final ``m`` cuts most; for it: ``cut_mean`` (deterministic cut of ``m_t``), ``cut_sampled``
     (mean cut of ``log_samples`` fresh hyperplanes ``m_t + sigma_t z``), ``sigma_max``, ``sigma_relative``
     (``max sigma / |m_t|``: the cut depends on ``r`` only through its direction, so this scale-free ratio
     is what measures how random the hyperplane still is), the final ``m``.
-    ``chain_final_cuts``: every chain's final deterministic cut."""
+    ``chain_final_cuts``: every chain's final deterministic cut. ``cut_sampled`` given (the score rule logs its
+    own, one chain): used as it is, and ``sigma_noise`` is not needed."""
     T, r = len(M), V.shape[1]
     if T == 0:
         z0 = np.zeros(0)
@@ -231,13 +238,15 @@ def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds
     Mt = torch.stack(M)                                                   # (T, K, r)
     cut_all = torch.cat([graph.cut(sign(Mt[a:a + chunk] @ V.T)) for a in range(0, T, chunk)])  # (T, K)
     k = int(torch.argmax(cut_all[-1]))
-    cut_sampled = []
-    for a in range(0, T, chunk):
-        Mc, Sc = Mt[a:a + chunk, k], sigma_noise[a:a + chunk, k]
-        z = torch.randn(len(Mc), log_samples, r, generator=generator, dtype=V.dtype, device=V.device)
-        cut_sampled.append(graph.cut(sign((Mc[:, None] + Sc[:, None] * z) @ V.T)).mean(1))
+    if cut_sampled is None:
+        parts = []
+        for a in range(0, T, chunk):
+            Mc, Sc = Mt[a:a + chunk, k], sigma_noise[a:a + chunk, k]
+            z = torch.randn(len(Mc), log_samples, r, generator=generator, dtype=V.dtype, device=V.device)
+            parts.append(graph.cut(sign((Mc[:, None] + Sc[:, None] * z) @ V.T)).mean(1))
+        cut_sampled = torch.cat(parts).cpu().numpy()
     return {"step": np.arange(1, T + 1), "cut_mean": cut_all[:, k].cpu().numpy(),
-            "cut_sampled": torch.cat(cut_sampled).cpu().numpy(), "sigma_max": np.asarray(sigma_max)[:, k],
+            "cut_sampled": np.asarray(cut_sampled), "sigma_max": np.asarray(sigma_max)[:, k],
             "sigma_relative": np.asarray(sigma_max)[:, k] / np.maximum(Mt[:, k].norm(dim=1).cpu().numpy(), 1e-300),
             "m": Mt[-1, k].cpu().numpy(), "chain_final_cuts": cut_all[-1].cpu().numpy(),
             "chain_m": Mt[-1].cpu().numpy(),

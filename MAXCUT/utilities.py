@@ -100,8 +100,17 @@ def _read_edge_list(path, rows):
     return (len(labels), *_merge(len(labels), idx.reshape(-1, 2), weights))
 
 
+def authors_graph(n, p, seed):
+    """The authors' random graph (their Fig. 5 script; 62 edges and optimum 41 for n = 15, p = 0.6, seed 42):
+    torch seeded with ``seed``, ``A = (rand(n, n) < p)`` with the diagonal dropped and the upper triangle
+    mirrored. Unit weights. A private ``torch.Generator`` draws the same numbers as ``torch.manual_seed``."""
+    A = torch.rand(n, n, generator=torch.Generator().manual_seed(seed)) < p
+    e = torch.nonzero(torch.triu(A, diagonal=1)).numpy().astype(np.int64).reshape(-1, 2)
+    return (n, *_merge(n, e, np.ones(len(e))))
+
+
 def random_graph(n, p, seed):
-    """networkx ``gnp_random_graph(n, p, seed)`` with unit weights (the authors' G(15, 0.6), seed 42)."""
+    """networkx ``gnp_random_graph(n, p, seed)`` with unit weights (``--graph-source networkx``)."""
     import networkx as nx
     g = nx.gnp_random_graph(n, p, seed=seed)
     e = np.asarray(list(g.edges()), dtype=np.int64).reshape(-1, 2)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from MAXCUT.main import main
-from MAXCUT.optimizer import (Graph, PathwiseConfig, ScoreConfig, run_pathwise, run_score, score_gradients,
-                              smooth_step, smoothed_objective)
-from MAXCUT.utilities import (GSET_DIR, brute_force, cut_value, gw_expected, local_search, random_graph,
-                              read_graph, solve_sdp, spectral_embedding)
+from MAXCUT.optimizer import (Graph, PathwiseConfig, ScoreConfig, authors_gradients, authors_gradients_loop,
+                              run_pathwise, run_score, score_gradients, smooth_step, smoothed_objective)
+from MAXCUT.utilities import (GSET_DIR, authors_graph, brute_force, cut_value, gw_expected, local_search,
+                              random_graph, read_graph, solve_sdp, spectral_embedding)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -104,15 +104,65 @@ def test_score_and_pathwise_gradients_agree_in_expectation():
     assert g_s_score == pytest.approx(g_s_path.item(), abs=0.03)
 
 
-def test_vectorised_score_equals_per_sample_loop():
-    n, e, w = random_graph(15, 0.6, 42)
+def test_authors_graph_has_62_edges_and_optimum_41():
+    n, e, w = authors_graph(15, 0.6, 42)
+    assert (n, len(e)) == (15, 62) and np.all(w == 1) and np.all(e[:, 0] < e[:, 1])
+    assert brute_force(n, e, w)[0] == 41
+    with torch.random.fork_rng():                           # the authors' global-seed construction
+        torch.manual_seed(42)
+        A = torch.triu(torch.rand(15, 15) < 0.6, diagonal=1)
+    assert sorted(map(tuple, torch.nonzero(A).tolist())) == sorted(map(tuple, e.tolist()))
+
+
+def test_authors_step_vectorised_equals_the_rule_written_per_draw():
+    """One step's estimates, and then 60 whole steps: the vectorised rule equals the per-draw loop."""
+    n, e, w = authors_graph(15, 0.6, 42)
     V = torch.as_tensor(spectral_embedding(n, e, w))
     G = Graph(n, e, w, "cpu")
+    g = torch.Generator().manual_seed(5)
+    m, z = torch.randn(n, generator=g, dtype=torch.float64), torch.randn(100, n, generator=g, dtype=torch.float64)
+    for a, b in zip(authors_gradients(V, G, m, 0.7, z, 1.0)[:2], authors_gradients_loop(V, G, m, 0.7, z, 1.0)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     cfg = ScoreConfig(steps=60)
-    a = run_score(V, G, cfg, torch.Generator().manual_seed(0), progress=False)
-    b = run_score(V, G, cfg, torch.Generator().manual_seed(0), progress=False, per_sample_loop=True)
+    a = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
+    b = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, per_sample_loop=True)
     np.testing.assert_allclose(a["m"], b["m"], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(a["sigma_max"], b["sigma_max"], rtol=1e-10)
     np.testing.assert_array_equal(a["cut_mean"], b["cut_mean"])
+    np.testing.assert_array_equal(a["cut_sampled"], b["cut_sampled"])
+
+
+def test_authors_rule_draws_at_half_or_more_and_follows_its_schedule():
+    """s_eff = max_i(exp(log sigma_i) + 0.5) >= 0.5 at every step; log sigma stays in its clip range; the
+    step sizes decay at step 0 too (so after one step lr_m is 0.01/1.02 -- checked through m's update)."""
+    n, e, w = authors_graph(15, 0.6, 42)
+    V = torch.as_tensor(spectral_embedding(n, e, w))
+    G = Graph(n, e, w, "cpu")
+    cfg = ScoreConfig(steps=1500)
+    h = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
+    assert np.all(h["sigma_step"] >= 0.5) and np.all(h["sigma_step"] <= 1.5 + 0.5 + 1e-12)
+    assert np.all(h["sigma_max"] >= 1e-3 - 1e-15) and np.all(h["sigma_max"] <= 1.5 + 1e-12)
+    # the first two updates of m, recomputed from the same draws with the documented step sizes
+    gen = torch.Generator().manual_seed(43)
+    z = torch.randn(256, cfg.log_samples + cfg.samples, n, generator=gen, dtype=torch.float64)
+    L = cfg.log_samples
+    g0, gi0 = authors_gradients(V, G, torch.zeros(n, dtype=torch.float64), 1.5, z[0, L:], cfg.lam)[:2]
+    m1 = 0.01 * g0
+    log_s1 = (cfg.lr_sigma * gi0).clamp(cfg.log_sigma_min, cfg.log_sigma_max)
+    s_eff1 = float((log_s1.exp() + 0.5).max())
+    g1 = authors_gradients(V, G, m1, s_eff1, z[1, L:], cfg.lam)[0]
+    h2 = run_score(V, G, ScoreConfig(steps=2), torch.Generator().manual_seed(43), progress=False)
+    np.testing.assert_allclose(h2["m"], (m1 + 0.01 / 1.02 * g1).numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_default_fig5_run_reaches_the_optimum_with_sigma_shrinking():
+    """The authors' run (their graph, rule and seed 43), shortened to 1500 steps: their log shows the cut at
+    41 from step ~950 on; max sigma falls from 1 (it ends near 0.04 after 5000 steps)."""
+    n, e, w = authors_graph(15, 0.6, 42)
+    h = run_score(torch.as_tensor(spectral_embedding(n, e, w)), Graph(n, e, w, "cpu"), ScoreConfig(steps=1500),
+                  torch.Generator().manual_seed(43), progress=False)
+    assert h["cut_mean"][-1] == 41 == brute_force(n, e, w)[0]
+    assert h["sigma_max"][-1] < 0.5 * h["sigma_max"][0]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -167,14 +217,20 @@ def test_quick_default_run_writes_every_output(tmp_path):
     res = main(["--quick", "--no-progress", "--out-dir", str(tmp_path)])
     _expected_outputs(tmp_path)
     saved = json.load(open(tmp_path / "results.json"))
-    n, e, w = random_graph(15, 0.6, 42)
-    assert saved["nodes"] == 15 and saved["edges"] == len(e) and saved["exact"] == 42
+    n, e, w = authors_graph(15, 0.6, 42)
+    assert saved["nodes"] == 15 and saved["edges"] == len(e) == 62 and saved["exact"] == 41
     assert cut_value(e, w, np.array(saved["partition"])) == saved["cut"] == res["cut"]
     assert saved["gw_expected"] == pytest.approx(w.sum() / 2)   # spectral embedding: a uniform random cut
     assert saved["sdp_value"] >= saved["exact"] - 1e-6
     for key in ["cut_polished", "gw_best_of_k", "nx_randomized", "nx_one_exchange", "sigma_final",
                 "optimize_s", "wall_s"]:
         assert key in saved
+
+
+def test_networkx_graph_source_keeps_gnp(tmp_path):
+    res = main(["--quick", "--no-progress", "--graph-source", "networkx", "--out-dir", str(tmp_path)])
+    n, e, w = random_graph(15, 0.6, 42)
+    assert res["graph"] == "gnp_15_0.6_seed42" and res["edges"] == len(e) and res["exact"] == brute_force(n, e, w)[0]
 
 
 def test_quick_gset_run_with_polish(tmp_path):
@@ -205,7 +261,8 @@ def test_malformed_graph_files(tmp_path, name, capsys):
 @pytest.mark.parametrize("argv,expect", [
     (["--graph", "/nonexistent/g.txt"], "no such file"), (["--edge-prob", "1.5"], "1.5"),
     (["--nodes", "1"], "--nodes"), (["--nodes", "40", "--exact", "yes"], "40 nodes"),
-    (["--nodes", "5", "--edge-prob", "1e-9"], "no edges")])
+    (["--nodes", "5", "--edge-prob", "1e-9"], "no edges"),
+    (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--graph-source", "torch"], "--graph-source")])
 def test_bad_arguments(tmp_path, argv, expect, capsys):
     _assert_bad([tuple(argv)], tmp_path, expect=[expect], capsys=capsys)
 
@@ -221,6 +278,15 @@ def _assert_bad(argvs, tmp_path, expect, capsys=None):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     for s in expect:
         assert s in err
+    assert not out.exists()
+
+
+def test_diverging_pathwise_run_one_line_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["--estimator", "pathwise", "--lr-sigma", "1e6", "--quick", "--no-progress", "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "smaller" in err and "Traceback" not in err
     assert not out.exists()
 
 

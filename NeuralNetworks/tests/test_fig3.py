@@ -164,5 +164,6 @@ def test_bad_input_from_the_command_line(tmp_path):
 def test_divergence_stops_with_advice(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--quick", "--no-progress", "--lr", "1e8", "--out-dir", str(tmp_path / "o")])
-    assert "smaller --lr" in str(e.value.code)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "smaller --lr" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
