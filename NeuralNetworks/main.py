@@ -5,6 +5,8 @@ a width-1000 two-layer student with activation 1/2 log(1 + e^{2z}) trained by pe
 descent on the single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2).
 ``--experiment fig2``: the one-neuron toy of Fig. 2 (why the bias must be trained).
 ``--experiment claims``: a measured check of each claim (a)-(e) on a multi-index teacher.
+``--experiment sosp``: Lemma 3.1 measured where it applies -- certified stationary points of the population
+objective over a λ grid, bias trained vs frozen, and how many PGD steps reach them.
 """
 import os
 import sys
@@ -22,9 +24,12 @@ from NeuralNetworks.activations import ACTIVATIONS  # noqa: E402
 from NeuralNetworks.train import LOSSES  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-QUICK_STEPS = {"fig3": 2000, "claims": 1000}
-DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000}
-DEFAULT_D = {"fig3": 2, "claims": 20}
+QUICK_STEPS = {"fig3": 2000, "claims": 1000, "sosp": 2000}
+DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000, "sosp": 20_000}
+DEFAULT_LAM_GRID = {"fig2": ("1e-4", "10", "41"), "sosp": ("1e-5", "1e-1", "9")}
+SOSP_PGD_LAMS = (1e-3, 3e-3, 1e-2, 3e-2)   # the steps-to-collapse runs, beside every λ of the grid
+SOSP_QUICK = {"width": 64, "lam_grid": (1e-3, 1e-1, 3), "seeds": 1}
+DEFAULT_D = {"fig3": 2, "claims": 20, "sosp": 2}
 
 
 def _positive_int(s):
@@ -63,10 +68,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--experiment", choices=("fig3", "fig2", "claims"), default="fig3", help="which part of Section 4 to run")
+    a("--experiment", choices=("fig3", "fig2", "claims", "sosp"), default="fig3",
+      help="which part of Section 4 to run")
     a("--d", type=_positive_int, default=None, help="input dimension (fig3: 2, the paper's; claims: 20)")
     a("--k", type=_positive_int, default=None, help="teacher directions (fig3: 1, the paper's; claims: 2)")
-    a("--width", type=_positive_int, default=1000, help="fig3: hidden width h (paper App. E: 1000)")
+    a("--width", type=_positive_int, default=1000, help="fig3, sosp: hidden width h (paper App. E: 1000)")
     a("--depth", type=_positive_int, default=1, help="fig3: hidden layers (paper: 1)")
     a("--activation", choices=ACTIVATIONS, default="smooth_relu",
       help="student / toy activation: 1/2 log(1+e^{2z}) (paper) or ReLU")
@@ -74,9 +80,18 @@ def build_parser():
     a("--batch", type=_positive_int, default=50, help="fresh Gaussian samples per step (paper: 50)")
     a("--steps", type=_positive_int, default=None,
       help="training steps (fig3: 20 000, the paper's; claims: 10 000, to fit the grid in 5 minutes on 2 cores)")
-    a("--seeds", type=_positive_int, default=3, help="claims: seeds per row")
-    a("--lam-grid", nargs=3, metavar=("MIN", "MAX", "COUNT"), default=("1e-4", "10", "41"),
-      help="fig2: log-spaced lambda grid (default 1e-4 10 41)")
+    a("--seeds", type=_positive_int, default=3, help="claims: seeds per row; sosp: seeds (inits) per point")
+    a("--lam-grid", nargs=3, metavar=("MIN", "MAX", "COUNT"), default=None,
+      help="fig2, sosp: log-spaced lambda grid (fig2: 1e-4 10 41; sosp: 1e-5 1e-1 9)")
+    a("--offset", type=float, default=0.0,
+      help="sosp: constant added to the teacher, y = c + tanh(<x, u>) (paper: 0)")
+    a("--a-init", choices=("paper", "constant"), default="paper",
+      help="sosp: second layer a ~ N(0, 1/h^2) (paper) or a = 1/h for every neuron")
+    a("--nodes", type=_positive_int, default=40,
+      help="sosp: Gauss-Hermite nodes per axis of the first (coarse) rule; the certifying rule is refined "
+           "until doubling it moves g by < 1e-10")
+    a("--collapse-tol", type=_positive, default=0.01,
+      help="sosp: PGD has collapsed when ||W_perp||/||W|| is within this of its value at the certified point")
     a("--lam", type=_nonneg, default=1e-4, help="weight decay on W (paper: 1e-4)")
     a("--lr", type=_positive, default=1.0, help="learning rate of W (paper: 1)")
     a("--lr-bias", type=_positive, default=1.0, help="learning rate of b (paper: 1)")
@@ -109,13 +124,33 @@ def parse_args(argv=None):
     if args.k > args.d:
         parser.error(f"--k {args.k} is larger than --d {args.d}: the teacher needs k orthonormal directions in R^d")
     args.steps = args.steps or DEFAULT_STEPS.get(exp, 0)
+    if args.lam_grid is not None and exp not in DEFAULT_LAM_GRID:
+        parser.error(f"--lam-grid applies to --experiment fig2 or sosp, not {exp}")
+    for flag, default in (("offset", 0.0), ("a_init", "paper"), ("nodes", 40), ("collapse_tol", 0.01)):
+        if exp != "sosp" and getattr(args, flag) != default:
+            parser.error(f"--{flag.replace('_', '-')} applies to --experiment sosp only")
+    if exp == "sosp":
+        if args.d > 3:
+            parser.error(f"--d {args.d}: the sosp quadrature is a tensor grid, it allows d <= 3")
+        if args.activation != "smooth_relu" or args.loss != "mse" or args.depth != 1 or args.freeze_bias:
+            parser.error("--experiment sosp uses the paper's network (smooth ReLU, MSE, one hidden layer) and "
+                         "runs both bias modes itself: --activation, --loss, --depth, --freeze-bias do not apply")
+        if not math.isfinite(args.offset):
+            parser.error(f"--offset {args.offset}: must be a finite number")
+        if args.nodes < 4:
+            parser.error(f"--nodes {args.nodes}: at least 4 Gauss-Hermite nodes per axis")
+    grid_given = args.lam_grid is not None
+    args.lam_grid = args.lam_grid or DEFAULT_LAM_GRID.get(exp, ("1e-4", "10", "41"))
     try:
         lo, hi, count = float(args.lam_grid[0]), float(args.lam_grid[1]), int(args.lam_grid[2])
     except ValueError:
         parser.error(f"--lam-grid {' '.join(args.lam_grid)}: expected two numbers and an integer count")
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi and count >= 2):
         parser.error(f"--lam-grid {' '.join(args.lam_grid)}: needs 0 < MIN < MAX (finite) and COUNT >= 2")
-    args.lam_grid = (lo, hi, 9 if args.quick else count)
+    args.lam_grid = (lo, hi, 9 if args.quick and exp == "fig2" else count)
+    if args.quick and exp == "sosp":   # smaller everywhere; a grid given on the command line keeps its range
+        args.width, args.seeds = min(args.width, SOSP_QUICK["width"]), min(args.seeds, SOSP_QUICK["seeds"])
+        args.lam_grid = (lo, hi, min(count, 3)) if grid_given else SOSP_QUICK["lam_grid"]
     if args.quick and exp in QUICK_STEPS:
         args.steps = min(args.steps, QUICK_STEPS[exp])
     if args.out_dir is None:
@@ -220,18 +255,104 @@ def run_claims_grid(args) -> dict:
     return res
 
 
+def run_sosp(args) -> dict:
+    """Certified stationary points over the λ grid x seeds x bias mode, PGD from the same init; writes
+    ``sosp.csv``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
+    from NeuralNetworks.plot import plot_sosp
+    from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, sweep
+    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz, write_text
+
+    t0 = time.perf_counter()
+    lo, hi, count = args.lam_grid
+    grid = [float(x) for x in np.geomspace(lo, hi, count)]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    common = dict(d=args.d, k=args.k, width=args.width, offset=args.offset, a_init=args.a_init)
+    rows, U = sweep(grid, seeds, coarse=(args.nodes, args.nodes), progress=not args.no_progress, **common)
+    extra = [lam for lam in SOSP_PGD_LAMS if lo <= lam <= hi and not np.isclose(grid, lam).any()]
+    if extra:   # certified points for the extra PGD λs too (first seed), so that every PGD run has a target
+        rows += sweep(extra, seeds[:1], coarse=(args.nodes, args.nodes), progress=False, **common)[0]
+    sweep_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    pgd_lams = sorted(set(grid) | set(extra))
+    hist, lam_r, frozen_r = pgd_runs(pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init,
+                                     args.steps, args.device_resolved, progress=not args.no_progress)
+    pgd_s = time.perf_counter() - t1
+    ratio = hist["perp_norm"] / hist["w_norm"]
+    tail = hist["step"] >= 0.8 * hist["step"][-1]
+    target = {(r["lam"], r["bias"]): r["perp_ratio"] for r in rows if r["seed"] == args.seed}
+    pgd = []
+    for i, (lam, fb) in enumerate(zip(lam_r, frozen_r)):
+        bias = "frozen" if fb else "trained"
+        tgt = target[(float(lam), bias)]
+        pgd.append({"lam": float(lam), "bias": bias, "ratio_certified": tgt, "ratio_end": float(ratio[-1, i]),
+                    "ratio_floor": float(np.median(ratio[tail, i])), "one_over_lr_lam": 1.0 / (args.lr * lam),
+                    "steps_to_collapse": steps_to_collapse(hist["step"], ratio[:, i], tgt, args.collapse_tol),
+                    "decay_only_steps": decay_only_steps(hist["step"], hist["perp_norm"][0, i], hist["w_norm"][:, i],
+                                                         lam, args.lr, tgt, args.collapse_tol)})
+    points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
+    for p in points:
+        p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
+    write_text(os.path.join(args.out_dir, "sosp.csv"), _csv(points))
+    write_npz(os.path.join(args.out_dir, "sosp_points.npz"), W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
+              b=np.stack([r["theta"][:, -1].numpy() for r in rows]), a=np.stack([r["a"].numpy() for r in rows]),
+              lam=np.array([r["lam"] for r in rows]), bias_trained=np.array([r["bias"] == "trained" for r in rows]),
+              seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=args.offset)
+    write_npz(os.path.join(args.out_dir, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
+              w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
+    save_figure(plot_sosp([p for p in points if p["lam"] in grid], pgd, args.collapse_tol),
+                os.path.join(args.out_dir, "sosp"))
+    by = {b: [p for p in points if p["bias"] == b] for b in ("trained", "frozen")}
+    res = {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
+           "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": pgd, "collapse_tol": args.collapse_tol,
+           "trained_max_perp_ratio": max(p["perp_ratio"] for p in by["trained"]),
+           "frozen_max_perp_ratio": max(p["perp_ratio"] for p in by["frozen"]),
+           "max_grad_norm": max(p["grad_norm"] for p in points),
+           "max_quad_change": max(p["quad_change"] for p in points),
+           "saddles": sum(p["type"] == "saddle" for p in points),
+           "sweep_s": sweep_s, "pgd_s": pgd_s, "interrupted": bool(hist["interrupted"])}
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: the point is reported as a saddle
+
+
+def _csv(points) -> str:
+    cols = ["seed", "lam", "bias", "type", "perp_ratio", "perp_norm", "par_norm", "bound", "grad_norm",
+            "grad_w_norm", "lam_min_hessian", "lam_min_hb", "stein_residual", "g", "loss", "nodes_par",
+            "nodes_perp", "quad_change", "grad_norm_fine", "nfev", "escapes", "seconds"]
+    lines = [",".join(cols)]
+    for p in points:
+        lines.append(",".join("" if p[c] is None else (f"{p[c]:.6g}" if isinstance(p[c], float) else str(p[c]))
+                              for c in cols))
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     args = parse_args(argv)
     from NeuralNetworks.train import DivergenceError
-    runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid}[args.experiment]
+    runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid, "sosp": run_sosp}[args.experiment]
     try:
         res = runner(args)
     except DivergenceError as e:
-        sys.exit(f"error: {e}; the run diverged, try a smaller --lr / --lr-bias")
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged, try a smaller --lr / "
+              "--lr-bias", file=sys.stderr)
+        sys.exit(2)
     if args.experiment == "fig2":
         print(f"fig2 ({args.activation}): |w*| with bias frozen {res['w_frozen'][0]:.4f} at lambda "
               f"{res['lambda'][0]:.0e}, reaches 0 at lambda {res['smallest_lambda_with_w_frozen_zero']}; with bias "
               f"trained max |w*| = {res['max_abs_w_trained']:.1e} -> {args.out_dir}")
+        return res
+    if args.experiment == "sosp":
+        col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
+        print(f"sosp: width {args.width}, {len(res['points'])} certified points ({res['saddles']} saddles), "
+              f"max ||grad g|| {res['max_grad_norm']:.1e}, quadrature change {res['max_quad_change']:.1e}; "
+              f"max ||W_perp||/||W||: bias trained {res['trained_max_perp_ratio']:.1e}, "
+              f"frozen {res['frozen_max_perp_ratio']:.2g}; PGD steps to collapse (trained): "
+              + ", ".join(f"{lam:g}: {p['steps_to_collapse']}" for lam, p in sorted(col.items()) if lam >= 1e-3)
+              + f"; {res['wall_s']:.0f} s -> {args.out_dir}")
         return res
     if args.experiment == "claims":
         print(f"claims: {len(res['rows'])} rows x {args.seeds} seeds, {args.steps} steps, {res['wall_s']:.0f} s; "

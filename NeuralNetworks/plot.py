@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import math  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 
@@ -98,5 +100,47 @@ def plot_claims(results, lr):
         ax.axis("off")
     fig.supylabel(r"$\|W_\perp\|_F$ (dashed / x: the regulariser alone)", fontsize=9)
     fig.supxlabel("step + 1", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sosp(points, pgd, tol):
+    """Left: ``‖W⊥‖/‖W‖`` at the certified stationary points against ``λ`` (bias trained / frozen, every seed),
+    the lemma's bound for the trained points, and where the PGD runs end. Right: PGD steps until the ratio is
+    within ``tol`` of the certified value, against ``1/(lr λ)`` and the regulariser-alone prediction.
+    ``points``: dicts with ``lam, bias, perp_ratio, perp_norm, par_norm, bound``; ``pgd``: dicts with ``lam,
+    bias, ratio_end, steps_to_collapse, decay_only_steps, one_over_lr_lam``."""
+    floor = 1e-16
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    style = {"trained": ("C0", "o"), "frozen": ("C3", "s")}
+    for bias, (c, m) in style.items():
+        pts = [p for p in points if p["bias"] == bias]
+        a1.scatter([p["lam"] for p in pts], [max(p["perp_ratio"], floor) for p in pts], color=c, marker=m,
+                   facecolors="none", label=f"certified point, bias {bias}")
+        runs = sorted((r for r in pgd if r["bias"] == bias), key=lambda r: r["lam"])
+        a1.plot([r["lam"] for r in runs], [r["ratio_end"] for r in runs], color=c, ls=":", marker="x",
+                label=f"PGD after the last step, bias {bias}")
+    bnd = [(p["lam"], p["bound"] / math.hypot(p["perp_norm"], p["par_norm"])) for p in points
+           if p["bias"] == "trained" and p["bound"] is not None]
+    if bnd:
+        a1.scatter(*zip(*bnd), color="C0", marker="_", s=80, label=r"bound $\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))$ / $\|W\|$")
+    a1.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
+           title="stationary points of the population objective")
+    a1.legend(fontsize=7)
+    for bias, (c, m) in style.items():
+        runs = sorted((r for r in pgd if r["bias"] == bias and r["steps_to_collapse"] is not None),
+                      key=lambda r: r["lam"])
+        a2.plot([r["lam"] for r in runs], [r["steps_to_collapse"] for r in runs], color=c, marker=m,
+                label=f"PGD, bias {bias}")
+    dec = sorted((r["lam"], r["decay_only_steps"]) for r in pgd if r["bias"] == "trained"
+                 and r["decay_only_steps"] is not None)
+    if dec:
+        a2.plot(*zip(*dec), "k--", lw=1, label="regulariser alone")
+    lams = np.array(sorted({r["lam"] for r in pgd}))
+    a2.plot(lams, 1 / lams, color="0.6", lw=1, label=r"$1/(\mathrm{lr}\,\lambda)$")
+    a2.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel="steps",
+           title=f"PGD steps until the ratio is within {tol:g} of the certified value")
+    a2.title.set_fontsize(9)
+    a2.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,0 +1,428 @@
+"""Lemma 3.1 measured where it applies: certified stationary points of the population objective (Sec. 3-4).
+
+The paper's statement is about ε-second-order stationary points (ε-SOSPs) of
+
+    g(W, b) = E_x[(aᵀ s(W x + b) − y(x))²] + (λ/2) ‖W‖_F²,      x ~ N(0, I_d),  y(x) = c + mean_j tanh(⟨x, u_j⟩),
+
+not about the iterates of a finite training run. This module computes g exactly (tensor Gauss–Hermite
+quadrature, float64), finds stationary points from the authors' init, and certifies each with quantities
+computed from exact derivatives, never from the optimiser's own estimates:
+
+* ‖∇g‖ and λ_min of the Hessian of g in every trained parameter (dense where small, Lanczos on exact
+  Hessian-vector products otherwise);
+* λ_min(H_b), ``H_b = ∇²_b L`` the Hessian of the loss L in the bias (h × h, dense);
+* the Stein residual ‖∇_W L · P⊥ − H_b W P⊥‖_F (P⊥ = I − UUᵀ), which is zero at *every* (W, b): Stein's lemma on
+  the part of x orthogonal to span(U), which y does not depend on. At a stationary point of g it reads
+  (H_b + λI) W⊥ = 0, hence ‖W⊥‖_F ≤ ‖∇_W g‖_F / (λ + λ_min(H_b)) whenever λ + λ_min(H_b) > 0. With the bias
+  trained, second-order stationarity forces λ_min(H_b) ≥ λ_min(∇²g) ≈ 0 (H_b is a principal block of ∇²g),
+  so W⊥ = 0; with the bias frozen nothing controls λ_min(H_b).
+
+Quadrature: nodes are laid on the orthonormal frame [U, U⊥] (N(0, I) is rotation invariant), so the teacher
+is a function of the first k node coordinates only. Parameters Θ = [W | b] are (h, d+1); a node is
+x̃ = (x, 1), so z = Θ x̃.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SQRT_2PI = math.sqrt(2 * math.pi)
+ACTIVATIONS = ("smooth_relu", "tanh")
+CHUNK = 200            # quadrature nodes per pass (see Population._chunks)
+
+
+def activation_derivatives(name: str, beta: float = 2.0):
+    """``(z, second) -> (s(z), s'(z), s''(z) or None)`` for ``smooth_relu`` ((1/β) log(1 + e^{βz}), the paper's
+    with β = 2) or ``tanh``; computed stably for any z."""
+    if name == "smooth_relu":
+        def fn(z, second=False):
+            s1 = torch.sigmoid(beta * z)
+            return F.softplus(z, beta=beta, threshold=40.0), s1, (beta * s1 * (1 - s1) if second else None)
+        return fn
+    if name == "tanh":
+        def fn(z, second=False):
+            t = torch.tanh(z)
+            d1 = 1 - t * t
+            return t, d1, (-2 * t * d1 if second else None)
+        return fn
+    raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+
+
+def gauss_hermite_nodes(counts, frame: torch.Tensor):
+    """Tensor Gauss–Hermite rule for ``x ~ N(0, I_d)`` with ``counts[j]`` nodes along the j-th column of the
+    orthonormal ``frame: (d, d)``. Returns ``X: (N, d)``, ``N = Π counts``, and weights ``(N,)`` summing to 1;
+    exact for polynomials of degree < 2 counts[j] in the j-th coordinate."""
+    from scipy.special import roots_hermitenorm          # stable for any n (numpy's overflows past ~1000)
+    rules = [roots_hermitenorm(n) for n in counts]
+    xi = np.stack([g.ravel() for g in np.meshgrid(*[t for t, _ in rules], indexing="ij")], 1)
+    q = np.prod(np.stack([g.ravel() for g in np.meshgrid(*[w for _, w in rules], indexing="ij")], 1), 1)
+    xi = torch.as_tensor(xi, dtype=frame.dtype, device=frame.device)
+    return xi @ frame.T, torch.as_tensor(q / SQRT_2PI ** len(counts), dtype=frame.dtype, device=frame.device)
+
+
+def complete_frame(U: torch.Tensor) -> torch.Tensor:
+    """``[U, U⊥]``: ``U: (d, k)`` orthonormal completed to an orthonormal ``(d, d)`` basis."""
+    d, k = U.shape
+    q, _ = torch.linalg.qr(torch.cat([U, torch.eye(d, dtype=U.dtype, device=U.device)], 1))
+    q = q[:, :d]
+    q[:, :k] = U                                   # QR may flip signs; keep U itself
+    return q
+
+
+@dataclass
+class Population:
+    """The population objective g of one configuration.
+
+    ``X: (N, d)`` quadrature nodes, ``q: (N,)`` weights, ``y: (N,)`` teacher values, ``a: (h,)`` the fixed
+    second layer, ``b0: (h,)`` the bias (its value when frozen), ``U: (d, k)`` the teacher's directions."""
+    X: torch.Tensor
+    q: torch.Tensor
+    y: torch.Tensor
+    a: torch.Tensor
+    b0: torch.Tensor
+    U: torch.Tensor
+    lam: float
+    freeze_bias: bool
+    act: object
+    offset: float = 0.0
+
+    @classmethod
+    def build(cls, U, a, b0, lam, freeze_bias, nodes=(40, 40), offset=0.0, activation="smooth_relu", beta=2.0):
+        """``nodes = (along span(U), across it)``: Gauss–Hermite nodes per axis of the frame [U, U⊥]."""
+        d, k = U.shape
+        X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U))
+        y = offset + torch.tanh(X @ U).mean(1)
+        return cls(X, q, y, a, b0, U, float(lam), bool(freeze_bias), activation_derivatives(activation, beta), offset)
+
+    def __post_init__(self):
+        self.Xt = torch.cat([self.X, torch.ones_like(self.X[:, :1])], 1)     # nodes with a 1 appended: (N, d+1)
+
+    def refined(self, nodes):
+        """The same objective under another quadrature rule ``(n_par, n_perp)``."""
+        d, k = self.U.shape
+        X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(self.U))
+        y = self.offset + torch.tanh(X @ self.U).mean(1)
+        return Population(X, q, y, self.a, self.b0, self.U, self.lam, self.freeze_bias, self.act, self.offset)
+
+    def theta(self, W, b=None):
+        """``[W | b]``: ``(h, d+1)`` (the frozen bias when ``b`` is None)."""
+        return torch.cat([W, (self.b0 if b is None else b)[:, None]], 1)
+
+    def _forward(self, Th, second=False, rows=slice(None)):
+        """At the nodes ``rows``: ``s'(Z)``, ``s''(Z)`` (when ``second``; else None) and the residual
+        ``r = aᵀs(Z) − y``, where ``Z = Θ x̃``: ``(n, h)``, ``(n, h)``, ``(n,)``."""
+        S, S1, S2 = self.act(torch.addmm(Th[:, -1], self.X[rows], Th[:, :-1].T), second)
+        return S1, S2, torch.mv(S, self.a) - self.y[rows]
+
+    def _chunks(self):
+        """Node slices of ``CHUNK`` rows: the (N, h) intermediates then stay small (about 2x faster at h = 1000
+        than one (N, h) pass, which spends its time allocating)."""
+        return [slice(i, i + CHUNK) for i in range(0, len(self.q), CHUNK)]
+
+    def loss(self, Th):
+        """``L = E[(aᵀ s(Wx + b) − y)²]`` at ``Th = [W | b]``."""
+        return self.value_and_grad(Th)[1]
+
+    def value_and_grad(self, Th):
+        """``g``, ``L`` and ``∇_Θ L`` (h, d+1) (without the regulariser's gradient ``λ [W | 0]``)."""
+        G, L = torch.zeros_like(Th), 0.0
+        for rows in self._chunks():
+            S1, _, r = self._forward(Th, rows=rows)
+            qr = self.q[rows] * r
+            L += float(qr @ r)
+            G.addmm_(S1.T, (2 * qr)[:, None] * self.Xt[rows])
+        G.mul_(self.a[:, None])
+        return L + 0.5 * self.lam * float((Th[:, :-1] ** 2).sum()), L, G
+
+    def grad_g(self, Th):
+        """``∇_Θ g``: the loss gradient plus ``λ [W | 0]``; the bias column is zero when it is frozen."""
+        G = self.value_and_grad(Th)[2]
+        G[:, :-1] += self.lam * Th[:, :-1]
+        if self.freeze_bias:
+            G[:, -1] = 0
+        return G
+
+    def hvp(self, Th, V):
+        """``∇²g · V`` for ``V: (h, d+1)`` (exact under the quadrature; bias column ignored when frozen)."""
+        if self.freeze_bias:
+            V = torch.cat([V[:, :-1], torch.zeros_like(V[:, -1:])], 1)
+        out = torch.zeros_like(Th)
+        for rows in self._chunks():
+            S1, S2, r = self._forward(Th, second=True, rows=rows)
+            dZ = torch.addmm(V[:, -1], self.X[rows], V[:, :-1].T)              # (n, h)
+            df = torch.mv(S1 * dZ, self.a)
+            q2, Xt = 2 * self.q[rows], self.Xt[rows]
+            out.addmm_(S1.T, (q2 * df)[:, None] * Xt).addmm_((S2 * dZ).T, (q2 * r)[:, None] * Xt)
+        out.mul_(self.a[:, None])
+        out[:, :-1] += self.lam * V[:, :-1]
+        if self.freeze_bias:
+            out[:, -1] = 0
+        return out
+
+    def hessian_b(self, Th):
+        """``H_b = ∇²_b L``: ``(h, h)`` = Σ_n 2 q_n [(a∘s'_n)(a∘s'_n)ᵀ + r_n diag(a∘s''_n)]."""
+        S1, S2, r = self._forward(Th, second=True)
+        A1 = S1 * self.a
+        H = (A1 * (2 * self.q)[:, None]).T @ A1
+        H.diagonal().add_(self.a * ((2 * self.q * r) @ S2))
+        return H
+
+    def hessian(self, Th):
+        """Dense Hessian of g in the trained parameters, ordered as ``Θ[:, :d]`` (then ``Θ[:, d]``) flattened
+        row-major: ``(h(d+1), h(d+1))``, or ``(hd, hd)`` with the bias frozen:
+        Σ_n 2 q_n [J_n J_nᵀ + r_n blockdiag_i(a_i s''_ni x̃_n x̃_nᵀ)] + λ on the W entries, J_n = (a∘s'_n) ⊗ x̃_n."""
+        h, p = Th.shape[0], Th.shape[1] - (1 if self.freeze_bias else 0)
+        H = Th.new_zeros(h * p, h * p)
+        blk = Th.new_zeros(h, p, p)
+        for rows in self._chunks():
+            S1, S2, r = self._forward(Th, second=True, rows=rows)
+            Xt, q2 = self.Xt[rows, :p], 2 * self.q[rows]
+            J = ((S1 * self.a)[:, :, None] * Xt[:, None, :]).reshape(len(r), -1)    # (n, h p)
+            H.addmm_(J.T, J * q2[:, None])
+            blk += torch.einsum("n,ni,np,nq->ipq", q2 * r, S2 * self.a, Xt, Xt)
+        idx = torch.arange(h)
+        H.view(h, p, h, p)[idx, :, idx, :] += blk
+        d = self.X.shape[1]
+        H.diagonal().view(h, p)[:, :d] += self.lam
+        return H
+
+    def stein_residual(self, Th):
+        """``‖∇_W L · P⊥ − H_b W P⊥‖_F``: zero at every (W, b) by Stein's lemma (up to quadrature error)."""
+        G = self.value_and_grad(Th)[2][:, :-1]
+        P = torch.eye(self.U.shape[0], dtype=G.dtype, device=G.device) - self.U @ self.U.T
+        return float(torch.linalg.matrix_norm(G @ P - self.hessian_b(Th) @ Th[:, :-1] @ P))
+
+
+def lambda_min(pop: Population, Th, dense_limit: int = 4500) -> tuple[float, np.ndarray]:
+    """Smallest eigenvalue of ∇²g in the trained parameters and its eigenvector (as an (h, d+1) array, zero
+    bias column when frozen). Exact (the dense Hessian, LAPACK) up to ``dense_limit`` parameters -- about 2 s at
+    width 1000, d = 2 -- else Lanczos (ARPACK) on exact Hessian-vector products from a fixed start vector."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    h, p = Th.shape
+    k = p - 1 if pop.freeze_bias else p
+    if h * k <= dense_limit:
+        ev, vec = torch.linalg.eigh(pop.hessian(Th))
+        v = vec[:, 0].reshape(h, k)
+        return float(ev[0]), torch.cat([v, torch.zeros(h, p - k, dtype=v.dtype)], 1).numpy()
+
+    def mv(v):
+        V = torch.zeros_like(Th)
+        V[:, :k] = torch.as_tensor(np.asarray(v).reshape(h, k), dtype=Th.dtype)
+        return pop.hvp(Th, V)[:, :k].reshape(-1).numpy()
+
+    op = LinearOperator((h * k, h * k), matvec=mv, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(h * k)
+    ev, vec = eigsh(op, k=1, which="SA", v0=v0, tol=1e-10, ncv=60, maxiter=20_000)
+    v = vec[:, 0].reshape(h, k)
+    return float(ev[0]), np.concatenate([v, np.zeros((h, p - k))], 1)
+
+
+def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nodes=None) -> dict:
+    """Every certificate quantity at ``Th = [W | b]``, from exact derivatives (see the module docstring).
+    ``check_nodes``: a finer rule ``(n_par, n_perp)``; then ``g`` and ``‖∇g‖`` under it are reported too."""
+    g, L, _ = pop.value_and_grad(Th)
+    G = pop.grad_g(Th)
+    if lam_min_hessian is None:
+        lam_min_hessian = lambda_min(pop, Th)[0]
+    lam_min_hb = float(torch.linalg.eigvalsh(pop.hessian_b(Th))[0])
+    W, U = Th[:, :-1], pop.U
+    perp = float(torch.linalg.matrix_norm(W - (W @ U) @ U.T))
+    par = float(torch.linalg.matrix_norm(W @ U))
+    gap = pop.lam + lam_min_hb
+    grad_w = float(torch.linalg.matrix_norm(G[:, :-1]))
+    out = {"g": g, "loss": L, "grad_norm": float(torch.linalg.matrix_norm(G)), "grad_w_norm": grad_w,
+           "lam_min_hessian": lam_min_hessian, "lam_min_hb": lam_min_hb, "stein_residual": pop.stein_residual(Th),
+           "perp_norm": perp, "par_norm": par, "perp_ratio": perp / math.hypot(perp, par),
+           "bound": grad_w / gap if gap > 0 else None}
+    if check_nodes is not None:
+        fine = pop.refined(check_nodes)
+        out["g_fine"] = fine.value_and_grad(Th)[0]
+        out["grad_norm_fine"] = float(torch.linalg.matrix_norm(fine.grad_g(Th)))
+    return out
+
+
+def _lbfgs(pop: Population, Th, max_iter: int):
+    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until the gradient stops decreasing."""
+    from scipy.optimize import minimize
+    h, p = Th.shape
+    k = p - 1 if pop.freeze_bias else p
+    base = Th.clone()
+
+    def unpack(x):
+        T = base.clone()
+        T[:, :k] = torch.as_tensor(x.reshape(h, k))
+        return T
+
+    def fg(x):
+        T = unpack(x)
+        g, _, G = pop.value_and_grad(T)
+        G[:, :-1] += pop.lam * T[:, :-1]
+        return g, G[:, :k].reshape(-1).numpy()
+
+    res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 30})
+    return unpack(res.x), int(res.nfev)
+
+
+def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = 1e-9,
+                          max_escapes: int = 3) -> dict:
+    """A second-order stationary point of g from ``Th0`` (h, d+1).
+
+    L-BFGS on exact gradients: a descent method, which from a generic start does not stop at strict saddles,
+    reaching ‖∇g‖ ~ 1e-10 here in a few hundred evaluations (a Newton step would need an h(d+1) Hessian solve).
+    Then λ_min(∇²g) is computed exactly; below ``-saddle_tol`` the point is a saddle: step along the
+    negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at most
+    ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``, ``nfev``,
+    ``escapes`` and ``lam_min_hessian`` (of the returned point).
+
+    scipy's L-BFGS-B and LAPACK run with one BLAS thread: between two of our (torch, multi-threaded) gradient
+    evaluations, idle-spinning BLAS threads otherwise made every evaluation 2-5x slower on 2 cores."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        Th, nfev = _lbfgs(pop, Th0, max_iter)
+        escapes = 0
+        while True:
+            lam_min, v = lambda_min(pop, Th)
+            if lam_min >= -saddle_tol or escapes == max_escapes:
+                break
+            V = torch.as_tensor(v) * float(torch.linalg.matrix_norm(Th[:, :-1])) * 0.1
+            g0, best = pop.value_and_grad(Th)[0], None
+            for _ in range(40):
+                best = next((Th + s * V for s in (1.0, -1.0) if pop.value_and_grad(Th + s * V)[0] < g0), None)
+                if best is not None:
+                    break
+                V = V / 2
+            if best is None:
+                break
+            Th, n = _lbfgs(pop, best, max_iter)
+            nfev += n
+            escapes += 1
+    return {"theta": Th, "nfev": nfev, "escapes": escapes, "lam_min_hessian": lam_min}
+
+
+QUAD_TOL = 1e-10           # a rule is fine enough when doubling its nodes along an axis moves g by less
+MAX_NODES = 640            # per axis
+MAX_GRID = 40_000          # nodes in all
+
+
+def nodes_for(pop: Population, Th, start=(40, 8)) -> tuple[int, int]:
+    """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged: starting from ``start``, the count
+    along span(U), then across it, grows by half until doubling it moves g by less than ``QUAD_TOL`` (or a cap
+    is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all)."""
+    d, k = pop.U.shape
+    n = list(start)
+
+    def g(m):
+        return pop.refined(m).value_and_grad(Th)[0]
+
+    for axis in (0, 1) if d > k else (0,):
+        while True:
+            twice = list(n)
+            twice[axis] *= 2
+            size = n[0] ** k * n[1] ** (d - k)
+            if abs(g(twice) - g(n)) < QUAD_TOL or n[axis] >= MAX_NODES or size * 1.5 ** (k if axis == 0 else d - k) > MAX_GRID:
+                break
+            n[axis] = int(n[axis] * 1.5)
+    return n[0], n[1]
+
+
+def certified_point(pop: Population, Th0, coarse=(40, 40)) -> dict:
+    """Find a stationary point from ``Th0`` and certify it.
+
+    Two rules: L-BFGS first under the ``coarse`` rule (cheap), then again from there under a rule fine enough
+    for the weights found (:func:`nodes_for`), where the point is certified; the change of g and ‖∇g‖ under a
+    rule with twice the nodes per axis is reported as the quadrature's own check (``quad_change``)."""
+    first = find_stationary_point(pop.refined(coarse), Th0)
+    fine_nodes = nodes_for(pop, first["theta"])
+    fine = pop.refined(fine_nodes)
+    res = find_stationary_point(fine, first["theta"])
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
+    cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
+                escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]))
+    return {"theta": res["theta"], **cert}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The experiment: a sweep of certified points, and how long the paper's PGD takes to get there.
+
+PGD_DATA_SEED_OFFSET = 7_919      # PGD minibatches and perturbations: seed + this (the init uses the seed itself)
+
+
+def initial_point(seed: int, d: int, width: int, a_init: str = "paper"):
+    """The authors' init (App. E) in float64 from ``seed``: ``W ~ N(0, 1/d)``, ``b ~ N(0, 1/h²)``, and
+    ``a ~ N(0, 1/h²)`` (``a_init='paper'``) or ``a = 1/h`` for every neuron (``'constant'``).
+    Returns ``Th0 = [W | b]: (h, d+1)`` and ``a: (h,)``."""
+    from NeuralNetworks.model import init_student
+    s = init_student(1, d, width, 1, torch.Generator().manual_seed(seed), dtype=torch.float64)
+    a = s.a[0] if a_init == "paper" else torch.full((width,), 1.0 / width, dtype=torch.float64)
+    return torch.cat([s.W[0], s.biases[0][0][:, None]], 1), a
+
+
+def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=(40, 40), progress=False,
+          modes=(False, True)):
+    """One certified point per (seed, λ, bias trained / frozen) -- ``modes`` lists the frozen flags -- all from
+    the seed's init. Returns a list of rows (dicts: the certificate plus ``seed``, ``lam``, ``bias``, ``theta``,
+    ``a``, ``seconds``) and ``U``."""
+    import time
+    from tqdm import tqdm
+    from NeuralNetworks.model import make_subspace
+    U = make_subspace(d, k, torch.Generator().manual_seed(12345), dtype=torch.float64)
+    jobs = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
+    rows = []
+    for s, lam, fb in tqdm(jobs, disable=None if progress else True, desc="sosp"):
+        Th0, a = initial_point(s, d, width, a_init)
+        pop = Population.build(U, a, Th0[:, -1].clone(), lam, fb, coarse, offset)
+        t = time.perf_counter()
+        pt = certified_point(pop, Th0, coarse)
+        rows.append({**pt, "seed": s, "lam": float(lam), "bias": "frozen" if fb else "trained", "a": a,
+                     "seconds": time.perf_counter() - t})
+    return rows, U
+
+
+def pgd_runs(lams, seed, d, k, width, offset, a_init, steps, device, progress=False):
+    """The paper's PGD (lr 1, batch 50, perturbation 0.005 below gradient 1e-3) from the same init as the
+    certified points of ``seed``, for every λ in ``lams`` with the bias trained and frozen, as one batch of runs.
+    Returns the history (``step``, ``perp_norm (T, R)``, ``w_norm (T, R)``), ``lam (R,)`` and ``frozen (R,)``."""
+    from NeuralNetworks.model import Student, Teacher, make_subspace
+    from NeuralNetworks.train import TrainConfig, train
+    Th0, a = initial_point(seed, d, width, a_init)
+    runs = [(lam, fb) for fb in (False, True) for lam in lams]
+    R, f32 = len(runs), dict(dtype=torch.float32, device=device)
+    student = Student([Th0[:, :-1].to(**f32).expand(R, -1, -1).clone()],
+                      [Th0[:, -1].to(**f32).expand(R, -1).clone()], a.to(**f32).expand(R, -1).clone())
+    U = make_subspace(d, k, torch.Generator().manual_seed(12345), device=device)
+    cfg = TrainConfig(steps=steps, lam=[lam for lam, _ in runs], freeze_bias=[fb for _, fb in runs])
+    gen = torch.Generator(device=device).manual_seed(seed + PGD_DATA_SEED_OFFSET)   # one stream for the batch
+    hist = train(student, OffsetTeacher(U, offset), cfg, gen, progress=progress)
+    return hist, np.array([lam for lam, _ in runs]), np.array([fb for _, fb in runs])
+
+
+class OffsetTeacher:
+    """``y = offset + mean_j tanh(<x, u_j>)``: the Fig. 3 teacher plus a constant (the constant is what the
+    frozen-bias network must build from W⊥ -- the network-scale version of Fig. 2)."""
+
+    def __init__(self, U, offset=0.0):
+        from NeuralNetworks.model import Teacher
+        self.U, self.offset, self._t = U, offset, Teacher(U)
+
+    def __call__(self, x, generator=None):
+        return self._t(x) + self.offset
+
+
+def steps_to_collapse(step, ratio, target, tol):
+    """First recorded step at which ``ratio`` is within ``tol`` of ``target`` (None if never). It need not stay
+    there: PGD's perturbations re-inject W⊥ whenever the gradient is small (see ``floor`` in the results).
+    ``step: (T,)``, ``ratio: (T,)``."""
+    inside = np.abs(ratio - target) <= tol
+    return int(step[np.argmax(inside)]) if inside.any() else None
+
+
+def decay_only_steps(step, perp0, w_norm, lam, lr, target, tol):
+    """Steps the regulariser alone would take: the first recorded step with
+    ``(1 − lr λ)^t ‖W⊥(0)‖ ≤ (target + tol) · ‖W(t)‖``, ``‖W(t)‖`` as measured in the run (None if never)."""
+    ok = (1 - lr * lam) ** step * perp0 <= (target + tol) * w_norm
+    return int(step[np.argmax(ok)]) if ok.any() else None

@@ -1,0 +1,159 @@
+"""Tests of the lemma's measurement at stationary points (NeuralNetworks/sosp.py): quadrature, exact derivatives,
+Stein's identity, the certificate and its inequality, a small sweep, the experiment's outputs."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from NeuralNetworks.main import main
+from NeuralNetworks.sosp import (Population, certified_point, complete_frame, gauss_hermite_nodes, lambda_min,
+                                 initial_point, steps_to_collapse, sweep)
+
+F64 = torch.float64
+
+
+def _population(h=6, d=2, k=1, lam=1e-3, frozen=False, nodes=(60, 60), activation="smooth_relu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    U = torch.linalg.qr(torch.randn(d, k, generator=g, dtype=F64))[0]
+    a = torch.randn(h, generator=g, dtype=F64) / h
+    b0 = torch.randn(h, generator=g, dtype=F64) / h
+    Th = torch.cat([torch.randn(h, d, generator=g, dtype=F64) / d ** 0.5, b0[:, None]], 1)
+    return Population.build(U, a, b0, lam, frozen, nodes, offset=0.3, activation=activation), Th
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_quadrature_matches_closed_forms(d):
+    """E[exp(<w, x>)] = exp(|w|²/2) and E[<w, x>^4] = 3 |w|^4 under N(0, I_d), on a rotated frame."""
+    g = torch.Generator().manual_seed(1)
+    frame = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))[0]
+    X, q = gauss_hermite_nodes([30] * d, frame)
+    w = torch.randn(d, generator=g, dtype=F64) * 0.7
+    assert float(q.sum()) == pytest.approx(1.0, abs=1e-14)
+    assert float(q @ torch.exp(X @ w)) == pytest.approx(math.exp(float(w @ w) / 2), rel=1e-13)
+    assert float(q @ (X @ w) ** 4) == pytest.approx(3 * float(w @ w) ** 2, rel=1e-13)
+
+
+def test_complete_frame_is_orthonormal_and_keeps_U():
+    U = torch.linalg.qr(torch.randn(3, 2, dtype=F64, generator=torch.Generator().manual_seed(2)))[0]
+    Q = complete_frame(U)
+    torch.testing.assert_close(Q.T @ Q, torch.eye(3, dtype=F64), atol=1e-14, rtol=0)
+    torch.testing.assert_close(Q[:, :2], U, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["smooth_relu", "tanh"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_gradient_hessian_and_hvp_equal_autograd(activation, frozen):
+    pop, Th = _population(frozen=frozen, nodes=(12, 12), activation=activation)
+    h, d = Th.shape[0], Th.shape[1] - 1
+
+    def g(T):
+        W, b = T[:, :-1], (pop.b0 if frozen else T[:, -1])
+        S = pop.act(pop.X @ W.T + b)[0]
+        return pop.q @ (S @ pop.a - pop.y) ** 2 + 0.5 * pop.lam * (W ** 2).sum()
+
+    keep = torch.ones(h, d + 1, dtype=torch.bool)
+    keep[:, -1] = not frozen
+    T = Th.clone().requires_grad_()
+    ref = torch.autograd.grad(g(T), T)[0] * keep
+    torch.testing.assert_close(pop.grad_g(Th), ref, rtol=1e-12, atol=1e-14)
+    H = torch.autograd.functional.hessian(g, Th).reshape(Th.numel(), Th.numel())[keep.ravel()][:, keep.ravel()]
+    torch.testing.assert_close(pop.hessian(Th), H, rtol=1e-10, atol=1e-14)
+    V = torch.randn(Th.shape, generator=torch.Generator().manual_seed(3), dtype=F64)
+    hv = pop.hvp(Th, V)
+    torch.testing.assert_close(hv[keep], H @ V[keep], rtol=1e-10, atol=1e-14)
+    assert not frozen or float(hv[:, -1].abs().max()) == 0.0
+    # ... and against finite differences of the gradient (central, float64)
+    eps = 1e-6
+    fd = (pop.grad_g(Th + eps * V * keep) - pop.grad_g(Th - eps * V * keep)) / (2 * eps)
+    torch.testing.assert_close(hv, fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["smooth_relu", "tanh"])
+@pytest.mark.parametrize("d,k", [(2, 1), (3, 1), (3, 2)])
+def test_stein_identity_at_random_points(activation, d, k):
+    """∇_W L · P⊥ = H_b W P⊥ at any (W, b), to 1e-10, once the rule resolves the integrand."""
+    pop, Th = _population(h=5, d=d, k=k, nodes=(60, 60) if d == 2 else (40, 40), activation=activation, seed=d + k)
+    G = pop.value_and_grad(Th)[2][:, :-1]
+    assert float(G.abs().max()) > 1e-4                 # the two sides are not trivially zero
+    assert pop.stein_residual(Th) < 1e-10
+
+
+def test_lanczos_and_dense_smallest_eigenvalue_agree():
+    pop, Th = _population(h=40, nodes=(30, 30))
+    dense, v = lambda_min(pop, Th)
+    lanczos, _ = lambda_min(pop, Th, dense_limit=0)
+    assert lanczos == pytest.approx(dense, abs=1e-12)
+    vt = torch.as_tensor(v)                            # an eigenvector: H v = λ v
+    torch.testing.assert_close(pop.hvp(Th, vt), dense * vt, rtol=0, atol=1e-12)
+
+
+def test_certified_point_obeys_the_lemma():
+    """Width 16: a minimum (λ_min ≥ -1e-9), gradient ≤ 1e-8, Stein residual ≈ 0, and ‖W⊥‖ below the bound
+    ‖∇_W g‖ / (λ + λ_min(H_b)) -- the lemma's inequality, checked on the point itself."""
+    Th0, a = initial_point(0, 2, 16)
+    U = torch.full((2, 1), 2 ** -0.5, dtype=F64)
+    pop = Population.build(U, a, Th0[:, -1].clone(), 1e-3, False, (40, 40))
+    pt = certified_point(pop, Th0)
+    assert pt["grad_norm"] < 1e-8 and pt["lam_min_hessian"] > -1e-9 and pt["stein_residual"] < 1e-12
+    assert pt["quad_change"] < 1e-10 and pt["lam_min_hb"] > -1e-9
+    assert pt["bound"] is not None and pt["perp_norm"] <= pt["bound"]
+    assert pt["perp_ratio"] < 1e-5
+
+
+def test_small_sweep_bias_trained_removes_W_perp():
+    rows, _ = sweep([1e-3, 1e-2, 1e-1], [0], width=64, modes=(False,))
+    assert len(rows) == 3
+    for r in rows:
+        assert r["perp_ratio"] <= 1e-5 and r["lam_min_hessian"] > -1e-9 and r["grad_norm"] < 1e-7
+        assert r["perp_norm"] <= r["bound"]
+    W0 = initial_point(0, 2, 64)[0][:, :2]
+    u = torch.full((2, 1), 2 ** -0.5, dtype=F64)
+    assert float(torch.linalg.matrix_norm(W0 - W0 @ u @ u.T) / torch.linalg.matrix_norm(W0)) > 0.5   # far from it
+
+
+def test_steps_to_collapse_is_the_first_hit():
+    step = np.array([0, 10, 20, 30, 40])
+    assert steps_to_collapse(step, np.array([0.5, 0.2, 0.005, 0.02, 0.001]), 0.0, 0.01) == 20
+    assert steps_to_collapse(step, np.array([0.5, 0.4, 0.3, 0.2, 0.1]), 0.0, 0.01) is None
+    assert steps_to_collapse(step, np.array([0.5, 0.4, 0.3, 0.2, 0.1]), 0.095, 0.01) == 40
+
+
+def test_quick_sosp_writes_every_output(tmp_path):
+    res = main(["--experiment", "sosp", "--quick", "--lam-grid", "1e-2", "1e-1", "2", "--steps", "300",
+                "--no-progress", "--out-dir", str(tmp_path)])
+    for name in ["sosp.png", "sosp.pdf", "sosp.csv", "sosp_points.npz", "sosp_pgd.npz", "results.json",
+                 "config.json"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    saved = json.load(open(tmp_path / "results.json"))
+    assert saved["trained_max_perp_ratio"] == res["trained_max_perp_ratio"] <= 1e-5
+    lines = (tmp_path / "sosp.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + len(saved["points"])
+    pts = np.load(tmp_path / "sosp_points.npz")
+    assert pts["W"].shape == (len(saved["points"]), 64, 2)
+    # the saved points re-check: rebuild the objective and recompute the gradient
+    i = int(np.argmax(pts["bias_trained"]))
+    pop = Population.build(torch.as_tensor(pts["U"]), torch.as_tensor(pts["a"][i]), torch.as_tensor(pts["b"][i]),
+                           float(pts["lam"][i]), False, (saved["points"][i]["nodes_par"],
+                                                         saved["points"][i]["nodes_perp"]))
+    Th = torch.cat([torch.as_tensor(pts["W"][i]), torch.as_tensor(pts["b"][i])[:, None]], 1)
+    assert float(torch.linalg.matrix_norm(pop.grad_g(Th))) == pytest.approx(saved["points"][i]["grad_norm"], rel=1e-3)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--lam-grid", "-1e-3", "1e-1", "5"], "--lam-grid"), (["--d", "4"], "d <= 3"), (["--width", "0"], "--width"),
+    (["--activation", "relu"], "smooth ReLU"), (["--nodes", "2"], "--nodes")])
+def test_sosp_bad_arguments(tmp_path, argv, expect, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["--experiment", "sosp", *argv, "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and expect in err
+    assert not out.exists()
+
+
+def test_sosp_flags_are_refused_elsewhere(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--offset", "1", "--out-dir", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--offset" in capsys.readouterr().err
