@@ -87,9 +87,9 @@ def build_parser():
       help="sosp: constant added to the teacher, y = c + tanh(<x, u>) (paper: 0)")
     a("--a-init", choices=("paper", "constant"), default="paper",
       help="sosp: second layer a ~ N(0, 1/h^2) (paper) or a = 1/h for every neuron")
-    a("--nodes", type=_positive_int, default=40,
-      help="sosp: Gauss-Hermite nodes per axis of the first (coarse) rule; the certifying rule is refined "
-           "until doubling it moves g by < 1e-10")
+    a("--nodes", type=_positive_int, default=32,
+      help="sosp: Gauss-Hermite nodes along u of the first, coarse rule (half as many, at least 8, across it); "
+           "the certifying rule is then refined until doubling it moves g by < 1e-10")
     a("--collapse-tol", type=_positive, default=0.01,
       help="sosp: PGD has collapsed when ||W_perp||/||W|| is within this of its value at the certified point")
     a("--lam", type=_nonneg, default=1e-4, help="weight decay on W (paper: 1e-4)")
@@ -126,7 +126,7 @@ def parse_args(argv=None):
     args.steps = args.steps or DEFAULT_STEPS.get(exp, 0)
     if args.lam_grid is not None and exp not in DEFAULT_LAM_GRID:
         parser.error(f"--lam-grid applies to --experiment fig2 or sosp, not {exp}")
-    for flag, default in (("offset", 0.0), ("a_init", "paper"), ("nodes", 40), ("collapse_tol", 0.01)):
+    for flag, default in (("offset", 0.0), ("a_init", "paper"), ("nodes", 32), ("collapse_tol", 0.01)):
         if exp != "sosp" and getattr(args, flag) != default:
             parser.error(f"--{flag.replace('_', '-')} applies to --experiment sosp only")
     if exp == "sosp":
@@ -257,9 +257,9 @@ def run_claims_grid(args) -> dict:
 
 def run_sosp(args) -> dict:
     """Certified stationary points over the λ grid x seeds x bias mode, PGD from the same init; writes
-    ``sosp.csv``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
+    ``sosp.csv``, ``sosp.md``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
     from NeuralNetworks.plot import plot_sosp
-    from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, sweep
+    from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
     from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
@@ -267,10 +267,10 @@ def run_sosp(args) -> dict:
     grid = [float(x) for x in np.geomspace(lo, hi, count)]
     seeds = list(range(args.seed, args.seed + args.seeds))
     common = dict(d=args.d, k=args.k, width=args.width, offset=args.offset, a_init=args.a_init)
-    rows, U = sweep(grid, seeds, coarse=(args.nodes, args.nodes), progress=not args.no_progress, **common)
+    rows, U = sweep(grid, seeds, coarse=(args.nodes, max(8, args.nodes // 2)), progress=not args.no_progress, **common)
     extra = [lam for lam in SOSP_PGD_LAMS if lo <= lam <= hi and not np.isclose(grid, lam).any()]
     if extra:   # certified points for the extra PGD λs too (first seed), so that every PGD run has a target
-        rows += sweep(extra, seeds[:1], coarse=(args.nodes, args.nodes), progress=False, **common)[0]
+        rows += sweep(extra, seeds[:1], coarse=(args.nodes, max(8, args.nodes // 2)), progress=False, **common)[0]
     sweep_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     pgd_lams = sorted(set(grid) | set(extra))
@@ -299,6 +299,7 @@ def run_sosp(args) -> dict:
               seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=args.offset)
     write_npz(os.path.join(args.out_dir, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
               w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
+    write_text(os.path.join(args.out_dir, "sosp.md"), summary_markdown(points, pgd, grid))
     save_figure(plot_sosp([p for p in points if p["lam"] in grid], pgd, args.collapse_tol),
                 os.path.join(args.out_dir, "sosp"))
     by = {b: [p for p in points if p["bias"] == b] for b in ("trained", "frozen")}

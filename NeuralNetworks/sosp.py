@@ -71,6 +71,14 @@ def complete_frame(U: torch.Tensor) -> torch.Tensor:
     return q
 
 
+def _rule(U, nodes, offset):
+    """Nodes ``X: (N, d)``, weights ``q: (N,)`` and teacher values ``y = offset + mean_j tanh(<x, u_j>)`` of the
+    rule with ``nodes = (n_par, n_perp)`` per axis of [U, U⊥]."""
+    d, k = U.shape
+    X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U))
+    return X, q, offset + torch.tanh(X @ U).mean(1)
+
+
 @dataclass
 class Population:
     """The population objective g of one configuration.
@@ -91,24 +99,16 @@ class Population:
     @classmethod
     def build(cls, U, a, b0, lam, freeze_bias, nodes=(40, 40), offset=0.0, activation="smooth_relu", beta=2.0):
         """``nodes = (along span(U), across it)``: Gauss–Hermite nodes per axis of the frame [U, U⊥]."""
-        d, k = U.shape
-        X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U))
-        y = offset + torch.tanh(X @ U).mean(1)
-        return cls(X, q, y, a, b0, U, float(lam), bool(freeze_bias), activation_derivatives(activation, beta), offset)
+        return cls(*_rule(U, nodes, offset), a, b0, U, float(lam), bool(freeze_bias),
+                   activation_derivatives(activation, beta), offset)
+
+    def refined(self, nodes):
+        """The same objective under the quadrature rule ``nodes = (n_par, n_perp)``."""
+        return Population(*_rule(self.U, nodes, self.offset), self.a, self.b0, self.U, self.lam, self.freeze_bias,
+                          self.act, self.offset)
 
     def __post_init__(self):
         self.Xt = torch.cat([self.X, torch.ones_like(self.X[:, :1])], 1)     # nodes with a 1 appended: (N, d+1)
-
-    def refined(self, nodes):
-        """The same objective under another quadrature rule ``(n_par, n_perp)``."""
-        d, k = self.U.shape
-        X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(self.U))
-        y = self.offset + torch.tanh(X @ self.U).mean(1)
-        return Population(X, q, y, self.a, self.b0, self.U, self.lam, self.freeze_bias, self.act, self.offset)
-
-    def theta(self, W, b=None):
-        """``[W | b]``: ``(h, d+1)`` (the frozen bias when ``b`` is None)."""
-        return torch.cat([W, (self.b0 if b is None else b)[:, None]], 1)
 
     def _forward(self, Th, second=False, rows=slice(None)):
         """At the nodes ``rows``: ``s'(Z)``, ``s''(Z)`` (when ``second``; else None) and the residual
@@ -120,10 +120,6 @@ class Population:
         """Node slices of ``CHUNK`` rows: the (N, h) intermediates then stay small (about 2x faster at h = 1000
         than one (N, h) pass, which spends its time allocating)."""
         return [slice(i, i + CHUNK) for i in range(0, len(self.q), CHUNK)]
-
-    def loss(self, Th):
-        """``L = E[(aᵀ s(Wx + b) − y)²]`` at ``Th = [W | b]``."""
-        return self.value_and_grad(Th)[1]
 
     def value_and_grad(self, Th):
         """``g``, ``L`` and ``∇_Θ L`` (h, d+1) (without the regulariser's gradient ``λ [W | 0]``)."""
@@ -195,15 +191,19 @@ class Population:
         return float(torch.linalg.matrix_norm(G @ P - self.hessian_b(Th) @ Th[:, :-1] @ P))
 
 
-def lambda_min(pop: Population, Th, dense_limit: int = 4500) -> tuple[float, np.ndarray]:
-    """Smallest eigenvalue of ∇²g in the trained parameters and its eigenvector (as an (h, d+1) array, zero
-    bias column when frozen). Exact (the dense Hessian, LAPACK) up to ``dense_limit`` parameters -- about 2 s at
-    width 1000, d = 2 -- else Lanczos (ARPACK) on exact Hessian-vector products from a fixed start vector."""
+def lambda_min(pop: Population, Th, dense_limit: int = 4500, vector: bool = True):
+    """Smallest eigenvalue of ∇²g in the trained parameters and (``vector``) its eigenvector as an (h, d+1) array
+    (zero bias column when frozen; None when not asked for). Exact -- the dense Hessian, LAPACK -- up to
+    ``dense_limit`` parameters (about 2 s at width 1000, d = 2, for the value alone), else Lanczos (ARPACK) on
+    exact Hessian-vector products from a fixed start vector."""
     from scipy.sparse.linalg import LinearOperator, eigsh
     h, p = Th.shape
     k = p - 1 if pop.freeze_bias else p
     if h * k <= dense_limit:
-        ev, vec = torch.linalg.eigh(pop.hessian(Th))
+        H = pop.hessian(Th)
+        if not vector:
+            return float(torch.linalg.eigvalsh(H)[0]), None
+        ev, vec = torch.linalg.eigh(H)
         v = vec[:, 0].reshape(h, k)
         return float(ev[0]), torch.cat([v, torch.zeros(h, p - k, dtype=v.dtype)], 1).numpy()
 
@@ -216,7 +216,7 @@ def lambda_min(pop: Population, Th, dense_limit: int = 4500) -> tuple[float, np.
     v0 = np.random.default_rng(0).standard_normal(h * k)
     ev, vec = eigsh(op, k=1, which="SA", v0=v0, tol=1e-10, ncv=60, maxiter=20_000)
     v = vec[:, 0].reshape(h, k)
-    return float(ev[0]), np.concatenate([v, np.zeros((h, p - k))], 1)
+    return float(ev[0]), (np.concatenate([v, np.zeros((h, p - k))], 1) if vector else None)
 
 
 def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nodes=None) -> dict:
@@ -225,7 +225,7 @@ def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nod
     g, L, _ = pop.value_and_grad(Th)
     G = pop.grad_g(Th)
     if lam_min_hessian is None:
-        lam_min_hessian = lambda_min(pop, Th)[0]
+        lam_min_hessian = lambda_min(pop, Th, vector=False)[0]
     lam_min_hb = float(torch.linalg.eigvalsh(pop.hessian_b(Th))[0])
     W, U = Th[:, :-1], pop.U
     perp = float(torch.linalg.matrix_norm(W - (W @ U) @ U.T))
@@ -244,7 +244,10 @@ def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nod
 
 
 def _lbfgs(pop: Population, Th, max_iter: int):
-    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until the gradient stops decreasing."""
+    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until g stops decreasing.
+
+    scipy's L-BFGS-B runs with one BLAS thread: between two of our (torch, multi-threaded) gradient
+    evaluations, idle-spinning BLAS threads otherwise made every evaluation 2-5x slower on 2 cores."""
     from scipy.optimize import minimize
     h, p = Th.shape
     k = p - 1 if pop.freeze_bias else p
@@ -261,44 +264,42 @@ def _lbfgs(pop: Population, Th, max_iter: int):
         G[:, :-1] += pop.lam * T[:, :-1]
         return g, G[:, :k].reshape(-1).numpy()
 
-    res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 30})
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"):
+        res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 30})
     return unpack(res.x), int(res.nfev)
 
 
 def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = 1e-9,
-                          max_escapes: int = 3) -> dict:
+                          max_escapes: int = 3, second_order: bool = True) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
     L-BFGS on exact gradients: a descent method, which from a generic start does not stop at strict saddles,
     reaching ‖∇g‖ ~ 1e-10 here in a few hundred evaluations (a Newton step would need an h(d+1) Hessian solve).
-    Then λ_min(∇²g) is computed exactly; below ``-saddle_tol`` the point is a saddle: step along the
-    negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at most
-    ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``, ``nfev``,
-    ``escapes`` and ``lam_min_hessian`` (of the returned point).
-
-    scipy's L-BFGS-B and LAPACK run with one BLAS thread: between two of our (torch, multi-threaded) gradient
-    evaluations, idle-spinning BLAS threads otherwise made every evaluation 2-5x slower on 2 cores."""
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1, user_api="blas"):
-        Th, nfev = _lbfgs(pop, Th0, max_iter)
-        escapes = 0
-        while True:
-            lam_min, v = lambda_min(pop, Th)
-            if lam_min >= -saddle_tol or escapes == max_escapes:
+    Then (``second_order``) λ_min(∇²g) is computed exactly; below ``-saddle_tol`` the point is a saddle: step
+    along the negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at
+    most ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``,
+    ``nfev``, ``escapes`` and ``lam_min_hessian`` (of the returned point; None without ``second_order``)."""
+    Th, nfev = _lbfgs(pop, Th0, max_iter)
+    escapes, lam_min = 0, None
+    while second_order:
+        lam_min, _ = lambda_min(pop, Th, vector=False)
+        if lam_min >= -saddle_tol or escapes == max_escapes:
+            break
+        v = lambda_min(pop, Th)[1]
+        V = torch.as_tensor(v) * float(torch.linalg.matrix_norm(Th[:, :-1])) * 0.1
+        g0, best = pop.value_and_grad(Th)[0], None
+        for _ in range(40):
+            best = next((Th + s * V for s in (1.0, -1.0) if pop.value_and_grad(Th + s * V)[0] < g0), None)
+            if best is not None:
                 break
-            V = torch.as_tensor(v) * float(torch.linalg.matrix_norm(Th[:, :-1])) * 0.1
-            g0, best = pop.value_and_grad(Th)[0], None
-            for _ in range(40):
-                best = next((Th + s * V for s in (1.0, -1.0) if pop.value_and_grad(Th + s * V)[0] < g0), None)
-                if best is not None:
-                    break
-                V = V / 2
-            if best is None:
-                break
-            Th, n = _lbfgs(pop, best, max_iter)
-            nfev += n
-            escapes += 1
+            V = V / 2
+        if best is None:
+            break
+        Th, n = _lbfgs(pop, best, max_iter)
+        nfev += n
+        escapes += 1
     return {"theta": Th, "nfev": nfev, "escapes": escapes, "lam_min_hessian": lam_min}
 
 
@@ -334,13 +335,11 @@ def certified_point(pop: Population, Th0, coarse=(40, 40)) -> dict:
     Two rules: L-BFGS first under the ``coarse`` rule (cheap), then again from there under a rule fine enough
     for the weights found (:func:`nodes_for`), where the point is certified; the change of g and ‖∇g‖ under a
     rule with twice the nodes per axis is reported as the quadrature's own check (``quad_change``)."""
-    first = find_stationary_point(pop.refined(coarse), Th0)
+    first = find_stationary_point(pop.refined(coarse), Th0, second_order=False)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
     res = find_stationary_point(fine, first["theta"])
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(1, user_api="blas"):
-        cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
+    cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
                 escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]))
     return {"theta": res["theta"], **cert}
@@ -426,3 +425,23 @@ def decay_only_steps(step, perp0, w_norm, lam, lr, target, tol):
     ``(1 − lr λ)^t ‖W⊥(0)‖ ≤ (target + tol) · ‖W(t)‖``, ``‖W(t)‖`` as measured in the run (None if never)."""
     ok = (1 - lr * lam) ** step * perp0 <= (target + tol) * w_norm
     return int(step[np.argmax(ok)]) if ok.any() else None
+
+
+def summary_markdown(points, pgd, grid) -> str:
+    """The table of ``sosp.md``: per λ of the grid, over seeds, the worst (largest) ``‖W⊥‖/‖W‖`` with the bias
+    trained and frozen, the largest ‖∇g‖, the smallest λ_min(∇²g), and the PGD runs (first seed)."""
+    head = ("| λ | ‖W⊥‖/‖W‖ bias trained (max over seeds) | bias frozen (max) | max ‖∇g‖ | min λ_min(∇²g) "
+            "| PGD after the last step: trained / frozen | PGD steps to collapse (trained) | regulariser alone |")
+    lines = [head, "|" + "---|" * 8]
+    for lam in grid:
+        pts = [p for p in points if p["lam"] == lam]
+        tr = max(p["perp_ratio"] for p in pts if p["bias"] == "trained")
+        fr = max(p["perp_ratio"] for p in pts if p["bias"] == "frozen")
+        runs = {r["bias"]: r for r in pgd if r["lam"] == lam}
+        t, f = runs.get("trained"), runs.get("frozen")
+        steps = "–" if t is None or t["steps_to_collapse"] is None else str(t["steps_to_collapse"])
+        dec = "–" if t is None or t["decay_only_steps"] is None else str(t["decay_only_steps"])
+        end = "–" if t is None else f"{t['ratio_end']:.3g} / {f['ratio_end']:.3g}"
+        lines.append(f"| {lam:.3g} | {tr:.1e} | {fr:.1e} | {max(p['grad_norm'] for p in pts):.1e} | "
+                     f"{min(p['lam_min_hessian'] for p in pts):.1e} | {end} | {steps} | {dec} |")
+    return "\n".join(lines) + "\n"

@@ -123,7 +123,7 @@ def test_steps_to_collapse_is_the_first_hit():
 def test_quick_sosp_writes_every_output(tmp_path):
     res = main(["--experiment", "sosp", "--quick", "--lam-grid", "1e-2", "1e-1", "2", "--steps", "300",
                 "--no-progress", "--out-dir", str(tmp_path)])
-    for name in ["sosp.png", "sosp.pdf", "sosp.csv", "sosp_points.npz", "sosp_pgd.npz", "results.json",
+    for name in ["sosp.png", "sosp.pdf", "sosp.csv", "sosp.md", "sosp_points.npz", "sosp_pgd.npz", "results.json",
                  "config.json"]:
         assert (tmp_path / name).stat().st_size > 0, name
     saved = json.load(open(tmp_path / "results.json"))
