@@ -105,14 +105,17 @@ def score_gradients(V, graph: Graph, m, sigma, z, delta=None):
     return (cuts @ z).mul_(scale), float(cuts @ ((z * z).sum(1) - z.shape[1])) * scale, cuts
 
 
-def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float):
-    """One step's estimates of the authors' rule (PAPER.md Sec. 2, step 3), vectorised over the draws.
+def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float, zV=None, zsq=None):
+    """One step's estimates of the authors' rule (their script's step 3), vectorised over the draws.
     ``V: (n, r)``, ``m: (r,)``, ``z: (S, r)``; the draws are ``r_s = m + s_eff z_s`` and ``c_s`` the cut of
     ``sign(V r_s)``. Returns ``g_m = mean(c (r - m)) / s_eff²`` ``(r,)``,
-    ``g_i = mean(c ((r_i - m_i)² / s_eff³ - 1 / s_eff)) - 2 lam s_eff`` ``(r,)`` and the cuts ``(S,)``."""
-    c = graph.cut(sign(torch.add(V @ m, z @ V.T, alpha=s_eff)))
+    ``g_i = mean(c ((r_i - m_i)² / s_eff³ - 1 / s_eff)) - 2 lam s_eff`` ``(r,)`` and the cuts ``(S,)``.
+    ``zV = z Vᵀ`` and ``zsq = z² - 1`` may be passed precomputed (a block of steps at a time)."""
+    zV = z @ V.T if zV is None else zV
+    zsq = z * z - 1 if zsq is None else zsq
+    c = graph.cut(sign(torch.add(V @ m, zV, alpha=s_eff)))
     scale = 1.0 / (z.shape[0] * s_eff)
-    return (c @ z).mul_(scale), (c @ (z * z - 1)).mul_(scale).sub_(2 * lam * s_eff), c
+    return (c @ z).mul_(scale), (c @ zsq).mul_(scale).sub_(2 * lam * s_eff), c
 
 
 def authors_gradients_loop(V, graph: Graph, m, s_eff: float, z, lam: float):
@@ -133,46 +136,73 @@ def _noise_blocks(shape, generator, like, block=256):
         yield from torch.randn((block, *shape), generator=generator, dtype=like.dtype, device=like.device)
 
 
+def _score_blocks(V, log_samples, samples, generator, block=256):
+    """Per step ``(z_log (L, r), z (S, r), z Vᵀ (S, n), z² - 1 (S, r))``: one RNG call and one product for a
+    block of steps. The L logging draws come first in each step's draws, then the S of the step."""
+    r = V.shape[1]
+    while True:
+        Z = torch.randn((block, log_samples + samples, r), generator=generator, dtype=V.dtype, device=V.device)
+        Zs = Z[:, log_samples:]
+        yield from zip(Z[:, :log_samples], Zs, Zs @ V.T, Zs * Zs - 1)
+
+
 def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_sample_loop=False):
-    """The authors' optimisation step for step (PAPER.md Sec. 2): per-coordinate ``log sigma``, one
-    ``s_eff = max_i(exp(log sigma_i) + 0.5)`` for the draws, score-function estimates without a baseline
-    (:func:`authors_gradients`), the sigma-gradient added to ``log sigma`` as it is, clipping, and the decay
-    of both step sizes at every ``decay_every``-th step, step 0 included. Each step's draws are
-    ``log_samples`` (the logged cut, at ``exp(log sigma)``, before the update) then ``samples`` (the step).
+    """The authors' optimisation step for step (their Fig. 5 script): ``m`` and a per-coordinate ``log sigma``
+    from 0; each step (1) logs the mean cut of ``log_samples`` draws ``m + exp(log sigma) * z`` (before the
+    update), (2) takes one draw scale ``s_eff = max_i(exp(log sigma_i) + 0.5)``, (3) forms the score-function
+    estimates of :func:`authors_gradients` from ``samples`` draws, (4) adds ``lr_m g_m`` to ``m`` and
+    ``lr_sigma g_i`` to ``log sigma`` (clipped), (5) divides both step sizes at every ``decay_every``-th step,
+    step 0 included; (6) the history's max sigma is ``max_i exp(log sigma_i)`` after the update.
+    The logged cuts (1) are computed after the loop, for all steps at once, from the same draws.
     ``per_sample_loop=True``: the same rule on the same draws, one draw at a time (the reference).
     Returns the history (see :func:`_finish`), with ``sigma_step`` (s_eff per step)."""
     r, L = V.shape[1], cfg.log_samples
     m = torch.zeros(r, dtype=V.dtype, device=V.device)
     log_sigma = torch.zeros(r, dtype=V.dtype, device=V.device)
     lr_m, lr_s = cfg.lr_mean, cfg.lr_sigma
-    M, sig, sig_step, logged = [], [], [], []
-    noise = _noise_blocks((L + cfg.samples, r), generator, V)
-    grads = authors_gradients_loop if per_sample_loop else authors_gradients
+    M, m_before, sig_before, z_log, sig_step = [], [], [], [], []
+    blocks = _score_blocks(V, L, cfg.samples, generator)
     t0 = time.perf_counter()
     interrupted = False
     try:
         for t in tqdm(range(cfg.steps), disable=None if progress else True, desc="derandomise"):
-            z = next(noise)
+            zl, z, zV, zsq = next(blocks)
             sigma = log_sigma.exp()
-            logged.append(graph.cut(sign((m + sigma * z[:L]) @ V.T)).mean())                     # 1
-            s_eff = float((sigma + cfg.sigma_offset).max())                                        # 2
-            g_m, g_i = grads(V, graph, m, s_eff, z[L:], cfg.lam)[:2]                                # 3
-            m = torch.add(m, g_m, alpha=lr_m)                                                      # 4
+            m_before.append(m)
+            sig_before.append(sigma)
+            z_log.append(zl)
+            s_eff = float(sigma.max()) + cfg.sigma_offset
+            if per_sample_loop:
+                g_m, g_i = authors_gradients_loop(V, graph, m, s_eff, z, cfg.lam)
+            else:
+                g_m, g_i, _ = authors_gradients(V, graph, m, s_eff, z, cfg.lam, zV, zsq)
+            m = torch.add(m, g_m, alpha=lr_m)
             log_sigma = torch.add(log_sigma, g_i, alpha=lr_s).clamp_(cfg.log_sigma_min, cfg.log_sigma_max)
-            if t % cfg.decay_every == 0:                                                           # 5
+            if t % cfg.decay_every == 0:
                 lr_m, lr_s = lr_m / cfg.decay_mean, lr_s / cfg.decay_sigma
             M.append(m[None])
-            sig.append(log_sigma.max())                                                            # 6
             sig_step.append(s_eff)
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - t0
     T = len(M)
-    sigma_max = torch.stack(sig).exp().reshape(T, 1).cpu().numpy() if T else np.zeros((0, 1))
-    hist = _finish(V, graph, M, sigma_max, None, L, generator, seconds, interrupted,
-                   cut_sampled=torch.stack(logged[:T]).cpu().numpy() if T else np.zeros(0))
+    logged = _logged_cuts(V, graph, m_before[:T], sig_before[:T], z_log[:T])
+    sigma_max = torch.stack(sig_before[1:T] + [log_sigma.exp()]).amax(1, keepdim=True) if T else torch.zeros(0, 1)
+    hist = _finish(V, graph, M, sigma_max.cpu().numpy(), None, L, generator, seconds, interrupted, cut_sampled=logged)
     hist["sigma_step"] = np.asarray(sig_step)
     return hist
+
+
+@torch.no_grad()
+def _logged_cuts(V, graph, m, sigma, z, chunk=256):
+    """Mean cut of the draws ``m_t + sigma_t * z_t`` per step, for lists of ``(r,)``, ``(r,)``, ``(L, r)``."""
+    if not m:
+        return np.zeros(0)
+    out = []
+    for a in range(0, len(m), chunk):
+        Mc, Sc, Zc = (torch.stack(x[a:a + chunk]) for x in (m, sigma, z))
+        out.append(graph.cut(sign((Mc[:, None] + Sc[:, None] * Zc) @ V.T)).mean(1))
+    return torch.cat(out).cpu().numpy()
 
 
 def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):

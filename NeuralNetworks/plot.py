@@ -126,19 +126,19 @@ def plot_sosp(points, pgd, tol):
         a1.scatter(*zip(*bnd), color="C0", marker="_", s=80, label=r"bound $\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))$ / $\|W\|$")
     a1.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
            title="stationary points of the population objective")
-    a1.legend(fontsize=7)
+    a1.legend(fontsize=7, framealpha=0.7)
     for bias, (c, m) in style.items():
         runs = sorted((r for r in pgd if r["bias"] == bias and r["steps_to_collapse"] is not None),
                       key=lambda r: r["lam"])
-        a2.plot([r["lam"] for r in runs], [r["steps_to_collapse"] for r in runs], color=c, marker=m,
-                label=f"PGD, bias {bias}")
+        a2.plot([r["lam"] for r in runs], [max(r["steps_to_collapse"], 1) for r in runs], color=c, marker=m,
+                label=f"PGD, bias {bias} (to its own certified ratio)")
     dec = sorted((r["lam"], r["decay_only_steps"]) for r in pgd if r["bias"] == "trained"
                  and r["decay_only_steps"] is not None)
     if dec:
         a2.plot(*zip(*dec), "k--", lw=1, label="regulariser alone")
     lams = np.array(sorted({r["lam"] for r in pgd}))
     a2.plot(lams, 1 / lams, color="0.6", lw=1, label=r"$1/(\mathrm{lr}\,\lambda)$")
-    a2.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel="steps",
+    a2.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel="steps (0 drawn at 1)",
            title=f"PGD steps until the ratio is within {tol:g} of the certified value")
     a2.title.set_fontsize(9)
     a2.legend(fontsize=7)
