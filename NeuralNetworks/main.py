@@ -135,6 +135,9 @@ def parse_args(argv=None):
         if args.activation != "smooth_relu" or args.loss != "mse" or args.depth != 1 or args.freeze_bias:
             parser.error("--experiment sosp uses the paper's network (smooth ReLU, MSE, one hidden layer) and "
                          "runs both bias modes itself: --activation, --loss, --depth, --freeze-bias do not apply")
+        if args.lam != 1e-4 or args.noise > 0:
+            parser.error("--experiment sosp takes its λ values from --lam-grid and has a noiseless teacher: "
+                         "--lam and --noise do not apply")
         if not math.isfinite(args.offset):
             parser.error(f"--offset {args.offset}: must be a finite number")
         if args.nodes < 4:
@@ -259,7 +262,8 @@ def run_sosp(args) -> dict:
     """Certified stationary points over the λ grid x seeds x bias mode, PGD from the same init; writes
     ``sosp.csv``, ``sosp.md``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
     from NeuralNetworks.plot import plot_sosp
-    from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
+    from NeuralNetworks.sosp import SADDLE_TOL, decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
+    from NeuralNetworks.train import TrainConfig
     from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
@@ -267,15 +271,18 @@ def run_sosp(args) -> dict:
     grid = [float(x) for x in np.geomspace(lo, hi, count)]
     seeds = list(range(args.seed, args.seed + args.seeds))
     common = dict(d=args.d, k=args.k, width=args.width, offset=args.offset, a_init=args.a_init)
-    rows, U = sweep(grid, seeds, coarse=(args.nodes, max(8, args.nodes // 2)), progress=not args.no_progress, **common)
+    common = dict(common, coarse=(args.nodes, max(8, args.nodes // 2)))
+    rows, U = sweep(grid, seeds, progress=not args.no_progress, **common)
     extra = [lam for lam in SOSP_PGD_LAMS if lo <= lam <= hi and not np.isclose(grid, lam).any()]
     if extra:   # certified points for the extra PGD λs too (first seed), so that every PGD run has a target
-        rows += sweep(extra, seeds[:1], coarse=(args.nodes, max(8, args.nodes // 2)), progress=False, **common)[0]
+        rows += sweep(extra, seeds[:1], progress=False, **common)[0]
     sweep_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     pgd_lams = sorted(set(grid) | set(extra))
+    pgd_cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias,
+                          pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius)
     hist, lam_r, frozen_r = pgd_runs(pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init,
-                                     args.steps, args.device_resolved, progress=not args.no_progress)
+                                     pgd_cfg, args.device_resolved, progress=not args.no_progress)
     pgd_s = time.perf_counter() - t1
     ratio = hist["perp_norm"] / hist["w_norm"]
     tail = hist["step"] >= 0.8 * hist["step"][-1]
@@ -315,9 +322,6 @@ def run_sosp(args) -> dict:
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
-
-
-SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: the point is reported as a saddle
 
 
 def _csv(points) -> str:

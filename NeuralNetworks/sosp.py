@@ -21,6 +21,7 @@ Quadrature: nodes are laid on the orthonormal frame [U, U⊥] (N(0, I) is rotati
 is a function of the first k node coordinates only. Parameters Θ = [W | b] are (h, d+1); a node is
 x̃ = (x, 1), so z = Θ x̃.
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -271,7 +272,10 @@ def _lbfgs(pop: Population, Th, max_iter: int):
     return unpack(res.x), int(res.nfev)
 
 
-def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = 1e-9,
+SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from, or reported as one)
+
+
+def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
                           max_escapes: int = 3, second_order: bool = True) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
@@ -382,19 +386,20 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
     return rows, U
 
 
-def pgd_runs(lams, seed, d, k, width, offset, a_init, steps, device, progress=False):
-    """The paper's PGD (lr 1, batch 50, perturbation 0.005 below gradient 1e-3) from the same init as the
-    certified points of ``seed``, for every λ in ``lams`` with the bias trained and frozen, as one batch of runs.
+def pgd_runs(lams, seed, d, k, width, offset, a_init, cfg, device, progress=False):
+    """PGD with the settings of ``cfg`` (a ``TrainConfig``; the paper's: lr 1, batch 50, perturbation 0.005
+    below gradient 1e-3) from the same init as the certified points of ``seed``, for every λ in ``lams`` with
+    the bias trained and frozen, as one batch of runs.
     Returns the history (``step``, ``perp_norm (T, R)``, ``w_norm (T, R)``), ``lam (R,)`` and ``frozen (R,)``."""
-    from NeuralNetworks.model import Student, Teacher, make_subspace
-    from NeuralNetworks.train import TrainConfig, train
+    from NeuralNetworks.model import Student, make_subspace
+    from NeuralNetworks.train import train
     Th0, a = initial_point(seed, d, width, a_init)
     runs = [(lam, fb) for fb in (False, True) for lam in lams]
     R, f32 = len(runs), dict(dtype=torch.float32, device=device)
     student = Student([Th0[:, :-1].to(**f32).expand(R, -1, -1).clone()],
                       [Th0[:, -1].to(**f32).expand(R, -1).clone()], a.to(**f32).expand(R, -1).clone())
     U = make_subspace(d, k, torch.Generator().manual_seed(12345), device=device)
-    cfg = TrainConfig(steps=steps, lam=[lam for lam, _ in runs], freeze_bias=[fb for _, fb in runs])
+    cfg = dataclasses.replace(cfg, lam=[lam for lam, _ in runs], freeze_bias=[fb for _, fb in runs])
     gen = torch.Generator(device=device).manual_seed(seed + PGD_DATA_SEED_OFFSET)   # one stream for the batch
     hist = train(student, OffsetTeacher(U, offset), cfg, gen, progress=progress)
     return hist, np.array([lam for lam, _ in runs]), np.array([fb for _, fb in runs])

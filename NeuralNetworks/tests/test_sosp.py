@@ -143,7 +143,7 @@ def test_quick_sosp_writes_every_output(tmp_path):
 
 @pytest.mark.parametrize("argv,expect", [
     (["--lam-grid", "-1e-3", "1e-1", "5"], "--lam-grid"), (["--d", "4"], "d <= 3"), (["--width", "0"], "--width"),
-    (["--activation", "relu"], "smooth ReLU"), (["--nodes", "2"], "--nodes")])
+    (["--activation", "relu"], "smooth ReLU"), (["--nodes", "2"], "--nodes"), (["--lam", "1e-3"], "--lam-grid")])
 def test_sosp_bad_arguments(tmp_path, argv, expect, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
