@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
+from NeuralNetworks.model import SUBSPACE_SEED, Teacher, init_student, make_subspace, perp_norm, stable_rank
 from NeuralNetworks.train import TrainConfig, test_mse, train
 
 BASE = dict(width=256, depth=1, train_out=False, loss="mse", lam=1e-4, optimizer="pgd", freeze_bias=False)
@@ -59,7 +59,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False):
     s0 = rows[0].setting
     runs = [(r, s) for r in rows for s in seeds]
     gens = [torch.Generator(device=device).manual_seed(1000 * s + 17) for _, s in runs]
-    U = make_subspace(d, k, torch.Generator(device=device).manual_seed(12345), device)
+    U = make_subspace(d, k, torch.Generator(device=device).manual_seed(SUBSPACE_SEED), device)
     teacher = Teacher(U)
     parts = [init_student(1, d, s0["width"], s0["depth"], g, device=device) for g in gens]
     student = type(parts[0])([torch.cat(ws) for ws in zip(*[p.weights for p in parts])],

@@ -23,16 +23,23 @@ def make_subspace(d: int, k: int, generator: torch.Generator, device="cpu", dtyp
     return q.to(dtype)
 
 
+SUBSPACE_SEED = 12345   # the random teacher subspace (k > 1) of the claims grid and the sosp experiment
+
+
 @dataclass
 class Teacher:
-    """``y = mean_j tanh(x @ U)_j + noise * N(0, 1)``; ``U: (d, k)`` orthonormal."""
+    """``y = offset + mean_j tanh(x @ U)_j + noise * N(0, 1)``; ``U: (d, k)`` orthonormal. The constant
+    ``offset`` (0 in the paper) is what a frozen-bias network must build from W⊥ (the sosp experiment)."""
 
     U: torch.Tensor
     noise: float = 0.0
+    offset: float = 0.0
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``x: (..., n, d)`` -> ``y: (..., n)``."""
         y = torch.tanh(x @ self.U).mean(-1)
+        if self.offset:
+            y = y + self.offset
         if self.noise > 0:
             y = y + self.noise * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         return y

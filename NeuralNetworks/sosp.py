@@ -76,8 +76,9 @@ def _rule(U, nodes, offset):
     """Nodes ``X: (N, d)``, weights ``q: (N,)`` and teacher values ``y = offset + mean_j tanh(<x, u_j>)`` of the
     rule with ``nodes = (n_par, n_perp)`` per axis of [U, U⊥]."""
     d, k = U.shape
+    from NeuralNetworks.model import Teacher
     X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U))
-    return X, q, offset + torch.tanh(X @ U).mean(1)
+    return X, q, Teacher(U, offset=offset)(X)
 
 
 @dataclass
@@ -333,13 +334,14 @@ def nodes_for(pop: Population, Th, start=(40, 8)) -> tuple[int, int]:
     return n[0], n[1]
 
 
-def certified_point(pop: Population, Th0, coarse=(40, 40)) -> dict:
+def certified_point(pop: Population, Th0) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
-    Two rules: L-BFGS first under the ``coarse`` rule (cheap), then again from there under a rule fine enough
-    for the weights found (:func:`nodes_for`), where the point is certified; the change of g and ‖∇g‖ under a
-    rule with twice the nodes per axis is reported as the quadrature's own check (``quad_change``)."""
-    first = find_stationary_point(pop.refined(coarse), Th0, second_order=False)
+    Two rules: L-BFGS first under ``pop``'s own (coarse, cheap) rule, then again from there under a rule
+    fine enough for the weights found (:func:`nodes_for`), where the point is certified; the change of g and
+    ‖∇g‖ under a rule with twice the nodes per axis is reported as the quadrature's own check
+    (``quad_change``)."""
+    first = find_stationary_point(pop, Th0, second_order=False)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
     res = find_stationary_point(fine, first["theta"])
@@ -372,15 +374,16 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
     ``a``, ``seconds``) and ``U``."""
     import time
     from tqdm import tqdm
-    from NeuralNetworks.model import make_subspace
-    U = make_subspace(d, k, torch.Generator().manual_seed(12345), dtype=torch.float64)
+    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
+    U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+    inits = {s: initial_point(s, d, width, a_init) for s in seeds}
     jobs = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
     rows = []
     for s, lam, fb in tqdm(jobs, disable=None if progress else True, desc="sosp"):
-        Th0, a = initial_point(s, d, width, a_init)
+        Th0, a = inits[s]
         pop = Population.build(U, a, Th0[:, -1].clone(), lam, fb, coarse, offset)
         t = time.perf_counter()
-        pt = certified_point(pop, Th0, coarse)
+        pt = certified_point(pop, Th0)
         rows.append({**pt, "seed": s, "lam": float(lam), "bias": "frozen" if fb else "trained", "a": a,
                      "seconds": time.perf_counter() - t})
     return rows, U
@@ -391,30 +394,18 @@ def pgd_runs(lams, seed, d, k, width, offset, a_init, cfg, device, progress=Fals
     below gradient 1e-3) from the same init as the certified points of ``seed``, for every λ in ``lams`` with
     the bias trained and frozen, as one batch of runs.
     Returns the history (``step``, ``perp_norm (T, R)``, ``w_norm (T, R)``), ``lam (R,)`` and ``frozen (R,)``."""
-    from NeuralNetworks.model import Student, make_subspace
+    from NeuralNetworks.model import SUBSPACE_SEED, Student, Teacher, make_subspace
     from NeuralNetworks.train import train
     Th0, a = initial_point(seed, d, width, a_init)
     runs = [(lam, fb) for fb in (False, True) for lam in lams]
     R, f32 = len(runs), dict(dtype=torch.float32, device=device)
     student = Student([Th0[:, :-1].to(**f32).expand(R, -1, -1).clone()],
                       [Th0[:, -1].to(**f32).expand(R, -1).clone()], a.to(**f32).expand(R, -1).clone())
-    U = make_subspace(d, k, torch.Generator().manual_seed(12345), device=device)
+    U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), device=device)
     cfg = dataclasses.replace(cfg, lam=[lam for lam, _ in runs], freeze_bias=[fb for _, fb in runs])
     gen = torch.Generator(device=device).manual_seed(seed + PGD_DATA_SEED_OFFSET)   # one stream for the batch
-    hist = train(student, OffsetTeacher(U, offset), cfg, gen, progress=progress)
+    hist = train(student, Teacher(U, offset=offset), cfg, gen, progress=progress)
     return hist, np.array([lam for lam, _ in runs]), np.array([fb for _, fb in runs])
-
-
-class OffsetTeacher:
-    """``y = offset + mean_j tanh(<x, u_j>)``: the Fig. 3 teacher plus a constant (the constant is what the
-    frozen-bias network must build from W⊥ -- the network-scale version of Fig. 2)."""
-
-    def __init__(self, U, offset=0.0):
-        from NeuralNetworks.model import Teacher
-        self.U, self.offset, self._t = U, offset, Teacher(U)
-
-    def __call__(self, x, generator=None):
-        return self._t(x) + self.offset
 
 
 def steps_to_collapse(step, ratio, target, tol):

@@ -286,5 +286,5 @@ def test_mse(student: Student, teacher: Teacher, n: int, generator: torch.Genera
     """Mean squared error against the noiseless teacher on ``n`` fresh samples, per run ``(R,)``."""
     R, _, d = student.W.shape
     x = _Data(generator, R, n, d, student.W, block=1).next()
-    clean = Teacher(teacher.U, 0.0)
+    clean = Teacher(teacher.U, 0.0, teacher.offset)
     return ((student.forward(x) - clean(x)) ** 2).mean(1).cpu().numpy()
