@@ -160,7 +160,7 @@ def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_s
     m = torch.zeros(r, dtype=V.dtype, device=V.device)
     log_sigma = torch.zeros(r, dtype=V.dtype, device=V.device)
     lr_m, lr_s = cfg.lr_mean, cfg.lr_sigma
-    M, m_before, sig_before, z_log, sig_step = [], [], [], [], []
+    M, sig_before, z_log, sig_step = [], [], [], []
     blocks = _score_blocks(V, L, cfg.samples, generator)
     t0 = time.perf_counter()
     interrupted = False
@@ -168,7 +168,6 @@ def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_s
         for t in tqdm(range(cfg.steps), disable=None if progress else True, desc="derandomise"):
             zl, z, zV, zsq = next(blocks)
             sigma = log_sigma.exp()
-            m_before.append(m)
             sig_before.append(sigma)
             z_log.append(zl)
             s_eff = float(sigma.max()) + cfg.sigma_offset
@@ -186,6 +185,7 @@ def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_s
         interrupted = True
     seconds = time.perf_counter() - t0
     T = len(M)
+    m_before = [torch.zeros_like(log_sigma)] + [x[0] for x in M[:T - 1]]     # m at the start of each step
     logged = _logged_cuts(V, graph, m_before[:T], sig_before[:T], z_log[:T])
     sigma_max = torch.stack(sig_before[1:T] + [log_sigma.exp()]).amax(1, keepdim=True) if T else torch.zeros(0, 1)
     hist = _finish(V, graph, M, sigma_max.cpu().numpy(), None, L, generator, seconds, interrupted, cut_sampled=logged)
