@@ -4,7 +4,11 @@
    straightforward implementation of the same steps (draw G: (20, 30, 500), form A = M + σG, multiply by Xᵀ).
 2. Every dataset and target (held-out points: 100), learned projection against the standard ones.
 
+3. ``--contended``: the default run (Fig. 7) idle, beside one and two busy processes, and two seeds side by
+   side, each in a fresh process.
+
     python JohnsonLindenstrauss/benchmark.py [--skip-reference]
+    python JohnsonLindenstrauss/benchmark.py --contended [--repeats 3] [--threads N]
 
 Writes the tables to JohnsonLindenstrauss/results/benchmark.md as well. Times: wall-clock seconds here.
 """
@@ -22,7 +26,7 @@ import torch  # noqa: E402
 from JohnsonLindenstrauss.main import main as run_main  # noqa: E402
 from JohnsonLindenstrauss.model import load_points, make_targets, matrix_distortion  # noqa: E402
 from JohnsonLindenstrauss.train import JLConfig, optimise  # noqa: E402
-from JohnsonLindenstrauss.utils import write_text  # noqa: E402
+from JohnsonLindenstrauss.utils import set_threads, write_text  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -87,12 +91,80 @@ def datasets_table():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip-reference", action="store_true", help="skip the speed comparison")
+    p.add_argument("--contended", action="store_true", help="only the timings idle / beside busy processes")
+    p.add_argument("--repeats", type=int, default=3, help="--contended: runs per condition")
+    p.add_argument("--threads", type=int, default=None, help="--contended: pass --threads N to main.py")
     args = p.parse_args(argv)
+    if args.contended:
+        print(contended_table([("Fig. 7 (optimize_s)", [], "optimize_s")], args.repeats, args.threads))
+        return
+    set_threads(1)                       # as main.py
     sections = [] if args.skip_reference else [("Paper configuration: speed", speed_table())]
     sections.append(("Datasets × targets", datasets_table()))
     text = f"threads: {torch.get_num_threads()}\n\n" + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections) + "\n"
     print(text)
     write_text(os.path.join(HERE, "results", "benchmark.md"), text)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --contended: the default experiment idle, beside busy processes, and two seeds side by side.
+
+BUSY_LOOP = "while True: pass"          # one single-threaded busy process
+
+
+def _timed_runs(argvs, key, busy):
+    """Run ``main.py`` once per argument list in ``argvs``, all at once, beside ``busy`` busy processes; return
+    each run's ``results.json[key]`` (seconds). A failing run ends the benchmark with its own message."""
+    import json
+    import subprocess
+    import tempfile
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            outs = [os.path.join(tmp, str(i)) for i in range(len(argvs))]
+            procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "main.py"), *a, "--out-dir", o,
+                                       "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for a, o in zip(argvs, outs)]
+            for p in procs:
+                _, err = p.communicate()
+                if p.returncode:
+                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+            times = []
+            for o in outs:
+                with open(os.path.join(o, "results.json")) as f:
+                    times.append(json.load(f)[key])
+            return times
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def contended_table(experiments, repeats, threads=None):
+    """For each ``(label, argv, key)``: the time ``results.json[key]`` idle, beside one and two busy processes,
+    and for two runs of different seeds started together (the slower of the two), ``repeats`` times each;
+    median [min-max] and the ratio of medians to idle, against the targets 2x, 2.5x and 1.3x."""
+    import statistics
+    extra = ["--threads", str(threads)] if threads else []
+    head = ("| experiment | idle (s) | beside 1 busy (s) | ratio | beside 2 busy (s) | ratio "
+            "| two seeds at once (s) | ratio | targets (2x / 2.5x / 1.3x) |")
+    lines = [head, "|" + "---|" * 9]
+    for label, argv, key in experiments:
+        argv = [*argv, *extra]
+        cells = {}
+        for name, busy, runs in (("idle", 0, [argv]), ("busy1", 1, [argv]), ("busy2", 2, [argv]),
+                                 ("seeds", 0, [[*argv, "--seed", "1"], [*argv, "--seed", "2"]])):
+            cells[name] = [max(_timed_runs(runs, key, busy)) for _ in range(repeats)]
+        med = {k: statistics.median(v) for k, v in cells.items()}
+        ratio = {k: med[k] / med["idle"] for k in med}
+        ok = [ratio["busy1"] <= 2.0, ratio["busy2"] <= 2.5, ratio["seeds"] <= 1.3]
+
+        def cell(k):
+            return f"{med[k]:.2f} [{min(cells[k]):.2f}-{max(cells[k]):.2f}]"
+        lines.append(f"| {label} | {cell('idle')} | {cell('busy1')} | {ratio['busy1']:.2f}x | {cell('busy2')} | "
+                     f"{ratio['busy2']:.2f}x | {cell('seeds')} | {ratio['seeds']:.2f}x | "
+                     f"{' / '.join('met' if o else 'MISSED' for o in ok)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@
 3. Every G-set graph in data/gset: SDP value, GW expectation, best of 1000 roundings, derandomised and
    polished cuts, best known cut, time; with the targets checked.
 
+4. ``--contended``: the default run (Fig. 5) -- and G-set graphs named with ``--contended-graphs`` -- idle,
+   beside one and two busy processes, and two seeds side by side, each in a fresh process.
+
     python MAXCUT/benchmark.py [--seeds 20] [--graphs G1 G14 ...] [--skip-loop]
+    python MAXCUT/benchmark.py --contended [--contended-graphs G1] [--repeats 3] [--threads N]
 
 Writes the tables to MAXCUT/results/benchmark.md as well. Times are wall-clock seconds on this machine.
 """
@@ -25,7 +29,7 @@ from MAXCUT.main import main as run_main  # noqa: E402
 from MAXCUT.optimizer import Graph, PathwiseConfig, ScoreConfig, run_pathwise, run_score  # noqa: E402
 from MAXCUT.utilities import (GSET_DIR, GSET_REFERENCE, authors_graph, brute_force, solve_sdp,  # noqa: E402
                               spectral_embedding)
-from MAXCUT.utils import write_text  # noqa: E402
+from MAXCUT.utils import set_threads, write_text  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -114,13 +118,86 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=20, help="seeds per method in the paper-configuration table")
     p.add_argument("--graphs", nargs="*", default=sorted(GSET_REFERENCE, key=lambda g: int(g[1:])))
     p.add_argument("--skip-loop", action="store_true", help="skip the slow per-draw reference run")
+    p.add_argument("--contended", action="store_true", help="only the timings idle / beside busy processes")
+    p.add_argument("--contended-graphs", nargs="*", default=[], help="--contended: G-set graphs timed too")
+    p.add_argument("--repeats", type=int, default=3, help="--contended: runs per condition")
+    p.add_argument("--threads", type=int, default=None, help="--contended: pass --threads N to main.py")
     args = p.parse_args(argv)
+    if args.contended:
+        exps = [("Fig. 5 (optimize_s)", [], "optimize_s")]
+        exps += [(f"{g} (wall_s)", ["--graph", os.path.join(GSET_DIR, f"{g}.txt")], "wall_s")
+                 for g in args.contended_graphs]
+        print(contended_table(exps, args.repeats, args.threads))
+        return
+    set_threads(1)                       # as main.py
     sections = [(f"Paper configuration: vectorised vs per-draw loop (seed {AUTHORS_SEED})", paper_speed(args.skip_loop)),
                 ("Paper configuration over seeds", paper_seeds(args.seeds)),
                 ("G-set (SDP embedding, pathwise estimator, --polish)", gset_table(args.graphs))]
-    text = f"threads: {torch.get_num_threads()}\n\n" + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections) + "\n"
+    text = ("threads: 1 (main.py's default)\n\n"
+            + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections) + "\n")
     print(text)
     write_text(os.path.join(HERE, "results", "benchmark.md"), text)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --contended: the default experiment idle, beside busy processes, and two seeds side by side.
+
+BUSY_LOOP = "while True: pass"          # one single-threaded busy process
+
+
+def _timed_runs(argvs, key, busy):
+    """Run ``main.py`` once per argument list in ``argvs``, all at once, beside ``busy`` busy processes; return
+    each run's ``results.json[key]`` (seconds). A failing run ends the benchmark with its own message."""
+    import json
+    import subprocess
+    import tempfile
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            outs = [os.path.join(tmp, str(i)) for i in range(len(argvs))]
+            procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "main.py"), *a, "--out-dir", o,
+                                       "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for a, o in zip(argvs, outs)]
+            for p in procs:
+                _, err = p.communicate()
+                if p.returncode:
+                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+            times = []
+            for o in outs:
+                with open(os.path.join(o, "results.json")) as f:
+                    times.append(json.load(f)[key])
+            return times
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def contended_table(experiments, repeats, threads=None):
+    """For each ``(label, argv, key)``: the time ``results.json[key]`` idle, beside one and two busy processes,
+    and for two runs of different seeds started together (the slower of the two), ``repeats`` times each;
+    median [min-max] and the ratio of medians to idle, against the targets 2x, 2.5x and 1.3x."""
+    import statistics
+    extra = ["--threads", str(threads)] if threads else []
+    head = ("| experiment | idle (s) | beside 1 busy (s) | ratio | beside 2 busy (s) | ratio "
+            "| two seeds at once (s) | ratio | targets (2x / 2.5x / 1.3x) |")
+    lines = [head, "|" + "---|" * 9]
+    for label, argv, key in experiments:
+        argv = [*argv, *extra]
+        cells = {}
+        for name, busy, runs in (("idle", 0, [argv]), ("busy1", 1, [argv]), ("busy2", 2, [argv]),
+                                 ("seeds", 0, [[*argv, "--seed", "1"], [*argv, "--seed", "2"]])):
+            cells[name] = [max(_timed_runs(runs, key, busy)) for _ in range(repeats)]
+        med = {k: statistics.median(v) for k, v in cells.items()}
+        ratio = {k: med[k] / med["idle"] for k in med}
+        ok = [ratio["busy1"] <= 2.0, ratio["busy2"] <= 2.5, ratio["seeds"] <= 1.3]
+
+        def cell(k):
+            return f"{med[k]:.2f} [{min(cells[k]):.2f}-{max(cells[k]):.2f}]"
+        lines.append(f"| {label} | {cell('idle')} | {cell('busy1')} | {ratio['busy1']:.2f}x | {cell('busy2')} | "
+                     f"{ratio['busy2']:.2f}x | {cell('seeds')} | {ratio['seeds']:.2f}x | "
+                     f"{' / '.join('met' if o else 'MISSED' for o in ok)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

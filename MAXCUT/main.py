@@ -10,6 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads; see utils.set_threads
 
 import argparse  # noqa: E402
 import math  # noqa: E402
@@ -99,6 +100,9 @@ def build_parser():
       help="seed of the optimisation's draws (the SDP start uses seed + 2, the roundings seed + 1); default 43, "
            "the authors' optimisation seed, for the score estimator, 0 for the pathwise one")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
+    a("--threads", type=_int_at_least(1), default=1,
+      help="CPU threads (default 1: measured, Fig. 5 is as fast on one thread as on two idle and 3x slower on two "
+           "beside a busy process; G1's whole run took 42 s on one, 38-53 s on two)")
     a("--out-dir", default=None, help="output folder (default MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")
     a("--quick", action="store_true", help="the same run with fewer steps and roundings (tests, CI)")
     a("--no-progress", action="store_true", help="no progress bar")
@@ -245,7 +249,9 @@ def run(args, graph) -> dict:
 
 
 def main(argv=None):
+    from MAXCUT.utils import set_threads
     args, graph = parse_args(argv)
+    set_threads(args.threads)
     try:
         res = run(args, graph)
     except FloatingPointError as e:

@@ -20,6 +20,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def set_threads(n: int) -> None:
+    """Run torch's CPU kernels, and the BLAS/OpenMP pools numpy and scipy use, on ``n`` threads.
+
+    With more threads than free cores every small kernel waits for a descheduled thread: on 2 cores, two threads
+    made Fig. 3, 5 and 7 4-50x slower beside one or two busy processes (one thread: at most 1.8x), and were no
+    faster idle. Where more threads are asked for, waiting threads sleep instead of spinning
+    (``OMP_WAIT_POLICY=PASSIVE``, which main.py sets before torch loads unless the user has set it)."""
+    from threadpoolctl import threadpool_limits
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
 def _atomic(path, write):
     """Write through a temporary file in the same folder, then rename: no half-written files."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -80,4 +92,5 @@ def run_metadata(args, device) -> dict:
     import matplotlib
     return {"args": vars(args), "device": str(device), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__,
-            "threads": torch.get_num_threads(), "platform": platform.platform()}
+            "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "platform": platform.platform()}

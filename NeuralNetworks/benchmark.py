@@ -1,10 +1,13 @@
 """NeuralNetworks benchmark: the batched claims grid against running the same (row, seed) runs one by one,
-and the Fig. 3 training loop's speed.
+the Fig. 3 training loop against an autograd loop written to the paper's description, and (``--contended``)
+Fig. 3 idle, beside busy processes and two seeds side by side.
 
     python NeuralNetworks/benchmark.py [--steps 1000] [--seeds 3]
+    python NeuralNetworks/benchmark.py --contended [--repeats 3] [--threads N]
 
-Both sides run the same rows, seeds and steps (every run draws its data from its own generator, so the
-batched and one-by-one results agree, which the script also checks). Wall-clock seconds on this machine.
+Both sides of the grid comparison run the same rows, seeds and steps (every run draws its data from its own
+generator, so the batched and one-by-one results agree, which the script also checks). Wall-clock seconds on
+this machine, one CPU thread unless ``--threads`` says otherwise (the project's policy; see README).
 """
 import os
 import sys
@@ -20,13 +23,52 @@ import torch  # noqa: E402
 from NeuralNetworks.claims import ROWS, run_claims  # noqa: E402
 from NeuralNetworks.model import Teacher, init_student, make_subspace  # noqa: E402
 from NeuralNetworks.train import TrainConfig, train  # noqa: E402
+from NeuralNetworks.utils import set_threads  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def autograd_loop(steps: int, seed: int = 0) -> float:
+    """Seconds for ``steps`` steps of Fig. 3's PGD written the plain way, as the authors' script does it: the
+    network's forward pass, ``loss.backward()``, the gradient-norm test and the update by hand (width 1000,
+    d = 2, batch 50, lr 1, λ = 1e-4, perturbation 0.005 below 1e-3)."""
+    g = torch.Generator().manual_seed(seed)
+    d, h, lam = 2, 1000, 1e-4
+    u = torch.ones(d) / d ** 0.5
+    W = (torch.randn(h, d, generator=g) / d ** 0.5).requires_grad_()
+    b = (torch.randn(h, generator=g) / h).requires_grad_()
+    a = torch.randn(h, generator=g) / h
+    t = time.perf_counter()
+    for _ in range(steps):
+        x = torch.randn(50, d, generator=g)
+        pred = torch.nn.functional.softplus(x @ W.T + b, beta=2.0) @ a
+        loss = ((pred - torch.tanh(x @ u)) ** 2).mean() + 0.5 * lam * (W ** 2).sum()
+        W.grad = b.grad = None
+        loss.backward()
+        with torch.no_grad():
+            if torch.linalg.vector_norm(W.grad) < 1e-3:
+                W.add_(5e-3 * torch.randn(W.shape, generator=g))
+                b.add_(5e-3 * torch.randn(b.shape, generator=g))
+            W.sub_(W.grad)
+            b.sub_(b.grad)
+    return time.perf_counter() - t
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=1000, help="steps per run (the default grid uses 10 000)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--contended", action="store_true",
+                   help="time Fig. 3 (python NeuralNetworks/main.py) idle, beside 1 and 2 busy processes, and two "
+                        "seeds side by side, in fresh processes")
+    p.add_argument("--repeats", type=int, default=3, help="--contended: runs per condition")
+    p.add_argument("--threads", type=int, default=None, help="--contended: pass --threads N to main.py; "
+                   "otherwise: threads of this process (default 1)")
     args = p.parse_args(argv)
+    if args.contended:
+        print(contended_table([("Fig. 3 (train_s)", [], "train_s")], args.repeats, args.threads))
+        return
+    set_threads(args.threads or 1)
     cpu, seeds = torch.device("cpu"), list(range(args.seeds))
     t = time.perf_counter()
     batched = run_claims(seeds, 20, 2, args.steps, 1.0, cpu)
@@ -39,12 +81,78 @@ def main(argv=None):
     print(f"claims grid, {len(ROWS)} rows x {args.seeds} seeds x {args.steps} steps, threads {torch.get_num_threads()}:")
     print(f"  batched by architecture: {t_batched:.1f} s; one run at a time: {t_single:.1f} s; "
           f"speed-up {t_single / t_batched:.1f}x; largest difference in final ||W_perp||/||W||: {diff:.1e}")
-    g = torch.Generator().manual_seed(0)
-    s = init_student(1, 2, 1000, 1, g)
-    t = time.perf_counter()
-    train(s, Teacher(make_subspace(2, 1, g)), TrainConfig(steps=20_000), g, progress=False)
-    print(f"Fig. 3 training loop (20 000 steps, width 1000, closed-form backward): {time.perf_counter() - t:.1f} s "
-          f"(the authors' loop measured 10.6 s on this machine when this was written)")
+    ours, plain = [], []
+    for rep in range(3):
+        g = torch.Generator().manual_seed(rep)
+        s = init_student(1, 2, 1000, 1, g)
+        t = time.perf_counter()
+        train(s, Teacher(make_subspace(2, 1, g)), TrainConfig(steps=20_000), g, progress=False)
+        ours.append(time.perf_counter() - t)
+        plain.append(autograd_loop(20_000, rep))
+    print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), 3 runs each: "
+          f"ours (closed-form backward) {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], the plain autograd "
+          f"loop {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]: {np.median(plain) / np.median(ours):.2f}x")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --contended: the default experiment idle, beside busy processes, and two seeds side by side.
+
+BUSY_LOOP = "while True: pass"          # one single-threaded busy process
+
+
+def _timed_runs(argvs, key, busy):
+    """Run ``main.py`` once per argument list in ``argvs``, all at once, beside ``busy`` busy processes; return
+    each run's ``results.json[key]`` (seconds). A failing run ends the benchmark with its own message."""
+    import json
+    import subprocess
+    import tempfile
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            outs = [os.path.join(tmp, str(i)) for i in range(len(argvs))]
+            procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "main.py"), *a, "--out-dir", o,
+                                       "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                     for a, o in zip(argvs, outs)]
+            for p in procs:
+                _, err = p.communicate()
+                if p.returncode:
+                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+            times = []
+            for o in outs:
+                with open(os.path.join(o, "results.json")) as f:
+                    times.append(json.load(f)[key])
+            return times
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def contended_table(experiments, repeats, threads=None):
+    """For each ``(label, argv, key)``: the time ``results.json[key]`` idle, beside one and two busy processes,
+    and for two runs of different seeds started together (the slower of the two), ``repeats`` times each;
+    median [min-max] and the ratio of medians to idle, against the targets 2x, 2.5x and 1.3x."""
+    import statistics
+    extra = ["--threads", str(threads)] if threads else []
+    head = ("| experiment | idle (s) | beside 1 busy (s) | ratio | beside 2 busy (s) | ratio "
+            "| two seeds at once (s) | ratio | targets (2x / 2.5x / 1.3x) |")
+    lines = [head, "|" + "---|" * 9]
+    for label, argv, key in experiments:
+        argv = [*argv, *extra]
+        cells = {}
+        for name, busy, runs in (("idle", 0, [argv]), ("busy1", 1, [argv]), ("busy2", 2, [argv]),
+                                 ("seeds", 0, [[*argv, "--seed", "1"], [*argv, "--seed", "2"]])):
+            cells[name] = [max(_timed_runs(runs, key, busy)) for _ in range(repeats)]
+        med = {k: statistics.median(v) for k, v in cells.items()}
+        ratio = {k: med[k] / med["idle"] for k in med}
+        ok = [ratio["busy1"] <= 2.0, ratio["busy2"] <= 2.5, ratio["seeds"] <= 1.3]
+
+        def cell(k):
+            return f"{med[k]:.2f} [{min(cells[k]):.2f}-{max(cells[k]):.2f}]"
+        lines.append(f"| {label} | {cell('idle')} | {cell('busy1')} | {ratio['busy1']:.2f}x | {cell('busy2')} | "
+                     f"{ratio['busy2']:.2f}x | {cell('seeds')} | {ratio['seeds']:.2f}x | "
+                     f"{' / '.join('met' if o else 'MISSED' for o in ok)} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

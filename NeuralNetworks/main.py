@@ -12,6 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads; see utils.set_threads
 
 import argparse  # noqa: E402
 import math  # noqa: E402
@@ -29,6 +30,7 @@ DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000, "sosp": 20_000}
 DEFAULT_LAM_GRID = {"fig2": ("1e-4", "10", "41"), "sosp": ("1e-5", "1e-1", "9")}
 SOSP_PGD_LAMS = (1e-3, 3e-3, 1e-2, 3e-2)   # the steps-to-collapse runs, beside every λ of the grid
 SOSP_QUICK = {"width": 64, "lam_grid": (1e-3, 1e-1, 3), "seeds": 1}
+THREADS_MIN_SOSP_WIDTH = 256   # sosp from this width: every core (measured: 1.6x faster idle at width 1000)
 DEFAULT_D = {"fig3": 2, "claims": 20, "sosp": 2}
 
 
@@ -102,6 +104,9 @@ def build_parser():
     a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
     a("--seed", type=int, default=0, help="seed of every random draw (init, data, perturbations)")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
+    a("--threads", type=_positive_int, default=None,
+      help=f"CPU threads (default: every available core for sosp at width >= {THREADS_MIN_SOSP_WIDTH}, whose "
+           "float64 quadrature passes are large; 1 otherwise: a training step's kernels are too small to share)")
     a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/<experiment>/)")
     a("--quick", action="store_true", help=f"the same run shortened (steps: {QUICK_STEPS}; fig2: 9 lambdas)")
     a("--no-progress", action="store_true", help="no progress bar")
@@ -111,7 +116,7 @@ def build_parser():
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from NeuralNetworks.utils import resolve_device
+    from NeuralNetworks.utils import available_cores, resolve_device
     if args.noise > 0 and args.experiment == "claims":
         parser.error("--noise applies to fig3 only")
     try:
@@ -156,6 +161,8 @@ def parse_args(argv=None):
         args.lam_grid = (lo, hi, min(count, 3)) if grid_given else SOSP_QUICK["lam_grid"]
     if args.quick and exp in QUICK_STEPS:
         args.steps = min(args.steps, QUICK_STEPS[exp])
+    large = exp == "sosp" and args.width >= THREADS_MIN_SOSP_WIDTH
+    args.threads_resolved = args.threads or (available_cores() if large else 1)
     if args.out_dir is None:
         args.out_dir = os.path.join(HERE, "results", exp)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
@@ -336,7 +343,9 @@ def _csv(points) -> str:
 
 
 def main(argv=None):
+    from NeuralNetworks.utils import set_threads
     args = parse_args(argv)
+    set_threads(args.threads_resolved)
     from NeuralNetworks.train import DivergenceError
     runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid, "sosp": run_sosp}[args.experiment]
     try:

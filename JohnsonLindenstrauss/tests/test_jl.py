@@ -126,6 +126,7 @@ def test_quick_run_writes_every_output_and_projection_reproduces(tmp_path):
                 "sparse_mean", "pca", "jl_min_dim", "sigma_final", "steps_run", "optimize_s", "wall_s"]:
         assert key in saved
     assert saved["jl_min_dim"] == 3947
+    assert json.load(open(tmp_path / "config.json"))["threads"] == 1      # the default: one CPU thread
     P = np.load(tmp_path / "projection.npy")
     assert P.shape == (30, 500)
     X, Xh = load_points("uniform", 100, 20, 500, 0)
@@ -154,7 +155,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("argv,expect", [
-    (["--k", "0"], "--k"), (["--k", "501"], "larger than"), (["--n", "1", "--target", "pairwise"], "pairwise"),
+    (["--k", "0"], "--k"), (["--k", "501"], "larger than"), (["--threads", "0"], "--threads"), (["--n", "1", "--target", "pairwise"], "pairwise"),
     (["--data", "/nonexistent.npy"], "no such file"), (["--data", "3d.npy"], "2-d"),
     (["--data", "nan.npy"], "NaN"), (["--data", "zero.npy"], "row 1 is zero"), (["--data", "weird"], "weird")])
 def test_bad_input(tmp_path, argv, expect, capsys):

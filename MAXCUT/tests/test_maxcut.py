@@ -225,6 +225,8 @@ def test_quick_default_run_writes_every_output(tmp_path):
     for key in ["cut_polished", "gw_best_of_k", "nx_randomized", "nx_one_exchange", "sigma_final",
                 "optimize_s", "wall_s"]:
         assert key in saved
+    config = json.load(open(tmp_path / "config.json"))
+    assert config["threads"] == 1 and config["args"]["threads"] == 1     # the default: one CPU thread
 
 
 def test_networkx_graph_source_keeps_gnp(tmp_path):
@@ -260,7 +262,7 @@ def test_malformed_graph_files(tmp_path, name, capsys):
 
 @pytest.mark.parametrize("argv,expect", [
     (["--graph", "/nonexistent/g.txt"], "no such file"), (["--edge-prob", "1.5"], "1.5"),
-    (["--nodes", "1"], "--nodes"), (["--nodes", "40", "--exact", "yes"], "40 nodes"),
+    (["--nodes", "1"], "--nodes"), (["--nodes", "40", "--exact", "yes"], "40 nodes"), (["--threads", "0"], "--threads"),
     (["--nodes", "5", "--edge-prob", "1e-9"], "no edges"),
     (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--graph-source", "torch"], "--graph-source")])
 def test_bad_arguments(tmp_path, argv, expect, capsys):

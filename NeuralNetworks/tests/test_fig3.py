@@ -130,6 +130,8 @@ def test_quick_run_writes_every_output_and_is_reproducible(tmp_path):
                  "results.json", "config.json", "fig3_history.npz"]:
         assert (a / name).stat().st_size > 0, name
     assert _results_without_times(a / "results.json") == _results_without_times(b / "results.json")
+    config = json.load(open(a / "config.json"))
+    assert config["threads"] == 1 and config["args"]["threads_resolved"] == 1   # the policy for training loops
     for key in ["perp_ratio_init", "perp_ratio_final", "perp_norm_init", "perp_norm_final",
                 "decay_only_perp_norm_final", "test_mse", "steps", "wall_s"]:
         assert key in res
@@ -167,3 +169,18 @@ def test_divergence_stops_with_advice(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "smaller --lr" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_thread_policy():
+    """One thread for the training loops; every available core for the large quadrature passes of sosp;
+    --threads overrides both; 0 is refused."""
+    from NeuralNetworks.main import parse_args
+    from NeuralNetworks.utils import available_cores
+    assert parse_args([]).threads_resolved == 1
+    assert parse_args(["--experiment", "claims"]).threads_resolved == 1
+    assert parse_args(["--experiment", "sosp"]).threads_resolved == available_cores()
+    assert parse_args(["--experiment", "sosp", "--quick"]).threads_resolved == 1      # width 64
+    assert parse_args(["--experiment", "sosp", "--threads", "1"]).threads_resolved == 1
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--threads", "0"])
+    assert e.value.code == 2
