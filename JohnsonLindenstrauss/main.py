@@ -42,6 +42,16 @@ def _int_at_least(lo):
     return parse
 
 
+def _nonneg(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"{s} is not allowed; it must be a finite number >= 0")
+    return v
+
+
 def _positive(s):
     try:
         v = float(s)
@@ -70,7 +80,8 @@ def build_parser():
     a("--steps", type=_int_at_least(1), default=5000, help="maximum steps (paper: 5000)")
     a("--tol", type=_positive, default=0.01, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
     a("--eps", type=_positive, default=0.1, help="'surrogate': distortion threshold epsilon")
-    a("--lam", type=_positive, default=1e-2, help="'surrogate': weight of the variance penalty (ours; see train.py)")
+    a("--lam", type=_nonneg, default=1e-2,
+      help="'surrogate': weight of the variance penalty (ours; see train.py; 0: no penalty)")
     a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
     a("--seed", type=int, default=0, help="seed of the data and of every random draw")
@@ -82,6 +93,8 @@ def build_parser():
       "run, else results/<data>_<target>_<objective>/)")
     a("--quick", action="store_true", help=f"the same run with at most {QUICK_STEPS} steps and 100 draws (tests, CI)")
     a("--no-progress", action="store_true", help="no progress bar")
+    a("--plot-only", metavar="RESULTS_DIR", default=None,
+      help="redraw the figures of an earlier run from the history and results it saved there, without computing")
     return p
 
 
@@ -91,10 +104,23 @@ def parse_args(argv=None):
     from JohnsonLindenstrauss.utils import resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.plot_only is not None:
+        from JohnsonLindenstrauss.utils import refuse_with_plot_only, saved_run
+        refuse_with_plot_only(parser, args)
+        try:
+            args.saved = saved_run(args.plot_only, ["history.npz"])
+        except ValueError as e:
+            parser.error(str(e))
+        return args, None, None
     try:
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
+    own = {"max": ("tol",), "surrogate": ("eps", "lam", "tau")}    # each objective's own options
+    for objective, flags in own.items():
+        for flag in flags:
+            if objective != args.objective and getattr(args, flag) != parser.get_default(flag):
+                parser.error(f"--{flag} applies to --objective {objective} only, not to --objective {args.objective}")
     if args.data not in DATASETS and not args.data.endswith(".npy"):
         parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
     n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
@@ -119,21 +145,31 @@ def parse_args(argv=None):
     return args, X, Xh
 
 
-def _baselines(args, X, Xh, T, Th, gen):
+BASELINE_SEED_OFFSETS = {"gaussian": 1_000_003, "orthogonal": 2_000_003}   # each baseline's own stream: seed + this
+
+
+def _stream(args, name):
+    """A fresh generator for one baseline: its draws do not depend on how many steps the optimiser ran, and
+    the training and held-out targets are measured on the same matrices."""
+    return torch.Generator(device=args.device_resolved).manual_seed(args.seed + BASELINE_SEED_OFFSETS[name])
+
+
+def _baselines(args, X, Xh, T, Th):
     """Every baseline on the training targets and, when there is a holdout, on the held-out ones."""
     from JohnsonLindenstrauss import model as jm
     k = args.k
-    g = jm.gaussian_baseline(T, k, args.draws, gen)
-    o = jm.orthogonal_baseline(T, k, args.draws, gen)
+    g = jm.gaussian_baseline(T, k, args.draws, _stream(args, "gaussian"))
+    o = jm.orthogonal_baseline(T, k, args.draws, _stream(args, "orthogonal"))
     sparse = jm.sparse_projections(X, k, min(args.draws, 100), args.seed)
     pca = jm.pca_projection(X, k, T)
     res = {"gaussian_mean": float(g.mean()), "gaussian_min": float(g.min()), "orthogonal_mean": float(o.mean()),
            "sparse_mean": float(np.mean([jm.matrix_distortion(P, T) for P in sparse])),
            "pca": jm.matrix_distortion(pca, T), "jl_min_dim": jm.jl_min_dim(len(X), 0.1)}
     if Th is not None:
-        gh = jm.gaussian_baseline(Th, k, args.draws, gen)
+        gh = jm.gaussian_baseline(Th, k, args.draws, _stream(args, "gaussian"))
+        oh = jm.orthogonal_baseline(Th, k, args.draws, _stream(args, "orthogonal"))
         res["holdout"] = {"gaussian_mean": float(gh.mean()), "gaussian_min": float(gh.min()),
-                          "orthogonal_mean": float(jm.orthogonal_baseline(Th, k, args.draws, gen).mean()),
+                          "orthogonal_mean": float(oh.mean()),
                           "sparse_mean": float(np.mean([jm.matrix_distortion(P, Th) for P in sparse])),
                           "pca": jm.matrix_distortion(pca, Th)}
     return res, g
@@ -141,9 +177,8 @@ def _baselines(args, X, Xh, T, Th, gen):
 
 def run(args, X, Xh) -> dict:
     from JohnsonLindenstrauss.model import holdout_pairs, make_targets, matrix_distortion
-    from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
     from JohnsonLindenstrauss.train import JLConfig, optimise
-    from JohnsonLindenstrauss.utils import run_metadata, save_figure, write_json, write_npy, write_npz
+    from JohnsonLindenstrauss.utils import run_metadata, write_json, write_npy, write_npz
 
     t0 = time.perf_counter()
     dev, dt = args.device_resolved, torch.float64
@@ -160,7 +195,7 @@ def run(args, X, Xh) -> dict:
     # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
     hist = optimise(T.to(torch.float32), cfg, gen, progress=not args.no_progress)
     P = (hist["M"].double() / math.sqrt(args.k)).cpu().numpy()            # embedding x -> P @ x
-    base, gauss = _baselines(args, X, Xh, T, Th, gen)
+    base, gauss = _baselines(args, X, Xh, T, Th)
     res = {"data": args.data, "target": args.target, "objective": args.objective, "n": len(X),
            "d": X.shape[1], "k": args.k, "targets": len(T),
            "max_distortion": matrix_distortion(P, T),
@@ -175,19 +210,32 @@ def run(args, X, Xh) -> dict:
     write_npz(os.path.join(args.out_dir, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
               mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
     write_npy(os.path.join(args.out_dir, "projection.npy"), P)
-    label = "norms" if args.target == "norms" else "pairwise distances"
-    save_figure(plot_distortion(hist["sampled_max"], hist["mean_max"], res["gaussian_mean"], res["gaussian_min"],
-                                label), os.path.join(args.out_dir, "fig7_distortion"))
-    save_figure(plot_sigma(hist["sigma_max"]), os.path.join(args.out_dir, "fig7_sigma"))
+    draw_figures(args.out_dir, hist, res)
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
 
 
+def draw_figures(out_dir, hist, res):
+    """Fig. 7's two figures from the history (``sampled_max``, ``mean_max``, ``sigma_max``) and results."""
+    from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
+    from JohnsonLindenstrauss.utils import save_figure
+    label = "norms" if res["target"] == "norms" else "pairwise distances"
+    save_figure(plot_distortion(hist["sampled_max"], hist["mean_max"], res["gaussian_mean"], res["gaussian_min"],
+                                label), os.path.join(out_dir, "fig7_distortion"))
+    save_figure(plot_sigma(hist["sigma_max"]), os.path.join(out_dir, "fig7_sigma"))
+    return ["fig7_distortion", "fig7_sigma"]
+
+
 def main(argv=None):
     from JohnsonLindenstrauss.utils import set_threads
     args, X, Xh = parse_args(argv)
+    if args.plot_only is not None:
+        _, res, arrays = args.saved
+        names = draw_figures(args.plot_only, arrays["history.npz"], res)
+        print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
+        return res
     set_threads(args.threads)
     from JohnsonLindenstrauss.train import DivergenceError
     try:

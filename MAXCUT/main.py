@@ -106,6 +106,8 @@ def build_parser():
     a("--out-dir", default=None, help="output folder (default MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")
     a("--quick", action="store_true", help="the same run with fewer steps and roundings (tests, CI)")
     a("--no-progress", action="store_true", help="no progress bar")
+    a("--plot-only", metavar="RESULTS_DIR", default=None,
+      help="redraw the figures of an earlier run from the history and results it saved there, without computing")
     return p
 
 
@@ -115,12 +117,23 @@ def parse_args(argv=None):
     from MAXCUT.utils import resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.plot_only is not None:
+        from MAXCUT.utils import refuse_with_plot_only, saved_run
+        refuse_with_plot_only(parser, args)
+        try:
+            args.saved = saved_run(args.plot_only, ["history.npz"])
+        except ValueError as e:
+            parser.error(str(e))
+        return args, None
     try:
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
-    if args.graph is not None and args.graph_source is not None:
-        parser.error("--graph-source chooses how the random graph is drawn; it does not apply with --graph")
+    if args.graph is not None:        # options of the random graph do not apply to a graph file
+        for flag in ("graph_source", "nodes", "edge_prob", "graph_seed"):
+            if getattr(args, flag) != parser.get_default(flag):
+                parser.error(f"--{flag.replace('_', '-')} chooses how the random graph is drawn; it does not apply "
+                             "with --graph")
     if args.graph is None:
         args.graph_source = args.graph_source or "torch"
         make, tag = (authors_graph, "torch") if args.graph_source == "torch" else (random_graph, "gnp")
@@ -140,6 +153,10 @@ def parse_args(argv=None):
     auto = args.graph is None
     args.embedding = args.embedding if args.embedding != "auto" else ("spectral" if auto else "sdp")
     args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
+    if args.estimator == "score":     # the pathwise estimator's own options do nothing to the score rule
+        for flag in ("chains", "delta"):
+            if getattr(args, flag) != parser.get_default(flag):
+                parser.error(f"--{flag} applies to the pathwise estimator only, not to --estimator score")
     if args.seed is None:
         args.seed = 43 if args.estimator == "score" else 0
     if args.quick:
@@ -180,8 +197,7 @@ def run(args, graph) -> dict:
     """Embedding, baselines, derandomisation, polishing; writes every output; returns ``results``."""
     from MAXCUT import utilities as U
     from MAXCUT.optimizer import Graph, run_pathwise, run_score
-    from MAXCUT.plot import plot_cut, plot_sigma
-    from MAXCUT.utils import run_metadata, save_figure, write_json, write_npz
+    from MAXCUT.utils import run_metadata, write_json, write_npz
 
     t0 = time.perf_counter()
     n, edges, weights = graph
@@ -233,14 +249,10 @@ def run(args, graph) -> dict:
         "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
         "polish_s": polish_s if args.polish else None,
     }
-    opt_line = (exact, "optimum (brute force)") if exact is not None else (best_known, "best known cut")
     write_npz(os.path.join(args.out_dir, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
               cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"], m=hist["m"],
               gw_round_cuts=round_cuts)
-    save_figure(plot_cut(hist["step"], hist["cut_sampled"], hist["cut_mean"], gw_exp, opt_line[0], opt_line[1],
-                         sdp_value if args.embedding == "sdp" else None), os.path.join(args.out_dir, "fig5_cut"))
-    save_figure(plot_sigma(hist["step"], hist["sigma_max"], hist["sigma_relative"]),
-                os.path.join(args.out_dir, "fig5_sigma"))
+    draw_figures(args.out_dir, hist, res, args.embedding)
     res["wall_s"] = time.perf_counter() - t0
     res["partition"] = partition.tolist()
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
@@ -248,9 +260,27 @@ def run(args, graph) -> dict:
     return res
 
 
+def draw_figures(out_dir, hist, res, embedding):
+    """Fig. 5's two figures from the history (``step``, ``cut_sampled``, ``cut_mean``, ``sigma_max``,
+    ``sigma_relative``) and the results (GW expectation, optimum or best known cut, SDP value)."""
+    from MAXCUT.plot import plot_cut, plot_sigma
+    from MAXCUT.utils import save_figure
+    exact, best_known = res["exact"], res["best_known"]
+    ref = (exact, "optimum (brute force)") if exact is not None else (best_known, "best known cut")
+    save_figure(plot_cut(hist["step"], hist["cut_sampled"], hist["cut_mean"], res["gw_expected"], ref[0], ref[1],
+                         res["sdp_value"] if embedding == "sdp" else None), os.path.join(out_dir, "fig5_cut"))
+    save_figure(plot_sigma(hist["step"], hist["sigma_max"], hist["sigma_relative"]), os.path.join(out_dir, "fig5_sigma"))
+    return ["fig5_cut", "fig5_sigma"]
+
+
 def main(argv=None):
     from MAXCUT.utils import set_threads
     args, graph = parse_args(argv)
+    if args.plot_only is not None:
+        config, res, arrays = args.saved
+        names = draw_figures(args.plot_only, arrays["history.npz"], res, config["args"]["embedding"])
+        print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
+        return res
     set_threads(args.threads)
     try:
         res = run(args, graph)

@@ -30,6 +30,16 @@ DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000, "sosp": 20_000}
 DEFAULT_LAM_GRID = {"fig2": ("1e-4", "10", "41"), "sosp": ("1e-5", "1e-1", "9")}
 SOSP_PGD_LAMS = (1e-3, 3e-3, 1e-2, 3e-2)   # the steps-to-collapse runs, beside every λ of the grid
 SOSP_QUICK = {"width": 64, "lam_grid": (1e-3, 1e-1, 3), "seeds": 1}
+# Every option acts in the experiments listed here, or is refused (one line, exit 2) when given to another.
+COMMON_FLAGS = {"experiment", "device", "threads", "out_dir", "quick", "no_progress", "plot_only"}
+_PGD = {"steps", "batch", "lr", "lr_bias", "pgd_threshold", "pgd_radius", "seed"}
+USES = {
+    "fig3": {"d", "k", "width", "depth", "activation", "loss", "lam", "noise", "freeze_bias"} | _PGD,
+    "fig2": {"activation", "lam_grid"},                              # exact expectations: no seed, no training
+    "claims": {"d", "k", "steps", "seeds", "lr", "seed"},            # every other setting is a row of the grid
+    "sosp": {"d", "k", "width", "seeds", "lam_grid", "offset", "a_init", "nodes", "collapse_tol"} | _PGD,
+}
+PLOT_ONLY_FILES = {"fig3": ["fig3_history.npz"], "fig2": [], "claims": ["claims_history.npz"], "sosp": []}
 THREADS_MIN_SOSP_WIDTH = 256   # sosp from this width: every core (measured: 1.6x faster idle at width 1000)
 DEFAULT_D = {"fig3": 2, "claims": 20, "sosp": 2}
 
@@ -110,15 +120,31 @@ def build_parser():
     a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/<experiment>/)")
     a("--quick", action="store_true", help=f"the same run shortened (steps: {QUICK_STEPS}; fig2: 9 lambdas)")
     a("--no-progress", action="store_true", help="no progress bar")
+    a("--plot-only", metavar="RESULTS_DIR", default=None,
+      help="redraw the figures of an earlier run (any experiment) from the history and results it saved there, "
+           "without computing")
     return p
 
 
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from NeuralNetworks.utils import available_cores, resolve_device
-    if args.noise > 0 and args.experiment == "claims":
-        parser.error("--noise applies to fig3 only")
+    from NeuralNetworks.utils import available_cores, refuse_with_plot_only, resolve_device, saved_run
+    if args.plot_only is not None:
+        refuse_with_plot_only(parser, args)
+        try:
+            config = saved_run(args.plot_only, [])[0]
+            exp = config["args"]["experiment"]
+            args.saved = saved_run(args.plot_only, PLOT_ONLY_FILES[exp])
+        except (ValueError, KeyError, TypeError) as e:
+            parser.error(str(e) if isinstance(e, ValueError) else f"{args.plot_only}/config.json: no experiment named")
+        return args
+    exp = args.experiment
+    ignored = [k for k, v in vars(args).items()
+               if k not in COMMON_FLAGS | USES[exp] and v != parser.get_default(k)]
+    if ignored:
+        uses = ", ".join("--" + f.replace("_", "-") for f in sorted(USES[exp])) or "none of the model options"
+        parser.error(f"--{ignored[0].replace('_', '-')} does not apply to --experiment {exp} (it uses {uses})")
     try:
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
@@ -129,20 +155,9 @@ def parse_args(argv=None):
     if args.k > args.d:
         parser.error(f"--k {args.k} is larger than --d {args.d}: the teacher needs k orthonormal directions in R^d")
     args.steps = args.steps or DEFAULT_STEPS.get(exp, 0)
-    if args.lam_grid is not None and exp not in DEFAULT_LAM_GRID:
-        parser.error(f"--lam-grid applies to --experiment fig2 or sosp, not {exp}")
-    for flag, default in (("offset", 0.0), ("a_init", "paper"), ("nodes", 32), ("collapse_tol", 0.01)):
-        if exp != "sosp" and getattr(args, flag) != default:
-            parser.error(f"--{flag.replace('_', '-')} applies to --experiment sosp only")
     if exp == "sosp":
         if args.d > 3:
             parser.error(f"--d {args.d}: the sosp quadrature is a tensor grid, it allows d <= 3")
-        if args.activation != "smooth_relu" or args.loss != "mse" or args.depth != 1 or args.freeze_bias:
-            parser.error("--experiment sosp uses the paper's network (smooth ReLU, MSE, one hidden layer) and "
-                         "runs both bias modes itself: --activation, --loss, --depth, --freeze-bias do not apply")
-        if args.lam != 1e-4 or args.noise > 0:
-            parser.error("--experiment sosp takes its λ values from --lam-grid and has a noiseless teacher: "
-                         "--lam and --noise do not apply")
         if not math.isfinite(args.offset):
             parser.error(f"--offset {args.offset}: must be a finite number")
         if args.nodes < 4:
@@ -173,9 +188,8 @@ def parse_args(argv=None):
 def run_fig3(args) -> dict:
     """Train the Fig. 3 student, write every output, return ``results``."""
     from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
-    from NeuralNetworks.plot import plot_perp, plot_weights
     from NeuralNetworks.train import TrainConfig, log_spaced_steps, test_mse, train
-    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz
+    from NeuralNetworks.utils import run_metadata, write_json, write_npz
 
     t0 = time.perf_counter()
     device = args.device_resolved
@@ -208,8 +222,8 @@ def run_fig3(args) -> dict:
     write_npz(os.path.join(args.out_dir, "fig3_history.npz"), u=u, snapshot_steps=hist["snapshot_steps"],
               snapshots=hist["snapshots"][:, 0], step=hist["step"], perp_norm=perp, w_norm=wn,
               loss=hist["loss"][:, 0], grad_norm=hist["grad_norm"][:, 0], decay_only_perp_norm=decay)
-    save_figure(plot_weights(hist["snapshots"][:, 0], u), os.path.join(args.out_dir, "fig3_weights"))
-    save_figure(plot_perp(hist["step"], perp, wn, decay), os.path.join(args.out_dir, "fig3_perp"))
+    draw_fig3(args.out_dir, {"snapshots": hist["snapshots"][:, 0], "u": u, "step": hist["step"], "perp_norm": perp,
+                             "w_norm": wn, "decay_only_perp_norm": decay})
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, device))
     write_json(os.path.join(args.out_dir, "results.json"), res)
@@ -218,9 +232,8 @@ def run_fig3(args) -> dict:
 
 def run_fig2(args) -> dict:
     """Minimisers of the one-neuron toy over the lambda grid; writes the figure and results."""
-    from NeuralNetworks.plot import plot_fig2
     from NeuralNetworks.toy import minimise
-    from NeuralNetworks.utils import run_metadata, save_figure, write_json
+    from NeuralNetworks.utils import run_metadata, write_json
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -231,7 +244,7 @@ def run_fig2(args) -> dict:
            "w_trained": wt, "b_trained": bt, "objective_trained": ft,
            "max_abs_w_trained": float(np.max(np.abs(wt))),
            "smallest_lambda_with_w_frozen_zero": (float(lams[np.argmax(wf < 1e-8)]) if np.any(wf < 1e-8) else None)}
-    save_figure(plot_fig2(lams, wf, wt, args.activation), os.path.join(args.out_dir, "fig2_bias"))
+    draw_fig2(args.out_dir, res)
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
     write_json(os.path.join(args.out_dir, "results.json"), res)
@@ -241,18 +254,21 @@ def run_fig2(args) -> dict:
 def run_claims_grid(args) -> dict:
     """Every row of the claims grid over ``--seeds`` seeds; writes the table, CSV, figure and results."""
     from NeuralNetworks.claims import run_claims, table_rows, to_csv, to_markdown, verdict
-    from NeuralNetworks.plot import plot_claims
-    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_text
+    from NeuralNetworks.train import TrainConfig
+    from NeuralNetworks.utils import run_metadata, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
     results = run_claims(list(range(args.seed, args.seed + args.seeds)), args.d, args.k, args.steps, args.lr,
                          args.device_resolved, progress=not args.no_progress)
     rows = table_rows(results, args.k)
     head = (f"Claims grid: d = {args.d}, k = {args.k}, {args.steps} steps, lr {args.lr} (Adam 1e-3), "
-            f"batch {args.batch}, {args.seeds} seeds; mean ± sd over seeds.\n\n")
+            f"batch {TrainConfig.batch}, {args.seeds} seeds; mean ± sd over seeds.\n\n")
     write_text(os.path.join(args.out_dir, "claims.md"), head + to_markdown(rows))
     write_text(os.path.join(args.out_dir, "claims.csv"), to_csv(results))
-    save_figure(plot_claims(results, args.lr), os.path.join(args.out_dir, "claims_perp"))
+    hist = {f"{key}_{i}": r[name] for i, r in enumerate(results)
+            for key, name in (("step", "step"), ("perp", "perp_history"))}
+    write_npz(os.path.join(args.out_dir, "claims_history.npz"), **hist)
+    draw_claims(args.out_dir, hist, [r["row"].name for r in results], [r["decay_only"] for r in results], args.lr)
     res = {"d": args.d, "k": args.k, "steps": args.steps, "seeds": args.seeds,
            "rows": [{"row": r["row"].name, "claim": r["row"].claim, "setting": r["row"].setting,
                      "ratio_init": r["ratio_init"], "ratio_final": r["ratio_final"], "perp_init": r["perp_init"],
@@ -268,10 +284,9 @@ def run_claims_grid(args) -> dict:
 def run_sosp(args) -> dict:
     """Certified stationary points over the λ grid x seeds x bias mode, PGD from the same init; writes
     ``sosp.csv``, ``sosp.md``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
-    from NeuralNetworks.plot import plot_sosp
     from NeuralNetworks.sosp import SADDLE_TOL, decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
     from NeuralNetworks.train import TrainConfig
-    from NeuralNetworks.utils import run_metadata, save_figure, write_json, write_npz, write_text
+    from NeuralNetworks.utils import run_metadata, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -314,8 +329,7 @@ def run_sosp(args) -> dict:
     write_npz(os.path.join(args.out_dir, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
               w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
     write_text(os.path.join(args.out_dir, "sosp.md"), summary_markdown(points, pgd, grid))
-    save_figure(plot_sosp([p for p in points if p["lam"] in grid], pgd, args.collapse_tol),
-                os.path.join(args.out_dir, "sosp"))
+    draw_sosp(args.out_dir, {"points": points, "pgd": pgd, "lambda_grid": grid, "collapse_tol": args.collapse_tol})
     by = {b: [p for p in points if p["bias"] == b] for b in ("trained", "frozen")}
     res = {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
            "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": pgd, "collapse_tol": args.collapse_tol,
@@ -342,9 +356,66 @@ def _csv(points) -> str:
     return "\n".join(lines) + "\n"
 
 
+def draw_fig3(out_dir, hist):
+    from NeuralNetworks.plot import plot_perp, plot_weights
+    from NeuralNetworks.utils import save_figure
+    save_figure(plot_weights(hist["snapshots"], hist["u"]), os.path.join(out_dir, "fig3_weights"))
+    save_figure(plot_perp(hist["step"], hist["perp_norm"], hist["w_norm"], hist["decay_only_perp_norm"]),
+                os.path.join(out_dir, "fig3_perp"))
+    return ["fig3_weights", "fig3_perp"]
+
+
+def draw_fig2(out_dir, res):
+    from NeuralNetworks.plot import plot_fig2
+    from NeuralNetworks.utils import save_figure
+    save_figure(plot_fig2(np.asarray(res["lambda"]), np.asarray(res["w_frozen"]), np.asarray(res["w_trained"]),
+                          res["activation"]), os.path.join(out_dir, "fig2_bias"))
+    return ["fig2_bias"]
+
+
+def draw_claims(out_dir, hist, names, decay_only, lr):
+    """``hist``: ``step_i``, ``perp_i`` for the i-th row of ``names`` (rows of claims.ROWS)."""
+    from NeuralNetworks.claims import ROWS
+    from NeuralNetworks.plot import plot_claims
+    from NeuralNetworks.utils import save_figure
+    rows = {r.name: r for r in ROWS}
+    results = [{"row": rows[n], "step": hist[f"step_{i}"], "perp_history": hist[f"perp_{i}"],
+                "decay_only": np.asarray(decay_only[i])} for i, n in enumerate(names)]
+    save_figure(plot_claims(results, lr), os.path.join(out_dir, "claims_perp"))
+    return ["claims_perp"]
+
+
+def draw_sosp(out_dir, res):
+    from NeuralNetworks.plot import plot_sosp
+    from NeuralNetworks.utils import save_figure
+    grid = res["lambda_grid"]
+    save_figure(plot_sosp([p for p in res["points"] if p["lam"] in grid], res["pgd"], res["collapse_tol"]),
+                os.path.join(out_dir, "sosp"))
+    return ["sosp"]
+
+
+def plot_only(folder, saved) -> list:
+    """Redraw every figure of the run saved in ``folder``; returns the figure names."""
+    config, res, arrays = saved
+    args = config["args"]
+    exp = args["experiment"]
+    if exp == "fig3":
+        return draw_fig3(folder, arrays["fig3_history.npz"])
+    if exp == "fig2":
+        return draw_fig2(folder, res)
+    if exp == "claims":
+        return draw_claims(folder, arrays["claims_history.npz"], [r["row"] for r in res["rows"]],
+                           [r["decay_only"] for r in res["rows"]], args["lr"])
+    return draw_sosp(folder, res)
+
+
 def main(argv=None):
     from NeuralNetworks.utils import set_threads
     args = parse_args(argv)
+    if args.plot_only is not None:
+        names = plot_only(args.plot_only, args.saved)
+        print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
+        return args.saved[1]
     set_threads(args.threads_resolved)
     from NeuralNetworks.train import DivergenceError
     runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid, "sosp": run_sosp}[args.experiment]

@@ -102,3 +102,37 @@ def run_metadata(args, device) -> dict:
             "torch": torch.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__,
             "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "platform": platform.platform()}
+
+
+def saved_run(folder, files):
+    """``(config, results, {name: npz arrays})`` of an earlier run saved in ``folder`` (for ``--plot-only``);
+    ``files``: the ``.npz`` names it must hold. Raises ``ValueError`` naming what is missing or unreadable."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"{folder}: no such folder")
+    out = []
+    for name in ("config.json", "results.json"):
+        path = os.path.join(folder, name)
+        try:
+            with open(path) as f:
+                out.append(json.load(f))
+        except OSError:
+            raise ValueError(f"{path}: missing or unreadable; --plot-only needs a folder an earlier run wrote") from None
+        except ValueError:
+            raise ValueError(f"{path}: not valid JSON") from None
+    arrays = {}
+    for name in files:
+        path = os.path.join(folder, name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays[name] = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: missing or unreadable ({e.__class__.__name__})") from None
+    return out[0], out[1], arrays
+
+
+def refuse_with_plot_only(parser, args, names=("plot_only",)):
+    """``--plot-only`` redraws from saved files: any other option given is refused (one line, exit 2)."""
+    other = [k for k, v in vars(args).items() if k not in names and v != parser.get_default(k)]
+    if other:
+        parser.error(f"--plot-only redraws an earlier run's figures and takes no other option "
+                     f"(got --{other[0].replace('_', '-')})")

@@ -127,6 +127,7 @@ def test_quick_run_writes_every_output_and_projection_reproduces(tmp_path):
         assert key in saved
     assert saved["jl_min_dim"] == 3947
     assert json.load(open(tmp_path / "config.json"))["threads"] == 1      # the default: one CPU thread
+    assert_plot_only_redraws(main, tmp_path)
     P = np.load(tmp_path / "projection.npy")
     assert P.shape == (30, 500)
     X, Xh = load_points("uniform", 100, 20, 500, 0)
@@ -155,7 +156,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("argv,expect", [
-    (["--k", "0"], "--k"), (["--k", "501"], "larger than"), (["--threads", "0"], "--threads"), (["--n", "1", "--target", "pairwise"], "pairwise"),
+    (["--k", "0"], "--k"), (["--k", "501"], "larger than"), (["--threads", "0"], "--threads"),
+    (["--eps", "0.2"], "--objective surrogate only"), (["--tau", "0.3"], "--tau"), (["--lam", "0.5"], "--lam"),
+    (["--objective", "surrogate", "--tol", "0.1"], "--objective max only"), (["--lam", "-1"], "--lam"), (["--n", "1", "--target", "pairwise"], "pairwise"),
     (["--data", "/nonexistent.npy"], "no such file"), (["--data", "3d.npy"], "2-d"),
     (["--data", "nan.npy"], "NaN"), (["--data", "zero.npy"], "row 1 is zero"), (["--data", "weird"], "weird")])
 def test_bad_input(tmp_path, argv, expect, capsys):
@@ -177,3 +180,31 @@ def test_bad_input_from_the_command_line(tmp_path):
                         "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [p.stderr.strip()]
     assert "--k" in p.stderr and "Traceback" not in p.stderr and not out.exists()
+
+
+def assert_plot_only_redraws(main, folder):
+    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
+    files alone; with another option it is refused."""
+    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
+    assert pngs
+    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
+    for p in os.listdir(folder):
+        if p.endswith((".png", ".pdf")):
+            os.remove(os.path.join(folder, p))
+    main(["--plot-only", str(folder)])
+    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
+    for p in pngs:
+        assert open(os.path.join(folder, p), "rb").read() == before[p], p
+        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
+    with pytest.raises(SystemExit) as e:
+        main(["--plot-only", str(folder), "--seed", "3"])
+    assert e.value.code == 2
+
+
+def test_baselines_have_their_own_streams(tmp_path):
+    """The baselines do not depend on how many steps the optimiser ran (each has its own generator)."""
+    a = main(["--quick", "--steps", "5", "--no-progress", "--out-dir", str(tmp_path / "a")])
+    b = main(["--quick", "--steps", "60", "--no-progress", "--out-dir", str(tmp_path / "b")])
+    assert a["steps_run"] != b["steps_run"]
+    for key in ("gaussian_mean", "gaussian_min", "orthogonal_mean", "sparse_mean", "pca"):
+        assert a[key] == b[key], key

@@ -227,6 +227,7 @@ def test_quick_default_run_writes_every_output(tmp_path):
         assert key in saved
     config = json.load(open(tmp_path / "config.json"))
     assert config["threads"] == 1 and config["args"]["threads"] == 1     # the default: one CPU thread
+    assert_plot_only_redraws(main, tmp_path)
 
 
 def test_networkx_graph_source_keeps_gnp(tmp_path):
@@ -264,6 +265,8 @@ def test_malformed_graph_files(tmp_path, name, capsys):
     (["--graph", "/nonexistent/g.txt"], "no such file"), (["--edge-prob", "1.5"], "1.5"),
     (["--nodes", "1"], "--nodes"), (["--nodes", "40", "--exact", "yes"], "40 nodes"), (["--threads", "0"], "--threads"),
     (["--nodes", "5", "--edge-prob", "1e-9"], "no edges"),
+    (["--chains", "4"], "pathwise"), (["--delta", "0.37"], "pathwise"),               # the default run is score
+    (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--nodes", "20"], "--nodes"),
     (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--graph-source", "torch"], "--graph-source")])
 def test_bad_arguments(tmp_path, argv, expect, capsys):
     _assert_bad([tuple(argv)], tmp_path, expect=[expect], capsys=capsys)
@@ -301,3 +304,22 @@ def test_bad_input_from_the_command_line(tmp_path):
                         "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [p.stderr.strip()]
     assert "bad.txt:3:" in p.stderr and "Traceback" not in p.stderr and not out.exists()
+
+
+def assert_plot_only_redraws(main, folder):
+    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
+    files alone; with another option it is refused."""
+    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
+    assert pngs
+    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
+    for p in os.listdir(folder):
+        if p.endswith((".png", ".pdf")):
+            os.remove(os.path.join(folder, p))
+    main(["--plot-only", str(folder)])
+    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
+    for p in pngs:
+        assert open(os.path.join(folder, p), "rb").read() == before[p], p
+        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
+    with pytest.raises(SystemExit) as e:
+        main(["--plot-only", str(folder), "--seed", "3"])
+    assert e.value.code == 2

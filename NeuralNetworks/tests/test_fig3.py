@@ -140,6 +140,7 @@ def test_quick_run_writes_every_output_and_is_reproducible(tmp_path):
     hist = np.load(a / "fig3_history.npz")
     assert hist["snapshots"].shape[1:] == (1000, 2)
     assert list(os.listdir(a)) and not [f for f in os.listdir(a) if f.startswith(".tmp")]
+    assert_plot_only_redraws(main, a)
 
 
 @pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--bogus"]]
@@ -183,4 +184,23 @@ def test_thread_policy():
     assert parse_args(["--experiment", "sosp", "--threads", "1"]).threads_resolved == 1
     with pytest.raises(SystemExit) as e:
         parse_args(["--threads", "0"])
+    assert e.value.code == 2
+
+
+def assert_plot_only_redraws(main, folder):
+    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
+    files alone; with another option it is refused."""
+    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
+    assert pngs
+    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
+    for p in os.listdir(folder):
+        if p.endswith((".png", ".pdf")):
+            os.remove(os.path.join(folder, p))
+    main(["--plot-only", str(folder)])
+    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
+    for p in pngs:
+        assert open(os.path.join(folder, p), "rb").read() == before[p], p
+        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
+    with pytest.raises(SystemExit) as e:
+        main(["--plot-only", str(folder), "--seed", "3"])
     assert e.value.code == 2

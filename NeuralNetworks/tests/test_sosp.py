@@ -132,6 +132,8 @@ def test_quick_sosp_writes_every_output(tmp_path):
     assert len(lines) == 1 + len(saved["points"])
     pts = np.load(tmp_path / "sosp_points.npz")
     assert pts["W"].shape == (len(saved["points"]), 64, 2)
+    from NeuralNetworks.tests.test_fig3 import assert_plot_only_redraws
+    assert_plot_only_redraws(main, tmp_path)
     # the saved points re-check: rebuild the objective and recompute the gradient
     i = int(np.argmax(pts["bias_trained"]))
     pop = Population.build(torch.as_tensor(pts["U"]), torch.as_tensor(pts["a"][i]), torch.as_tensor(pts["b"][i]),
@@ -143,7 +145,7 @@ def test_quick_sosp_writes_every_output(tmp_path):
 
 @pytest.mark.parametrize("argv,expect", [
     (["--lam-grid", "-1e-3", "1e-1", "5"], "--lam-grid"), (["--d", "4"], "d <= 3"), (["--width", "0"], "--width"),
-    (["--activation", "relu"], "smooth ReLU"), (["--nodes", "2"], "--nodes"), (["--lam", "1e-3"], "--lam-grid")])
+    (["--activation", "relu"], "--activation"), (["--nodes", "2"], "--nodes"), (["--lam", "1e-3"], "--lam-grid")])
 def test_sosp_bad_arguments(tmp_path, argv, expect, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:

@@ -1,0 +1,49 @@
+"""Regenerate the README's gallery: run each figure's command (unless its results already exist, or with
+``--rerun`` always) and write a small copy of every figure to ``docs/``.
+
+    python docs/gallery.py [--rerun]
+
+The sosp figure comes from ``python NeuralNetworks/main.py --experiment sosp`` (about 12 minutes); the
+others take seconds. The three experiment folders are run as a user would, each through its own main.py.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+WIDTH = 560    # pixels of a gallery image
+
+# (gallery name, the command's arguments, the figure it writes, relative to the project root)
+FIGURES = [
+    ("fig3_weights", ["NeuralNetworks/main.py"], "NeuralNetworks/results/fig3/fig3_weights.png"),
+    ("fig3_perp", ["NeuralNetworks/main.py"], "NeuralNetworks/results/fig3/fig3_perp.png"),
+    ("fig2_bias", ["NeuralNetworks/main.py", "--experiment", "fig2"], "NeuralNetworks/results/fig2/fig2_bias.png"),
+    ("sosp", ["NeuralNetworks/main.py", "--experiment", "sosp"], "NeuralNetworks/results/sosp/sosp.png"),
+    ("fig5_cut", ["MAXCUT/main.py"], "MAXCUT/results/fig5/fig5_cut.png"),
+    ("fig7_distortion", ["JohnsonLindenstrauss/main.py"], "JohnsonLindenstrauss/results/fig7/fig7_distortion.png"),
+]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rerun", action="store_true", help="run every command even where its figure exists")
+    args = p.parse_args(argv)
+    from PIL import Image
+    done = set()
+    for name, cmd, figure in FIGURES:
+        path = os.path.join(ROOT, figure)
+        if (args.rerun or not os.path.isfile(path)) and tuple(cmd) not in done:
+            print("running: python " + " ".join(cmd), flush=True)
+            subprocess.run([sys.executable, *cmd, "--no-progress"], cwd=ROOT, check=True)
+            done.add(tuple(cmd))
+        with Image.open(path) as im:
+            small = im.convert("RGB")
+            small.thumbnail((WIDTH, WIDTH * 2))
+            small.save(os.path.join(DOCS, f"{name}.png"), optimize=True)
+        print(f"docs/{name}.png <- {figure}")
+
+
+if __name__ == "__main__":
+    main()
