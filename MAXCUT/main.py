@@ -60,7 +60,7 @@ _pos, _nonneg = _float_in(0, math.inf), _float_in(0, math.inf, lo_open=False)
 
 
 def build_parser():
-    from MAXCUT.optimizer import PathwiseConfig, ScoreConfig
+    from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
     sc, pw = ScoreConfig(), PathwiseConfig()
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
@@ -113,7 +113,7 @@ def build_parser():
 
 def parse_args(argv=None):
     """Parse and validate everything, graph file included, before any work is done."""
-    from MAXCUT.utilities import GraphFormatError, authors_graph, random_graph, read_graph
+    from MAXCUT.graphs import GraphFormatError, authors_graph, random_graph, read_graph
     from MAXCUT.utils import resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -170,7 +170,7 @@ def parse_args(argv=None):
 
 
 def _config(args):
-    from MAXCUT.optimizer import PathwiseConfig, ScoreConfig
+    from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
     cfg = ScoreConfig() if args.estimator == "score" else PathwiseConfig(delta=args.delta, chains=args.chains)
     for flag, field in [("steps", "steps"), ("samples", "samples"), ("lr_mean", "lr_mean"),
                         ("lr_sigma", "lr_sigma"), ("lam", "lam")]:
@@ -186,7 +186,7 @@ def _nx_baselines(args, graph):
         why = "--nx no" if args.nx == "no" else f"{n} nodes > {NX_AUTO_MAX_NODES} (one_exchange is slow; --nx yes forces it)"
         return None, None, why
     from networkx.algorithms.approximation import one_exchange, randomized_partitioning
-    from MAXCUT.utilities import to_networkx
+    from MAXCUT.graphs import to_networkx
     g = to_networkx(*graph)
     rnd, _ = randomized_partitioning(g, seed=args.seed, weight="weight")
     one, _ = one_exchange(g, seed=args.seed, weight="weight")
@@ -195,8 +195,9 @@ def _nx_baselines(args, graph):
 
 def run(args, graph) -> dict:
     """Embedding, baselines, derandomisation, polishing; writes every output; returns ``results``."""
-    from MAXCUT import utilities as U
-    from MAXCUT.optimizer import Graph, run_pathwise, run_score
+    from MAXCUT import baselines as B
+    from MAXCUT.derandomise import run_pathwise, run_score
+    from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
     from MAXCUT.utils import run_metadata, write_json, write_npz
 
     t0 = time.perf_counter()
@@ -204,19 +205,19 @@ def run(args, graph) -> dict:
     dev = args.device_resolved
     ts = time.perf_counter()  # separate streams: the SDP start, the roundings, the optimisation
     sdp_gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
-    V_sdp, sdp_value = U.solve_sdp(n, edges, weights, sdp_gen, max_iter=args.sdp_iters, device=dev)
+    V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, max_iter=args.sdp_iters, device=dev)
     sdp_s = time.perf_counter() - ts
-    V = V_sdp if args.embedding == "sdp" else U.spectral_embedding(n, edges, weights)
+    V = V_sdp if args.embedding == "sdp" else B.spectral_embedding(n, edges, weights)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the
     # reported cut is recomputed in float64 from the partition
     dtype = torch.float32 if args.estimator == "pathwise" else torch.float64
     Vt = torch.as_tensor(V, dtype=dtype, device=dev)
-    gw_exp = U.gw_expected(V, edges, weights)
+    gw_exp = B.gw_expected(V, edges, weights)
     cpu_gen = torch.Generator().manual_seed(args.seed + 1)
-    round_cuts, _ = U.gw_round(V, edges, weights, args.rounds, cpu_gen)
+    round_cuts, _ = B.gw_round(V, edges, weights, args.rounds, cpu_gen)
     exact = None
     if args.exact == "yes" or (args.exact == "auto" and n <= EXACT_MAX_NODES):
-        exact = U.brute_force(n, edges, weights)[0]
+        exact = B.brute_force(n, edges, weights)[0]
     nx_rnd, nx_one, nx_why = _nx_baselines(args, graph)
 
     cfg = _config(args)
@@ -225,16 +226,16 @@ def run(args, graph) -> dict:
     runner = run_score if args.estimator == "score" else run_pathwise
     hist = runner(Vt, G, cfg, gen, progress=not args.no_progress)
     partition = (V @ hist["m"] < 0).astype(np.int64)
-    cut = float(U.cut_value(edges, weights, partition))
+    cut = float(cut_value(edges, weights, partition))
     if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
         raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
     polished = None
     if args.polish:  # from every chain's final hyperplane (one chain for the score estimator)
         tp = time.perf_counter()
         starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
-        polished = max(float(U.cut_value(edges, weights, U.local_search(n, edges, weights, x))) for x in starts)
+        polished = max(float(cut_value(edges, weights, B.local_search(n, edges, weights, x))) for x in starts)
         polish_s = time.perf_counter() - tp
-    best_known = U.GSET_REFERENCE.get(args.graph_name, (None, None))[0] if args.graph else None
+    best_known = GSET_REFERENCE.get(args.graph_name, (None, None))[0] if args.graph else None
     res = {
         "graph": args.graph_name, "nodes": n, "edges": int(len(edges)), "embedding": args.embedding,
         "estimator": args.estimator, "cut": cut, "cut_polished": polished,

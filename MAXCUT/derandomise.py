@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from MAXCUT.graphs import Graph
+
 
 @dataclass
 class ScoreConfig:
@@ -51,36 +53,6 @@ class PathwiseConfig:
     delta: float = 0.1                 # width of the smooth step (projections start with rms 1)
     chains: int = 32                   # independent (m, sigma) chains optimised together
     log_samples: int = 10
-
-
-class Graph:
-    """A graph on one device with the cut of a batch of labels ``s`` in [-1, 1]:
-    ``sum_E w (1 - s_i s_j) / 2 = (w_total - s^T A s / 2) / 2``. ``A`` is dense for small graphs
-    (fewest operations) and sparse CSR otherwise (one sparse product, about 4x faster than gathering
-    both ends of every edge, backward included)."""
-
-    DENSE_UP_TO = 512
-
-    def __init__(self, n, edges, weights, device, dtype=torch.float64):
-        import warnings
-        from MAXCUT.utilities import adjacency
-        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
-            warnings.simplefilter("ignore", UserWarning)
-            A = adjacency(n, edges, weights, device=device, dtype=dtype)
-        self.dense = n <= self.DENSE_UP_TO
-        self.A = A.to_dense() if self.dense else A
-        self.w_total = float(np.sum(weights))
-        self.abs_total = float(np.sum(np.abs(weights)))
-
-    def cut(self, s: torch.Tensor) -> torch.Tensor:
-        """``s: (..., n)`` -> cut values ``(...)``."""
-        if s.dim() == 2:
-            return self._cut2(s)
-        return self._cut2(s.reshape(-1, s.shape[-1])).reshape(s.shape[:-1])
-
-    def _cut2(self, S):
-        AS = S @ self.A if self.dense else (self.A @ S.T).T
-        return (AS * S).sum(1).mul_(-0.25).add_(0.5 * self.w_total)
 
 
 def sign(u: torch.Tensor) -> torch.Tensor:
@@ -118,18 +90,6 @@ def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float, zV=None, 
     return (c @ z).mul_(scale), (c @ zsq).mul_(scale).sub_(2 * lam * s_eff), c
 
 
-def authors_gradients_loop(V, graph: Graph, m, s_eff: float, z, lam: float):
-    """:func:`authors_gradients` with a Python loop over the draws, written as the rule reads (the reference
-    that the benchmark times and the tests compare with)."""
-    g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)
-    for k in range(z.shape[0]):
-        r = m + s_eff * z[k]
-        c = graph.cut(sign(V @ r))
-        g_m = g_m + c * (r - m) / s_eff ** 2
-        g_i = g_i + c * ((r - m) ** 2 / s_eff ** 3 - 1 / s_eff)
-    return g_m / z.shape[0], g_i / z.shape[0] - 2 * lam * s_eff
-
-
 def _noise_blocks(shape, generator, like, block=256):
     """Gaussian draws for ``block`` steps at a time: one RNG call per block, not per step."""
     while True:
@@ -146,7 +106,7 @@ def _score_blocks(V, log_samples, samples, generator, block=256):
         yield from zip(Z[:, :log_samples], Zs, Zs @ V.T, Zs * Zs - 1)
 
 
-def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_sample_loop=False):
+def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, gradients=None):
     """The authors' optimisation step for step (their Fig. 5 script): ``m`` and a per-coordinate ``log sigma``
     from 0; each step (1) logs the mean cut of ``log_samples`` draws ``m + exp(log sigma) * z`` (before the
     update), (2) takes one draw scale ``s_eff = max_i(exp(log sigma_i) + 0.5)``, (3) forms the score-function
@@ -154,7 +114,8 @@ def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_s
     ``lr_sigma g_i`` to ``log sigma`` (clipped), (5) divides both step sizes at every ``decay_every``-th step,
     step 0 included; (6) the history's max sigma is ``max_i exp(log sigma_i)`` after the update.
     The logged cuts (1) are computed after the loop, for all steps at once, from the same draws.
-    ``per_sample_loop=True``: the same rule on the same draws, one draw at a time (the reference).
+    ``gradients(V, graph, m, s_eff, z, lam) -> (g_m, g_i)`` replaces the vectorised estimates (the benchmark's
+    per-draw reference loop runs the same rule on the same draws that way).
     Returns the history (see :func:`_finish`), with ``sigma_step`` (s_eff per step)."""
     r, L = V.shape[1], cfg.log_samples
     m = torch.zeros(r, dtype=V.dtype, device=V.device)
@@ -171,8 +132,8 @@ def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, per_s
             sig_before.append(sigma)
             z_log.append(zl)
             s_eff = float(sigma.max()) + cfg.sigma_offset
-            if per_sample_loop:
-                g_m, g_i = authors_gradients_loop(V, graph, m, s_eff, z, cfg.lam)
+            if gradients is not None:
+                g_m, g_i = gradients(V, graph, m, s_eff, z, cfg.lam)
             else:
                 g_m, g_i, _ = authors_gradients(V, graph, m, s_eff, z, cfg.lam, zV, zsq)
             m = torch.add(m, g_m, alpha=lr_m)

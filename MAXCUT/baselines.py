@@ -1,0 +1,103 @@
+"""Baselines for Section 5.1: the exact optimum (brute force), Goemans-Williamson's SDP (Burer-Monteiro) and its
+random-hyperplane roundings, the authors' spectral vectors, and a one-flip local search.
+"""
+import math
+
+import numpy as np
+import torch
+
+from MAXCUT.graphs import adjacency, cut_value, dense_adjacency
+
+
+def brute_force(n, edges, weights, chunk=1 << 18):
+    """Exact maximum cut by enumerating all ``2^(n-1)`` partitions (node ``n-1`` fixed on side 0),
+    vectorised in chunks: ``cut(x) = x . deg - x^T A x`` for 0/1 ``x``. Returns ``(value, x)``."""
+    A = torch.as_tensor(dense_adjacency(n, edges, weights))
+    deg = A.sum(1)
+    bits = torch.arange(n - 1, dtype=torch.int64)
+    best, best_code = -math.inf, 0
+    total = 1 << (n - 1)
+    for start in range(0, total, chunk):
+        codes = torch.arange(start, min(start + chunk, total), dtype=torch.int64)
+        X = ((codes[:, None] >> bits) & 1).to(torch.float64)
+        X = torch.cat([X, torch.zeros(len(codes), 1, dtype=torch.float64)], 1)
+        cuts = X @ deg - ((X @ A) * X).sum(1)
+        k = int(torch.argmax(cuts))
+        if cuts[k] > best:
+            best, best_code = float(cuts[k]), int(codes[k])
+    x = np.array([(best_code >> i) & 1 for i in range(n - 1)] + [0], dtype=np.int64)
+    return best, x
+
+
+def local_search(n, edges, weights, x):
+    """Greedy one-flip local search from the 0/1 partition ``x``: flip the vertex of largest positive
+    gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x`` are updated in O(n) per
+    flip. Returns the improved 0/1 partition (numpy)."""
+    A = dense_adjacency(n, edges, weights)
+    s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
+    As = A @ s
+    for _ in range(100 * n):  # every flip raises the cut by > 0; this bound is never reached in practice
+        gain = s * As
+        i = int(np.argmax(gain))
+        if gain[i] <= 1e-9:
+            break
+        As -= 2.0 * s[i] * A[i]  # A is symmetric: row i is column i
+        s[i] = -s[i]
+    return ((1 - s) / 2).astype(np.int64)
+
+
+def gw_expected(V, edges, weights):
+    """Expected cut of Goemans-Williamson rounding: ``sum w arccos<v_i, v_j> / pi``. ``V: (n, r)``."""
+    V = torch.as_tensor(V, dtype=torch.float64)
+    e = torch.as_tensor(edges)
+    cos = (V[e[:, 0]] * V[e[:, 1]]).sum(1).clamp(-1, 1)
+    return float((torch.as_tensor(weights) * torch.arccos(cos)).sum() / math.pi)
+
+
+def gw_round(V, edges, weights, k, generator):
+    """``k`` independent random-hyperplane roundings of ``V: (n, r)`` at once. Returns the cuts ``(k,)``
+    and the best partition."""
+    V = torch.as_tensor(V, dtype=torch.float64)
+    R = torch.randn(V.shape[1], k, generator=generator, dtype=torch.float64)
+    X = (V @ R < 0).T.to(torch.int64)                                    # (k, n)
+    cuts = cut_value(torch.as_tensor(edges), torch.as_tensor(weights), X)
+    return cuts.numpy(), X[int(torch.argmax(cuts))].numpy()
+
+
+def spectral_embedding(n, edges, weights):
+    """The authors' "GW vectors": all ``n`` eigenvectors of the adjacency matrix as columns of an
+    orthogonal matrix; row ``i`` is ``v_i``. Since the rows are orthonormal, ``<v_i, v_j> = 0`` and
+    the "GW" rounding of this embedding is a uniform random cut. Returns ``V: (n, n)`` float64."""
+    _, vecs = np.linalg.eigh(dense_adjacency(n, edges, weights))
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def sdp_rank(n):
+    """Burer-Monteiro rank: the smallest ``r`` with ``r (r + 1) / 2 > n``, above which second-order
+    points of the factorised problem are generically global optima (Boumal, Voroninski, Bandeira 2016)."""
+    return int(math.ceil((math.sqrt(8 * n + 1) - 1) / 2)) + 1
+
+
+def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cpu"):
+    """Goemans-Williamson relaxation ``max sum w (1 - <v_i, v_j>)/2`` over unit vectors, by the
+    Burer-Monteiro factorisation ``v_i = y_i / |y_i|`` and L-BFGS (float64). Returns ``V: (n, r)``
+    numpy with unit rows and the value it attains (a lower bound on the SDP optimum, equal to it at
+    convergence)."""
+    r = rank or sdp_rank(n)
+    e = torch.as_tensor(edges, device=device)
+    w = torch.as_tensor(weights, dtype=torch.float64, device=device)
+    Y = torch.randn(n, r, generator=generator, dtype=torch.float64, device=device).requires_grad_(True)
+    opt = torch.optim.LBFGS([Y], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
+                            tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        V = Y / Y.norm(dim=1, keepdim=True)
+        f = (w * (V[e[:, 0]] * V[e[:, 1]]).sum(1)).sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    V = (Y / Y.norm(dim=1, keepdim=True)).detach()
+    value = float((w * (1 - (V[e[:, 0]] * V[e[:, 1]]).sum(1))).sum() / 2)
+    return V.cpu().numpy(), value
