@@ -23,9 +23,10 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from JohnsonLindenstrauss.data import load_points  # noqa: E402
 from JohnsonLindenstrauss.main import main as run_main  # noqa: E402
-from JohnsonLindenstrauss.model import load_points, make_targets, matrix_distortion  # noqa: E402
-from JohnsonLindenstrauss.train import JLConfig, optimise  # noqa: E402
+from JohnsonLindenstrauss.model import JLConfig, optimise  # noqa: E402
+from JohnsonLindenstrauss.targets import make_targets, matrix_distortion  # noqa: E402
 from JohnsonLindenstrauss.utils import set_threads, write_text  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

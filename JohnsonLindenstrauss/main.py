@@ -81,7 +81,7 @@ def build_parser():
     a("--tol", type=_positive, default=0.01, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
     a("--eps", type=_positive, default=0.1, help="'surrogate': distortion threshold epsilon")
     a("--lam", type=_nonneg, default=1e-2,
-      help="'surrogate': weight of the variance penalty (ours; see train.py; 0: no penalty)")
+      help="'surrogate': weight of the variance penalty (ours; see model.py; 0: no penalty)")
     a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
     a("--seed", type=int, default=0, help="seed of the data and of every random draw")
@@ -100,7 +100,8 @@ def build_parser():
 
 def parse_args(argv=None):
     """Parse and validate every argument and load the data, before any output is written."""
-    from JohnsonLindenstrauss.model import DATASETS, DataError, load_points, make_targets
+    from JohnsonLindenstrauss.data import DATASETS, DataError, load_points
+    from JohnsonLindenstrauss.targets import make_targets
     from JohnsonLindenstrauss.utils import resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -156,28 +157,29 @@ def _stream(args, name):
 
 def _baselines(args, X, Xh, T, Th):
     """Every baseline on the training targets and, when there is a holdout, on the held-out ones."""
-    from JohnsonLindenstrauss import model as jm
+    from JohnsonLindenstrauss import baselines as jb
+    from JohnsonLindenstrauss.targets import matrix_distortion
     k = args.k
-    g = jm.gaussian_baseline(T, k, args.draws, _stream(args, "gaussian"))
-    o = jm.orthogonal_baseline(T, k, args.draws, _stream(args, "orthogonal"))
-    sparse = jm.sparse_projections(X, k, min(args.draws, 100), args.seed)
-    pca = jm.pca_projection(X, k, T)
+    g = jb.gaussian_baseline(T, k, args.draws, _stream(args, "gaussian"))
+    o = jb.orthogonal_baseline(T, k, args.draws, _stream(args, "orthogonal"))
+    sparse = jb.sparse_projections(X, k, min(args.draws, 100), args.seed)
+    pca = jb.pca_projection(X, k, T)
     res = {"gaussian_mean": float(g.mean()), "gaussian_min": float(g.min()), "orthogonal_mean": float(o.mean()),
-           "sparse_mean": float(np.mean([jm.matrix_distortion(P, T) for P in sparse])),
-           "pca": jm.matrix_distortion(pca, T), "jl_min_dim": jm.jl_min_dim(len(X), 0.1)}
+           "sparse_mean": float(np.mean([matrix_distortion(P, T) for P in sparse])),
+           "pca": matrix_distortion(pca, T), "jl_min_dim": jb.jl_min_dim(len(X), 0.1)}
     if Th is not None:
-        gh = jm.gaussian_baseline(Th, k, args.draws, _stream(args, "gaussian"))
-        oh = jm.orthogonal_baseline(Th, k, args.draws, _stream(args, "orthogonal"))
+        gh = jb.gaussian_baseline(Th, k, args.draws, _stream(args, "gaussian"))
+        oh = jb.orthogonal_baseline(Th, k, args.draws, _stream(args, "orthogonal"))
         res["holdout"] = {"gaussian_mean": float(gh.mean()), "gaussian_min": float(gh.min()),
                           "orthogonal_mean": float(oh.mean()),
-                          "sparse_mean": float(np.mean([jm.matrix_distortion(P, Th) for P in sparse])),
-                          "pca": jm.matrix_distortion(pca, Th)}
+                          "sparse_mean": float(np.mean([matrix_distortion(P, Th) for P in sparse])),
+                          "pca": matrix_distortion(pca, Th)}
     return res, g
 
 
 def run(args, X, Xh) -> dict:
-    from JohnsonLindenstrauss.model import holdout_pairs, make_targets, matrix_distortion
-    from JohnsonLindenstrauss.train import JLConfig, optimise
+    from JohnsonLindenstrauss.model import JLConfig, optimise
+    from JohnsonLindenstrauss.targets import holdout_pairs, make_targets, matrix_distortion
     from JohnsonLindenstrauss.utils import run_metadata, write_json, write_npy, write_npz
 
     t0 = time.perf_counter()
@@ -237,7 +239,7 @@ def main(argv=None):
         print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
         return res
     set_threads(args.threads)
-    from JohnsonLindenstrauss.train import DivergenceError
+    from JohnsonLindenstrauss.model import DivergenceError
     try:
         res = run(args, X, Xh)
     except DivergenceError as e:

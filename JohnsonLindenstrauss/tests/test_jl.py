@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from JohnsonLindenstrauss.data import load_points
 from JohnsonLindenstrauss.main import main
-from JohnsonLindenstrauss.model import (GaussianSampler, distortion, holdout_pairs, load_points, make_targets,
-                                        matrix_distortion)
-from JohnsonLindenstrauss.train import JLConfig, optimise, surrogate_loss
+from JohnsonLindenstrauss.model import JLConfig, optimise, surrogate_loss
+from JohnsonLindenstrauss.sampler import GaussianSampler
+from JohnsonLindenstrauss.targets import distortion, holdout_pairs, make_targets, matrix_distortion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -99,7 +100,7 @@ def test_short_default_run_shrinks_sigma_and_beats_best_gaussian():
     """The paper's setting for 1000 of its 5000 steps (float32, as main.py optimises): sigma falls steadily
     from 1 (to 0.25 here; 0.013 after 5000 steps), and the mean matrix M beats the best of 200 standard
     Gaussian matrices on the norms it was trained on by more than 3x."""
-    from JohnsonLindenstrauss.model import gaussian_baseline
+    from JohnsonLindenstrauss.baselines import gaussian_baseline
     X, _ = load_points("uniform", 100, 0, 500, 0)
     T = make_targets(torch.as_tensor(X), "norms")
     h = optimise(T.to(torch.float32), JLConfig(steps=1000), torch.Generator().manual_seed(0), progress=False)

@@ -1,0 +1,60 @@
+"""Points for Section 5.2 (paper Sec. 5.2, App. G; Fig. 7): the paper's uniform data, Gaussian data, scikit-learn's
+digits, or a ``.npy`` file, every row normalised to unit length.
+"""
+import os
+
+import numpy as np
+
+
+DATASETS = ("uniform", "gaussian", "digits")
+
+
+class DataError(ValueError):
+    """Unusable data (file or arguments); the message says why."""
+
+
+def load_points(source, n, holdout, d, seed):
+    """``(X_train (n, d), X_holdout (holdout, d))`` float64 numpy, every row of unit norm.
+
+    ``uniform``/``gaussian``: rows of U[0,1]^d / N(0, I_d) drawn with ``seed`` (the paper: uniform, d = 500).
+    ``digits``: scikit-learn's bundled 8x8 handwritten digits (d = 64), shuffled with ``seed``.
+    A ``.npy`` path: a 2-d array; the first ``n`` rows train (``n = None``: all but the holdout), the next
+    ``holdout`` rows are held out."""
+    if source in ("uniform", "gaussian"):
+        rng = np.random.default_rng(seed)
+        draw = rng.random if source == "uniform" else rng.standard_normal
+        P = draw((n + holdout, d))
+    elif source == "digits":
+        from sklearn.datasets import load_digits
+        P = load_digits().data.astype(np.float64)
+        P = P[np.random.default_rng(seed).permutation(len(P))]
+    else:
+        P = _load_npy(source)
+    n = len(P) - holdout if n is None else n
+    if n + holdout > len(P):
+        raise DataError(f"{source}: {len(P)} rows, but --n {n} and --holdout {holdout} need {n + holdout}")
+    if n < 1:
+        raise DataError(f"{source}: no rows left to train on")
+    P = P[: n + holdout]
+    norms = np.linalg.norm(P, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise DataError(f"{source}: row {int(np.argmin(norms[:, 0]))} is zero and cannot be normalised")
+    P = P / norms
+    return P[:n], P[n:]
+
+
+def _load_npy(path):
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    try:
+        P = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({e.__class__.__name__})") from None
+    if P.ndim != 2:
+        raise DataError(f"{path}: expected a 2-d array (rows, d), got shape {P.shape}")
+    if not np.issubdtype(P.dtype, np.number) or np.issubdtype(P.dtype, np.complexfloating):
+        raise DataError(f"{path}: expected real numbers, got dtype {P.dtype}")
+    P = P.astype(np.float64)
+    if not np.all(np.isfinite(P)):
+        raise DataError(f"{path}: holds NaN or infinite values")
+    return P

@@ -1,0 +1,110 @@
+"""Targets and distortions for Section 5.2.
+
+A projection ``A: (k, d)`` distorts a unit vector ``t`` by ``|‖A t‖² / k − 1|``. Targets are unit vectors
+built from base points ``X: (n, d)``: the points themselves (``norms``, the authors' experiment) or all
+normalised differences ``(x_i − x_j)/‖x_i − x_j‖`` (``pairwise``, the JL lemma's use). Every distortion is
+computed from ``A Xᵀ: (k, n)`` alone, never from a product with all ``n(n−1)/2`` differences in ``d``
+dimensions.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from JohnsonLindenstrauss.data import DataError
+
+
+@dataclass
+class Targets:
+    """Unit targets built from base points ``X: (n, d)``: the points (``pairs is None``) or the normalised
+    differences ``(x_i − x_j)/‖x_i − x_j‖`` of the given ``pairs: (p, 2)``.
+
+    Pairwise distortions come from the Gram matrix of ``Y = A Xᵀ``: ``‖A(x_i − x_j)‖² = G_ii + G_jj − 2 G_ij``,
+    so one ``(n, n)`` product replaces gathering ``(k, p)`` differences (whose backward pass is a slow
+    scatter); pairs not in the set are masked to distortion 0."""
+
+    X: torch.Tensor
+    pairs: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.pairs is None:
+            return
+        n = len(self.X)
+        i, j = self.pairs[:, 0], self.pairs[:, 1]
+        self.mask = torch.zeros(n, n, dtype=self.X.dtype, device=self.X.device)
+        self.mask[i, j] = 1.0
+        self.inv_sq = torch.zeros_like(self.mask)
+        self.inv_sq[i, j] = 1.0 / ((self.X[i] - self.X[j]) ** 2).sum(1)
+        self.flat = (self.mask.flatten() > 0).nonzero()[:, 0]
+
+    def __len__(self):
+        return len(self.X) if self.pairs is None else len(self.pairs)
+
+    @property
+    def weights(self):
+        """``(m,)`` 1 for a target, 0 for a masked entry of :meth:`distortions` (``None``: all are targets)."""
+        return None if self.pairs is None else self.mask.flatten()
+
+    def distortions(self, Y: torch.Tensor, k: int) -> torch.Tensor:
+        """``|‖A t‖²/k − 1|`` for every target from ``Y = A Xᵀ: (..., k, n)``: ``(..., n)`` for norms,
+        ``(..., n*n)`` for pairs (entries outside the pair set are 0)."""
+        if self.pairs is None:
+            return distortion(Y, k)
+        G = Y.transpose(-1, -2) @ Y
+        g = torch.diagonal(G, dim1=-2, dim2=-1)
+        sq = g[..., :, None] + g[..., None, :] - 2 * G
+        return ((sq * self.inv_sq / k - 1).abs() * self.mask).flatten(-2)
+
+    def values(self, Y: torch.Tensor, k: int) -> torch.Tensor:
+        """Distortions of the targets only: ``(..., len(self))``."""
+        D = self.distortions(Y, k)
+        return D if self.pairs is None else D[..., self.flat]
+
+    def dense(self) -> torch.Tensor:
+        """The targets themselves ``(len, d)`` (tests)."""
+        if self.pairs is None:
+            return self.X
+        diff = self.X[self.pairs[:, 0]] - self.X[self.pairs[:, 1]]
+        return diff / diff.norm(dim=1, keepdim=True)
+
+    def to(self, dtype):
+        return Targets(self.X.to(dtype), self.pairs)
+
+
+def make_targets(X, kind, pairs=None) -> Targets:
+    """``norms``: every row. ``pairwise``: every pair ``i < j`` (or the given ``pairs: (p, 2)``).
+    Pairs of identical points have no direction and raise :class:`DataError`."""
+    X = torch.as_tensor(X)
+    if kind == "norms":
+        return Targets(X)
+    if pairs is None:
+        pairs = torch.triu_indices(len(X), len(X), offset=1, device=X.device).T
+    pairs = torch.as_tensor(pairs, device=X.device)
+    if len(pairs) and (X[pairs[:, 0]] - X[pairs[:, 1]]).norm(dim=1).min() == 0:
+        raise DataError("two points coincide, so their normalised difference is undefined")
+    return Targets(X, pairs)
+
+
+def holdout_pairs(n_train, n_holdout):
+    """Pairs of the stacked ``[train; holdout]`` points that involve at least one held-out point."""
+    idx = torch.triu_indices(n_train + n_holdout, n_train + n_holdout, offset=1).T
+    return idx[idx[:, 1] >= n_train]
+
+
+def distortion(AT: torch.Tensor, k: int) -> torch.Tensor:
+    """``|‖A t‖² / k − 1|`` from ``AT = A tᵀ: (..., k, m)`` for unit ``t`` -> ``(..., m)``."""
+    return ((AT * AT).sum(-2) / k - 1.0).abs()
+
+
+def _sq_norms(targets: Targets, Y):
+    """``‖P t‖²`` of every target from ``Y = P Xᵀ``."""
+    if targets.pairs is None:
+        return (Y * Y).sum(0)
+    i, j = targets.pairs[:, 0], targets.pairs[:, 1]
+    return ((Y[:, i] - Y[:, j]) ** 2).sum(0) * targets.inv_sq[i, j]
+
+
+def matrix_distortion(P: np.ndarray, targets: Targets) -> float:
+    """Max over the targets of ``|‖P t‖² − 1|`` for a projection ``P: (k, d)`` already scaled."""
+    Y = torch.as_tensor(P, dtype=targets.X.dtype, device=targets.X.device) @ targets.X.T
+    return float(targets.distortions(Y, 1).max())
