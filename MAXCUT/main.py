@@ -22,6 +22,8 @@ import torch  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXACT_MAX_NODES = 24
 NX_AUTO_MAX_NODES = 300
+ROUNDING_SEED_OFFSET = 1   # the GW roundings draw from seed + this
+SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
 
 
 class _Parser(argparse.ArgumentParser):
@@ -204,7 +206,7 @@ def run(args, graph) -> dict:
     n, edges, weights = graph
     dev = args.device_resolved
     ts = time.perf_counter()  # separate streams: the SDP start, the roundings, the optimisation
-    sdp_gen = torch.Generator(device=dev).manual_seed(args.seed + 2)
+    sdp_gen = torch.Generator(device=dev).manual_seed(args.seed + SDP_SEED_OFFSET)
     V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, max_iter=args.sdp_iters, device=dev)
     sdp_s = time.perf_counter() - ts
     V = V_sdp if args.embedding == "sdp" else B.spectral_embedding(n, edges, weights)
@@ -213,7 +215,7 @@ def run(args, graph) -> dict:
     dtype = torch.float32 if args.estimator == "pathwise" else torch.float64
     Vt = torch.as_tensor(V, dtype=dtype, device=dev)
     gw_exp = B.gw_expected(V, edges, weights)
-    cpu_gen = torch.Generator().manual_seed(args.seed + 1)
+    cpu_gen = torch.Generator().manual_seed(args.seed + ROUNDING_SEED_OFFSET)
     round_cuts, _ = B.gw_round(V, edges, weights, args.rounds, cpu_gen)
     exact = None
     if args.exact == "yes" or (args.exact == "auto" and n <= EXACT_MAX_NODES):
@@ -246,7 +248,7 @@ def run(args, graph) -> dict:
         "exact": exact, "best_known": best_known,
         "sigma_final": float(hist["sigma_max"][-1]) if hist["sigma_max"].size else None,
         "sigma_relative_final": float(hist["sigma_relative"][-1]) if hist["sigma_max"].size else None,
-        "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps": int(hist["step"].size),
+        "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
         "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
         "polish_s": polish_s if args.polish else None,
     }

@@ -66,7 +66,7 @@ def main(argv=None):
                    "otherwise: threads of this process (default 1)")
     args = p.parse_args(argv)
     if args.contended:
-        print(contended_table([("Fig. 3 (train_s)", [], "train_s")], args.repeats, args.threads))
+        print(contended_table([("Fig. 3 (optimize_s)", [], "optimize_s")], args.repeats, args.threads))
         return
     set_threads(args.threads or 1)
     cpu, seeds = torch.device("cpu"), list(range(args.seeds))

@@ -23,6 +23,11 @@ BASE = dict(width=256, depth=1, train_out=False, loss="mse", lam=1e-4, optimizer
 ADAM_LR = 1e-3   # Adam's step size (the GD/PGD rows use lr 1 for W and b, as in Fig. 3)
 # A trained second layer takes lr / width: with lr 1 a step changes the output by O(width) and diverges.
 
+# the run of seed s draws its training data from SEED_STRIDE*s + TRAIN_SEED_OFFSET, its test set from ... + TEST_SEED_OFFSET
+SEED_STRIDE = 1000
+TRAIN_SEED_OFFSET = 17
+TEST_SEED_OFFSET = 99
+
 
 @dataclass
 class Row:
@@ -58,7 +63,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False):
     with per-seed arrays and the ‖W⊥‖ history."""
     s0 = rows[0].setting
     runs = [(r, s) for r in rows for s in seeds]
-    gens = [torch.Generator(device=device).manual_seed(1000 * s + 17) for _, s in runs]
+    gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + TRAIN_SEED_OFFSET) for _, s in runs]
     U = make_subspace(d, k, torch.Generator(device=device).manual_seed(SUBSPACE_SEED), device)
     teacher = Teacher(U)
     parts = [init_student(1, d, s0["width"], s0["depth"], g, device=device) for g in gens]
@@ -74,7 +79,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False):
                       train_out=[x["train_out"] for x in st])
     W0 = student.W.clone()
     hist = train(student, teacher, cfg, gens, progress=progress)
-    test_gens = [torch.Generator(device=device).manual_seed(1000 * s + 99) for _, s in runs]
+    test_gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + TEST_SEED_OFFSET) for _, s in runs]
     mse = test_mse(student, teacher, 10_000, test_gens)
     W = student.W
     decay = decay_only(W0, U, cfg, steps)

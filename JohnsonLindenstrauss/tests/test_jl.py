@@ -145,8 +145,20 @@ def test_quick_pairwise_surrogate_on_a_npy_file(tmp_path):
                 "--objective", "surrogate", "--quick", "--no-progress", "--out-dir", str(tmp_path / "o")])
     _outputs(tmp_path / "o")
     assert res["n"] == 30 and res["targets"] == 30 * 29 // 2
-    assert 0 <= res["fraction_above_eps"] <= 1
-    assert res["holdout_max_distortion"] is not None
+    # every reported number recomputed here from the saved projection and the file, by brute force over pairs
+    P, X = np.load(tmp_path / "o" / "projection.npy"), np.load(f)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert P.shape == (8, 20)
+
+    def pair_distortions(pairs):
+        diff = np.array([X[i] - X[j] for i, j in pairs])
+        diff /= np.linalg.norm(diff, axis=1, keepdims=True)
+        return np.abs((diff @ P.T) ** 2 @ np.ones(8) - 1)
+    train = pair_distortions([(i, j) for i in range(30) for j in range(i + 1, 30)])
+    held = pair_distortions([(i, j) for j in range(30, 40) for i in range(j)])
+    assert res["max_distortion"] == pytest.approx(train.max(), rel=1e-9)
+    assert res["fraction_above_eps"] == pytest.approx(np.mean(train > 0.1), abs=1e-12)
+    assert res["holdout_max_distortion"] == pytest.approx(held.max(), rel=1e-9)
 
 
 BAD = {
