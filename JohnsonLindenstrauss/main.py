@@ -63,6 +63,8 @@ def _positive(s):
 
 
 def build_parser():
+    from JohnsonLindenstrauss.model import JLConfig
+    jc = JLConfig()                        # the defaults live there, once
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", default="uniform", help="uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy "
@@ -73,14 +75,14 @@ def build_parser():
       help="max distortion of a sampled batch (the authors' code) or the union bound of Eq. 9")
     a("--n", type=_int_at_least(1), default=None, help="training points (paper: 100; a .npy: all rows but the holdout)")
     a("--d", type=_int_at_least(1), default=500, help="dimension of generated data (paper: 500)")
-    a("--k", type=_int_at_least(1), default=30, help="target dimension (paper: 30)")
+    a("--k", type=_int_at_least(1), default=jc.k, help="target dimension (paper: 30)")
     a("--holdout", type=_int_at_least(0), default=0, help="further points from the same source, never trained on")
-    a("--batch", type=_int_at_least(1), default=20, help="matrices sampled per step (paper: 20)")
-    a("--lr", type=_positive, default=0.01, help="Adam step size (paper: 0.01)")
-    a("--steps", type=_int_at_least(1), default=5000, help="maximum steps (paper: 5000)")
-    a("--tol", type=_positive, default=0.01, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
-    a("--eps", type=_positive, default=0.1, help="'surrogate': distortion threshold epsilon")
-    a("--lam", type=_nonneg, default=1e-2,
+    a("--batch", type=_int_at_least(1), default=jc.batch, help="matrices sampled per step (paper: 20)")
+    a("--lr", type=_positive, default=jc.lr, help="Adam step size (paper: 0.01)")
+    a("--steps", type=_int_at_least(1), default=jc.steps, help="maximum steps (paper: 5000)")
+    a("--tol", type=_positive, default=jc.tol, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
+    a("--eps", type=_positive, default=jc.eps, help="'surrogate': distortion threshold epsilon")
+    a("--lam", type=_nonneg, default=jc.lam,
       help="'surrogate': weight of the variance penalty (ours; see model.py; 0: no penalty)")
     a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
@@ -143,6 +145,10 @@ def parse_args(argv=None):
         args.out_dir = os.path.join(HERE, "results", "fig7" if paper else f"{name}_{args.target}_{args.objective}")
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    from JohnsonLindenstrauss.utils import check_writable
+    problem = check_writable(args.out_dir)
+    if problem:
+        parser.error(problem)
     return args, X, Xh
 
 

@@ -168,6 +168,10 @@ def parse_args(argv=None):
         args.out_dir = os.path.join(HERE, "results", "fig5" if auto else args.graph_name)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    from MAXCUT.utils import check_writable
+    problem = check_writable(args.out_dir)
+    if problem:
+        parser.error(problem)
     return args, graph
 
 

@@ -79,6 +79,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
+    from NeuralNetworks.train import TrainConfig
+    tc = TrainConfig()                     # the defaults live there, once
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--experiment", choices=("fig3", "fig2", "claims", "sosp"), default="fig3",
@@ -90,7 +92,7 @@ def build_parser():
     a("--activation", choices=ACTIVATIONS, default="smooth_relu",
       help="student / toy activation: 1/2 log(1+e^{2z}) (paper) or ReLU")
     a("--loss", choices=LOSSES, default="mse", help="fig3: training loss (paper: mse)")
-    a("--batch", type=_positive_int, default=50, help="fresh Gaussian samples per step (paper: 50)")
+    a("--batch", type=_positive_int, default=tc.batch, help="fresh Gaussian samples per step (paper: 50)")
     a("--steps", type=_positive_int, default=None,
       help="training steps (fig3: 20 000, the paper's; claims: 10 000, to fit the grid in 5 minutes on 2 cores)")
     a("--seeds", type=_positive_int, default=3, help="claims: seeds per row; sosp: seeds (inits) per point")
@@ -105,12 +107,12 @@ def build_parser():
            "the certifying rule is then refined until doubling it moves g by < 1e-10")
     a("--collapse-tol", type=_positive, default=0.01,
       help="sosp: PGD has collapsed when ||W_perp||/||W|| is within this of its value at the certified point")
-    a("--lam", type=_nonneg, default=1e-4, help="weight decay on W (paper: 1e-4)")
-    a("--lr", type=_positive, default=1.0, help="learning rate of W (paper: 1)")
-    a("--lr-bias", type=_positive, default=1.0, help="learning rate of b (paper: 1)")
-    a("--pgd-threshold", type=_nonneg, default=1e-3,
+    a("--lam", type=_nonneg, default=tc.lam, help="weight decay on W (paper: 1e-4)")
+    a("--lr", type=_positive, default=tc.lr, help="learning rate of W (paper: 1)")
+    a("--lr-bias", type=_positive, default=tc.lr_bias, help="learning rate of b (paper: 1)")
+    a("--pgd-threshold", type=_nonneg, default=tc.pgd_threshold,
       help="perturb when the norm of the loss gradient in W is below this (paper: 1e-3)")
-    a("--pgd-radius", type=_nonneg, default=5e-3, help="std of the PGD perturbation (paper: 0.005)")
+    a("--pgd-radius", type=_nonneg, default=tc.pgd_radius, help="std of the PGD perturbation (paper: 0.005)")
     a("--noise", type=_nonneg, default=0.0, help="std of label noise of the teacher (paper: 0)")
     a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
     a("--seed", type=int, default=0, help="seed of every random draw (init, data, perturbations)")
@@ -183,6 +185,10 @@ def parse_args(argv=None):
         args.out_dir = os.path.join(HERE, "results", exp)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    from NeuralNetworks.utils import check_writable
+    problem = check_writable(args.out_dir)
+    if problem:
+        parser.error(problem)
     return args
 
 

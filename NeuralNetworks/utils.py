@@ -40,6 +40,45 @@ def set_threads(n: int) -> None:
     threadpool_limits(n)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(folder) -> str | None:
+    """Why ``folder`` cannot receive a run's outputs (None if it can): created if missing, then a probe file
+    written and removed (and folders made for the probe removed again) -- checked before any work, so that no
+    run ends in a failed write. Stale ``.tmp-*`` files that a killed run left there are removed."""
+    folder = os.path.abspath(folder)
+    created, up = [], folder
+    while not os.path.exists(up):              # the folders a run would create; removed again after the probe
+        created.append(up)
+        up = os.path.dirname(up)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"--out-dir {folder}: cannot write there ({e.strerror or e.__class__.__name__})"
+    finally:
+        for d in created:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+    if created:
+        return None
+    for name in os.listdir(folder):
+        if name.startswith(".tmp-"):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+    return None
+
+
 def _atomic(path, write):
     """Write through a temporary file in the same folder, then rename: no half-written files."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -48,6 +87,7 @@ def _atomic(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())      # mkstemp makes 0600; a result file follows the umask like any other
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -126,6 +126,19 @@ def test_quick_claims_writes_every_output(tmp_path):
     assert "any smooth loss" in md and md.count("\n|") >= 14
     lines = (tmp_path / "claims.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 13 * 2
+    # the CSV, the history and results.json tell the same story: per row and seed, the final ||W_perp|| of the
+    # CSV is the last point of the saved history, and the verdict follows the stated rule from those numbers
+    import csv
+    hist = np.load(tmp_path / "claims_history.npz")
+    saved = json.load(open(tmp_path / "results.json"))
+    for i, row in enumerate(saved["rows"]):
+        csv_rows = [r for r in csv.DictReader(lines) if r["row"] == row["row"]]
+        assert [float(r["perp_final"]) for r in csv_rows] == pytest.approx(hist[f"perp_{i}"][-1], rel=1e-5)
+        assert [float(r["perp_final"]) for r in csv_rows] == pytest.approx(row["perp_final"], rel=1e-5)
+        final, alone, init = (np.mean(row[k]) for k in ("perp_final", "decay_only", "perp_init"))
+        expected = ("loss" if final < 0.5 * alone else "regulariser"
+                    if alone < 0.95 * init and (final <= 1.05 * alone or final < 0.5 * init) else "no")
+        assert row["verdict"] == expected, row["row"]
     assert_plot_only_redraws(main, tmp_path)
     lam0 = next(r for r in res["rows"] if r["row"] == "λ = 0")
     np.testing.assert_allclose(lam0["decay_only"], lam0["perp_init"])   # no decay without λ

@@ -204,3 +204,30 @@ def assert_plot_only_redraws(main, folder):
     with pytest.raises(SystemExit) as e:
         main(["--plot-only", str(folder), "--seed", "3"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("where", ["file_child", "proc", "long_name"])
+def test_unwritable_out_dir_refused_before_any_work(tmp_path, where, capsys):
+    """An --out-dir that cannot be written ends in one line and exit 2 before any work, not after it."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = {"file_child": blocker / "out", "proc": "/proc/x/out", "long_name": tmp_path / ("n" * 300)}[where]
+    with pytest.raises(SystemExit) as e:
+        main(["--quick", "--no-progress", "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--out-dir" in err
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_outputs_follow_the_umask_and_stale_temporaries_go(tmp_path):
+    """Result files get the usual 0666 & ~umask (not mkstemp's 0600); a killed run's .tmp-* files are removed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".tmp-abc.npz").write_bytes(b"truncated")
+    old = os.umask(0o022)
+    try:
+        main(["--quick", "--no-progress", "--out-dir", str(out)])
+    finally:
+        os.umask(old)
+    assert (os.stat(out / "results.json").st_mode & 0o777) == 0o644
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
