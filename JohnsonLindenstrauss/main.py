@@ -62,6 +62,22 @@ def _positive(s):
     return v
 
 
+# torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
+# 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
+MAX_SEED = 2 ** 29 - 1
+
+
+def _seed(s):
+    """A seed: an integer in [0, MAX_SEED]."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{s} is not allowed; a seed is an integer from 0 to 2^29 - 1 = {MAX_SEED}")
+    return v
+
+
 def build_parser():
     from JohnsonLindenstrauss.model import JLConfig
     jc = JLConfig()                        # the defaults live there, once
@@ -86,7 +102,7 @@ def build_parser():
       help="'surrogate': weight of the variance penalty (ours; see model.py; 0: no penalty)")
     a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
-    a("--seed", type=int, default=0, help="seed of the data and of every random draw")
+    a("--seed", type=_seed, default=0, help="seed of the data and of every random draw")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
     a("--threads", type=_int_at_least(1), default=1,
       help="CPU threads (default 1: measured, every configuration here ran faster on one thread than on two, "

@@ -61,6 +61,22 @@ def _float_in(lo, hi, lo_open=True):
 _pos, _nonneg = _float_in(0, math.inf), _float_in(0, math.inf, lo_open=False)
 
 
+# torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
+# 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
+MAX_SEED = 2 ** 29 - 1
+
+
+def _seed(s):
+    """A seed: an integer in [0, MAX_SEED]."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{s} is not allowed; a seed is an integer from 0 to 2^29 - 1 = {MAX_SEED}")
+    return v
+
+
 def build_parser():
     from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
     sc, pw = ScoreConfig(), PathwiseConfig()
@@ -73,7 +89,7 @@ def build_parser():
     a("--graph-source", choices=("torch", "networkx"), default=None,
       help="how the random graph is drawn: 'torch' (default) is the authors' construction (rand(n, n) < p, upper "
            "triangle mirrored); 'networkx' is gnp_random_graph(n, p, seed)")
-    a("--graph-seed", type=int, default=42, help="seed of the random graph (paper: 42)")
+    a("--graph-seed", type=_seed, default=42, help="seed of the random graph (paper: 42)")
     a("--embedding", choices=("auto", "spectral", "sdp"), default="auto",
       help="vectors v_i: the authors' adjacency eigenvectors or the GW SDP solution; "
            "auto = spectral for the random graph (paper), sdp for --graph")
@@ -98,7 +114,7 @@ def build_parser():
       help=f"networkx approximation baselines (auto: up to {NX_AUTO_MAX_NODES} nodes; one_exchange is slow)")
     a("--polish", action="store_true", help="also report a greedy one-flip local search from the derandomised cut")
     a("--sdp-iters", type=_int_at_least(1), default=3000, help="L-BFGS iterations of the SDP solver")
-    a("--seed", type=int, default=None,
+    a("--seed", type=_seed, default=None,
       help="seed of the optimisation's draws (the SDP start uses seed + 2, the roundings seed + 1); default 43, "
            "the authors' optimisation seed, for the score estimator, 0 for the pathwise one")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")

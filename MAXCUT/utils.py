@@ -97,10 +97,24 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
+def _finite(obj):
+    """``obj`` with every NaN or infinite number replaced by None: strict JSON has no NaN/Infinity, and most
+    readers reject the tokens Python writes for them."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
 def write_json(path, obj):
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
+            json.dump(_finite(obj), f, indent=2, default=_jsonable, allow_nan=False)
             f.write("\n")
     _atomic(path, write)
 

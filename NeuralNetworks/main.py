@@ -78,6 +78,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+# torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
+# 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
+MAX_SEED = 2 ** 29 - 1
+
+
+def _seed(s):
+    """A seed: an integer in [0, MAX_SEED]."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{s} is not allowed; a seed is an integer from 0 to 2^29 - 1 = {MAX_SEED}")
+    return v
+
+
 def build_parser():
     from NeuralNetworks.train import TrainConfig
     tc = TrainConfig()                     # the defaults live there, once
@@ -115,7 +131,7 @@ def build_parser():
     a("--pgd-radius", type=_nonneg, default=tc.pgd_radius, help="std of the PGD perturbation (paper: 0.005)")
     a("--noise", type=_nonneg, default=0.0, help="std of label noise of the teacher (paper: 0)")
     a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
-    a("--seed", type=int, default=0, help="seed of every random draw (init, data, perturbations)")
+    a("--seed", type=_seed, default=0, help="seed of every random draw (init, data, perturbations)")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
     a("--threads", type=_positive_int, default=None,
       help=f"CPU threads (default: every available core for sosp at width >= {THREADS_MIN_SOSP_WIDTH}, whose "

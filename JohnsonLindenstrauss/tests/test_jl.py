@@ -248,3 +248,16 @@ def test_outputs_follow_the_umask_and_stale_temporaries_go(tmp_path):
         os.umask(old)
     assert (os.stat(out / "results.json").st_mode & 0o777) == 0o644
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
+
+
+def test_seeds_outside_the_range_refused(capsys):
+    """Negative seeds and seeds past 2^29 - 1 (torch's CPU generator reads only a seed's low 32 bits) end in
+    one line and exit 2; non-finite numbers are written to JSON as null, never as NaN."""
+    for bad in ("-1", "123456789012345678901234", str(2 ** 29)):
+        with pytest.raises(SystemExit) as e:
+            main(["--seed", bad])
+        assert e.value.code == 2 and "--seed" in capsys.readouterr().err
+    import importlib
+    utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
+    assert json.loads(json.dumps(utils._finite({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
+        {"a": [1.0, None], "b": [None, 2.0]}
