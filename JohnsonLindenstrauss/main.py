@@ -42,24 +42,22 @@ def _int_at_least(lo):
     return parse
 
 
-def _nonneg(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number")
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"{s} is not allowed; it must be a finite number >= 0")
-    return v
+def _finite_number(zero_allowed):
+    """Parser of a finite number > 0 (or >= 0 with ``zero_allowed``)."""
+    bound = ">= 0" if zero_allowed else "> 0"
+
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+        if not (math.isfinite(v) and (v >= 0 if zero_allowed else v > 0)):
+            raise argparse.ArgumentTypeError(f"{s} is not allowed; it must be a finite number {bound}")
+        return v
+    return parse
 
 
-def _positive(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a number")
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"{s} is not allowed; it must be a finite number > 0")
-    return v
+_nonneg, _positive = _finite_number(True), _finite_number(False)
 
 
 # torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
@@ -120,7 +118,7 @@ def parse_args(argv=None):
     """Parse and validate every argument and load the data, before any output is written."""
     from JohnsonLindenstrauss.data import DATASETS, DataError, load_points
     from JohnsonLindenstrauss.targets import make_targets
-    from JohnsonLindenstrauss.utils import resolve_device
+    from JohnsonLindenstrauss.utils import given_options, resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.plot_only is not None:
@@ -137,9 +135,9 @@ def parse_args(argv=None):
         parser.error(str(e))
     own = {"max": ("tol",), "surrogate": ("eps", "lam", "tau")}    # each objective's own options
     for objective, flags in own.items():
-        for flag in flags:
-            if objective != args.objective and getattr(args, flag) != parser.get_default(flag):
-                parser.error(f"--{flag} applies to --objective {objective} only, not to --objective {args.objective}")
+        other = given_options(parser, args, flags) if objective != args.objective else []
+        if other:
+            parser.error(f"--{other[0]} applies to --objective {objective} only, not to --objective {args.objective}")
     if args.data not in DATASETS and not args.data.endswith(".npy"):
         parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
     n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
@@ -159,8 +157,6 @@ def parse_args(argv=None):
         paper = (args.data, args.target, args.objective) == ("uniform", "norms", "max")
         name = os.path.splitext(os.path.basename(args.data))[0]
         args.out_dir = os.path.join(HERE, "results", "fig7" if paper else f"{name}_{args.target}_{args.objective}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
     from JohnsonLindenstrauss.utils import check_writable
     problem = check_writable(args.out_dir)
     if problem:

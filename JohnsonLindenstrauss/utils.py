@@ -42,6 +42,8 @@ def check_writable(folder) -> str | None:
     """Why ``folder`` cannot receive a run's outputs (None if it can): created if missing, then a probe file
     written and removed (and folders made for the probe removed again) -- checked before any work, so that no
     run ends in a failed write. Stale ``.tmp-*`` files that a killed run left there are removed."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        return f"--out-dir {folder} exists and is not a folder"
     folder = os.path.abspath(folder)
     created, up = [], folder
     while not os.path.exists(up):              # the folders a run would create; removed again after the probe
@@ -87,34 +89,28 @@ def _atomic(path, write):
         raise
 
 
-def _jsonable(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, torch.device):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
-def _finite(obj):
-    """``obj`` with every NaN or infinite number replaced by None: strict JSON has no NaN/Infinity, and most
-    readers reject the tokens Python writes for them."""
+def _plain(obj):
+    """``obj`` in plain JSON types: numpy scalars and arrays, tuples and torch devices converted, and every NaN or
+    infinite number replaced by None (strict JSON has no NaN/Infinity; most readers reject Python's tokens)."""
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [_plain(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _finite(obj.tolist())
+        return _plain(obj.tolist())
     if isinstance(obj, (float, np.floating)):
         return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, torch.device):
+        return str(obj)
     return obj
 
 
 def write_json(path, obj):
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(_finite(obj), f, indent=2, default=_jsonable, allow_nan=False)
+            json.dump(_plain(obj), f, indent=2, allow_nan=False)
             f.write("\n")
     _atomic(path, write)
 
@@ -159,7 +155,8 @@ def run_metadata(args, device) -> dict:
 
 def saved_run(folder, files):
     """``(config, results, {name: npz arrays})`` of an earlier run saved in ``folder`` (for ``--plot-only``);
-    ``files``: the ``.npz`` names it must hold. Raises ``ValueError`` naming what is missing or unreadable."""
+    ``files``: the ``.npz`` names it must hold, or a function of the saved config giving them. Raises
+    ``ValueError`` naming what is missing or unreadable."""
     if not os.path.isdir(folder):
         raise ValueError(f"{folder}: no such folder")
     out = []
@@ -173,7 +170,7 @@ def saved_run(folder, files):
         except ValueError:
             raise ValueError(f"{path}: not valid JSON") from None
     arrays = {}
-    for name in files:
+    for name in (files(out[0]) if callable(files) else files):
         path = os.path.join(folder, name)
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -183,9 +180,16 @@ def saved_run(folder, files):
     return out[0], out[1], arrays
 
 
-def refuse_with_plot_only(parser, args, names=("plot_only",)):
+def given_options(parser, args, among=None):
+    """The options of ``args`` (names, in parser order) set to something other than their default, among
+    ``among`` (default: all)."""
+    return [k for k, v in vars(args).items()
+            if (among is None or k in among) and v != parser.get_default(k)]
+
+
+def refuse_with_plot_only(parser, args):
     """``--plot-only`` redraws from saved files: any other option given is refused (one line, exit 2)."""
-    other = [k for k, v in vars(args).items() if k not in names and v != parser.get_default(k)]
+    other = [k for k in given_options(parser, args) if k != "plot_only"]
     if other:
         parser.error(f"--plot-only redraws an earlier run's figures and takes no other option "
                      f"(got --{other[0].replace('_', '-')})")

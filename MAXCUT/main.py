@@ -132,7 +132,7 @@ def build_parser():
 def parse_args(argv=None):
     """Parse and validate everything, graph file included, before any work is done."""
     from MAXCUT.graphs import GraphFormatError, authors_graph, random_graph, read_graph
-    from MAXCUT.utils import resolve_device
+    from MAXCUT.utils import given_options, resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.plot_only is not None:
@@ -147,11 +147,10 @@ def parse_args(argv=None):
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
-    if args.graph is not None:        # options of the random graph do not apply to a graph file
-        for flag in ("graph_source", "nodes", "edge_prob", "graph_seed"):
-            if getattr(args, flag) != parser.get_default(flag):
-                parser.error(f"--{flag.replace('_', '-')} chooses how the random graph is drawn; it does not apply "
-                             "with --graph")
+    random_graph_options = given_options(parser, args, ("graph_source", "nodes", "edge_prob", "graph_seed"))
+    if args.graph is not None and random_graph_options:      # they do not apply to a graph file
+        parser.error(f"--{random_graph_options[0].replace('_', '-')} chooses how the random graph is drawn; it does "
+                     "not apply with --graph")
     if args.graph is None:
         args.graph_source = args.graph_source or "torch"
         make, tag = (authors_graph, "torch") if args.graph_source == "torch" else (random_graph, "gnp")
@@ -171,10 +170,9 @@ def parse_args(argv=None):
     auto = args.graph is None
     args.embedding = args.embedding if args.embedding != "auto" else ("spectral" if auto else "sdp")
     args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
-    if args.estimator == "score":     # the pathwise estimator's own options do nothing to the score rule
-        for flag in ("chains", "delta"):
-            if getattr(args, flag) != parser.get_default(flag):
-                parser.error(f"--{flag} applies to the pathwise estimator only, not to --estimator score")
+    pathwise_options = given_options(parser, args, ("chains", "delta"))
+    if args.estimator == "score" and pathwise_options:        # they do nothing to the score rule
+        parser.error(f"--{pathwise_options[0]} applies to the pathwise estimator only, not to --estimator score")
     if args.seed is None:
         args.seed = 43 if args.estimator == "score" else 0
     if args.quick:
@@ -182,8 +180,6 @@ def parse_args(argv=None):
         args.rounds, args.chains = min(args.rounds, 200), min(args.chains, 8)
     if args.out_dir is None:
         args.out_dir = os.path.join(HERE, "results", "fig5" if auto else args.graph_name)
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
     from MAXCUT.utils import check_writable
     problem = check_writable(args.out_dir)
     if problem:

@@ -148,19 +148,16 @@ def build_parser():
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from NeuralNetworks.utils import available_cores, refuse_with_plot_only, resolve_device, saved_run
+    from NeuralNetworks.utils import available_cores, given_options, refuse_with_plot_only, resolve_device, saved_run
     if args.plot_only is not None:
         refuse_with_plot_only(parser, args)
         try:
-            config = saved_run(args.plot_only, [])[0]
-            exp = config["args"]["experiment"]
-            args.saved = saved_run(args.plot_only, PLOT_ONLY_FILES[exp])
+            args.saved = saved_run(args.plot_only, lambda config: PLOT_ONLY_FILES[config["args"]["experiment"]])
         except (ValueError, KeyError, TypeError) as e:
             parser.error(str(e) if isinstance(e, ValueError) else f"{args.plot_only}/config.json: no experiment named")
         return args
     exp = args.experiment
-    ignored = [k for k, v in vars(args).items()
-               if k not in COMMON_FLAGS | USES[exp] and v != parser.get_default(k)]
+    ignored = [k for k in given_options(parser, args) if k not in COMMON_FLAGS | USES[exp]]
     if ignored:
         uses = ", ".join("--" + f.replace("_", "-") for f in sorted(USES[exp])) or "none of the model options"
         parser.error(f"--{ignored[0].replace('_', '-')} does not apply to --experiment {exp} (it uses {uses})")
@@ -199,8 +196,6 @@ def parse_args(argv=None):
     args.threads_resolved = args.threads or (available_cores() if large else 1)
     if args.out_dir is None:
         args.out_dir = os.path.join(HERE, "results", exp)
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
     from NeuralNetworks.utils import check_writable
     problem = check_writable(args.out_dir)
     if problem:

@@ -362,5 +362,5 @@ def test_seeds_outside_the_range_refused(capsys):
         assert e.value.code == 2 and "--seed" in capsys.readouterr().err
     import importlib
     utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
-    assert json.loads(json.dumps(utils._finite({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
+    assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
         {"a": [1.0, None], "b": [None, 2.0]}
