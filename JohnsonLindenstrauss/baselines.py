@@ -43,12 +43,17 @@ def orthogonal_baseline(targets: Targets, k, draws, generator, chunk=50):
     return torch.cat(out).cpu().numpy()
 
 
+def _dense(P):
+    """scikit-learn returns a scipy sparse matrix, or a dense array when k is close to d."""
+    return np.asarray(P.todense() if hasattr(P, "todense") else P)
+
+
 def sparse_projections(X_train, k, draws, seed):
     """scikit-learn ``SparseRandomProjection`` matrices fitted on the training points, as dense ``(k, d)``
     arrays scaled by scikit-learn (``E‖P x‖² = ‖x‖²``)."""
     from sklearn.random_projection import SparseRandomProjection
     X = np.asarray(X_train)
-    return [np.asarray(SparseRandomProjection(n_components=k, random_state=seed + s).fit(X).components_.todense())
+    return [_dense(SparseRandomProjection(n_components=k, random_state=seed + s).fit(X).components_)
             for s in range(draws)]
 
 
@@ -56,8 +61,11 @@ def pca_projection(X_train, k, targets: Targets):
     """scikit-learn ``PCA(k)`` fitted on the training points; its components as a linear map, scaled so the
     mean squared norm of the training targets is kept (1, as they are unit vectors)."""
     from sklearn.decomposition import PCA
+    import warnings
     X = np.asarray(X_train)
-    P = PCA(n_components=min(k, *X.shape)).fit(X).components_
+    with warnings.catch_warnings():     # data with no variance (e.g. d = 1): the explained-variance ratio is 0/0,
+        warnings.simplefilter("ignore", RuntimeWarning)       # which the components do not use
+        P = PCA(n_components=min(k, *X.shape)).fit(X).components_
     Y = torch.as_tensor(P, dtype=targets.X.dtype, device=targets.X.device) @ targets.X.T
     msq = float(_sq_norms(targets, Y).mean())
     return P / math.sqrt(msq)

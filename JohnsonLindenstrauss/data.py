@@ -29,32 +29,47 @@ def load_points(source, n, holdout, d, seed):
         P = load_digits().data.astype(np.float64)
         P = P[np.random.default_rng(seed).permutation(len(P))]
     else:
-        P = _load_npy(source)
+        P = _load_npy(source, None if n is None else n + holdout)
     n = len(P) - holdout if n is None else n
     if n + holdout > len(P):
         raise DataError(f"{source}: {len(P)} rows, but --n {n} and --holdout {holdout} need {n + holdout}")
     if n < 1:
         raise DataError(f"{source}: no rows left to train on")
     P = P[: n + holdout]
-    norms = np.linalg.norm(P, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise DataError(f"{source}: row {int(np.argmin(norms[:, 0]))} is zero and cannot be normalised")
-    P = P / norms
+    scale = np.abs(P).max(axis=1, keepdims=True)       # rows scaled to max |x| = 1 first: entries of 1e300
+    if np.any(scale == 0):                              # would overflow the sum of squares
+        raise DataError(f"{source}: row {int(np.argmin(scale[:, 0]))} is zero and cannot be normalised")
+    P = P / scale
+    P = P / np.linalg.norm(P, axis=1, keepdims=True)
     return P[:n], P[n:]
 
 
-def _load_npy(path):
+def _load_npy(path, rows=None):
+    """The 2-d real array of a ``.npy`` file (its first ``rows`` rows), float64; :class:`DataError` for anything
+    else: a missing, empty or truncated file, an ``.npz`` archive under a ``.npy`` name, pickled objects, other
+    shapes or dtypes, non-finite values, or more rows than memory holds (the shape is read first, from the
+    header)."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
-        P = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable .npy array ({e.__class__.__name__})") from None
-    if P.ndim != 2:
-        raise DataError(f"{path}: expected a 2-d array (rows, d), got shape {P.shape}")
+        P = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({e.__class__.__name__}: {e})") from None
+    if not isinstance(P, np.ndarray):                 # np.load opens an .npz archive whatever the file's name
+        P.close()
+        raise DataError(f"{path}: an .npz archive, not a .npy array (save one array with np.save)")
+    if P.ndim != 2 or 0 in P.shape:
+        raise DataError(f"{path}: expected a 2-d array (rows, d) with at least one row and column, got shape "
+                        f"{P.shape}")
     if not np.issubdtype(P.dtype, np.number) or np.issubdtype(P.dtype, np.complexfloating):
         raise DataError(f"{path}: expected real numbers, got dtype {P.dtype}")
-    P = P.astype(np.float64)
+    P = P[:rows] if rows is not None else P
+    need = 8.0 * P.size
+    from JohnsonLindenstrauss.utils import available_memory
+    if need > 0.4 * available_memory():
+        raise DataError(f"{path}: {P.shape[0]} x {P.shape[1]} values need {need / 2 ** 30:.3g} GiB as float64; "
+                        f"{available_memory() / 2 ** 30:.3g} GiB is available")
+    P = np.array(P, dtype=np.float64)
     if not np.all(np.isfinite(P)):
         raise DataError(f"{path}: holds NaN or infinite values")
     return P

@@ -12,6 +12,19 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads; see utils.set_threads
 
+
+def _interrupted(kind, value, tb, _default=sys.excepthook):
+    """A Ctrl-C that reaches the top (before the optimisation has ended, or a second one while the outputs are
+    written): one line, exit status 130, and no output folder changed (see utils.run_staged)."""
+    if issubclass(kind, KeyboardInterrupt):
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: interrupted; no outputs written (the output folder "
+              "is as it was)", file=sys.stderr)
+    else:
+        _default(kind, value, tb)
+
+
+sys.excepthook = _interrupted
+
 import argparse  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -114,6 +127,15 @@ def build_parser():
     return p
 
 
+def memory_needed(args, n, holdout, d) -> float:
+    """Bytes the run needs at its peak, roughly: the targets (for pairs, one pass over every difference), the
+    optimiser's sampled matrices and their images of every target (float32), and the baselines' chunks of 50
+    matrices (float64)."""
+    m = n if args.target == "norms" else n * (n - 1) // 2 + holdout * n + holdout * (holdout - 1) // 2
+    return (8.0 * m * d + 16.0 * m + 4.0 * args.batch * (3 * args.k * d + 2 * args.k * (n + holdout) + 3 * m
+                                                          + 2 * args.k * m) + 8.0 * 50 * (args.k * d + 2 * args.k * m))
+
+
 def parse_args(argv=None):
     """Parse and validate every argument and load the data, before any output is written."""
     from JohnsonLindenstrauss.data import DATASETS, DataError, load_points
@@ -141,6 +163,12 @@ def parse_args(argv=None):
     if args.data not in DATASETS and not args.data.endswith(".npy"):
         parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
     n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
+    from JohnsonLindenstrauss.utils import memory_problem
+    if args.data in ("uniform", "gaussian"):                  # drawn here: refuse before drawing
+        problem = memory_problem(24.0 * (n + args.holdout) * args.d, f"--n {n}, --holdout {args.holdout}, "
+                                                                    f"--d {args.d}")
+        if problem:
+            parser.error(problem)
     try:
         X, Xh = load_points(args.data, n, args.holdout, args.d, args.seed)
         if args.target == "pairwise":
@@ -151,6 +179,11 @@ def parse_args(argv=None):
         parser.error("--target pairwise needs at least 2 training points (--n >= 2): one point has no distances")
     if args.k > X.shape[1]:
         parser.error(f"--k {args.k} is larger than the data dimension d = {X.shape[1]}")
+    problem = memory_problem(memory_needed(args, len(X), len(Xh), X.shape[1]),
+                             f"{len(X)} points (+{len(Xh)} held out) in d = {X.shape[1]}, --target {args.target}, "
+                             f"--k {args.k}, --batch {args.batch}", args.device_resolved)
+    if problem:
+        parser.error(problem)
     if args.quick:
         args.steps, args.draws = min(args.steps, QUICK_STEPS), min(args.draws, 100)
     if args.out_dir is None:
@@ -198,7 +231,8 @@ def _baselines(args, X, Xh, T, Th):
 def run(args, X, Xh) -> dict:
     from JohnsonLindenstrauss.model import JLConfig, optimise
     from JohnsonLindenstrauss.targets import holdout_pairs, make_targets, matrix_distortion
-    from JohnsonLindenstrauss.utils import run_metadata, write_json, write_npy, write_npz
+    from JohnsonLindenstrauss.utils import (interrupt_seen, optimisation_over, run_metadata, write_json, write_npy,
+                                            write_npz)
 
     t0 = time.perf_counter()
     dev, dt = args.device_resolved, torch.float64
@@ -214,6 +248,7 @@ def run(args, X, Xh) -> dict:
                    objective=args.objective, eps=args.eps, lam=args.lam, tau=args.tau)
     # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
     hist = optimise(T.to(torch.float32), cfg, gen, progress=not args.no_progress)
+    optimisation_over()
     P = (hist["M"].double() / math.sqrt(args.k)).cpu().numpy()            # embedding x -> P @ x
     base, gauss = _baselines(args, X, Xh, T, Th)
     res = {"data": args.data, "target": args.target, "objective": args.objective, "n": len(X),
@@ -232,6 +267,7 @@ def run(args, X, Xh) -> dict:
     write_npy(os.path.join(args.out_dir, "projection.npy"), P)
     draw_figures(args.out_dir, hist, res)
     res["wall_s"] = time.perf_counter() - t0
+    res["interrupted"] = res["interrupted"] or interrupt_seen()
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
@@ -249,7 +285,7 @@ def draw_figures(out_dir, hist, res):
 
 
 def main(argv=None):
-    from JohnsonLindenstrauss.utils import set_threads
+    from JohnsonLindenstrauss.utils import run_staged, set_threads, write_failed
     args, X, Xh = parse_args(argv)
     if args.plot_only is not None:
         _, res, arrays = args.saved
@@ -259,7 +295,9 @@ def main(argv=None):
     set_threads(args.threads)
     from JohnsonLindenstrauss.model import DivergenceError
     try:
-        res = run(args, X, Xh)
+        res = run_staged(args, lambda a: run(a, X, Xh))
+    except OSError as e:
+        write_failed(args, e)
     except DivergenceError as e:
         print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; try a smaller --lr", file=sys.stderr)
         sys.exit(2)
@@ -269,7 +307,7 @@ def main(argv=None):
           f"learned max distortion {res['max_distortion']:.4f}{hold}; Gaussian mean {res['gaussian_mean']:.3f} "
           f"min {res['gaussian_min']:.3f}, orthogonal {res['orthogonal_mean']:.3f}, sparse {res['sparse_mean']:.3f}, "
           f"PCA {res['pca']:.3f}; sigma {res['sigma_final']:.2e}; {res['steps_run']} steps, "
-          f"{res['optimize_s']:.1f} s optimise, {res['wall_s']:.1f} s total (JL bound for eps 0.1: k >= "
+          f"{res['optimize_s']:.1f} s optimise{' (interrupted)' if res['interrupted'] else ''}, {res['wall_s']:.1f} s total (JL bound for eps 0.1: k >= "
           f"{res['jl_min_dim']})")
     return res
 

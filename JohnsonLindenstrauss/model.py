@@ -66,7 +66,7 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     opt = torch.optim.Adam([M, log_var], lr=cfg.lr)
     sampler = None if per_entry else GaussianSampler(X)
     hist = {"loss": [], "sampled_max": [], "mean_max": [], "sigma_max": []}
-    t0, interrupted, best, M_best = time.perf_counter(), False, math.inf, M.detach().clone()
+    t0, interrupted, best, best_t, M_best = time.perf_counter(), False, math.inf, 0, M.detach().clone()
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="optimise")
     try:
         for t in range(cfg.steps):
@@ -86,7 +86,7 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
             for key, v in zip(("loss", "sampled_max", "mean_max", "sigma_max"), row):
                 hist[key].append(v)
             if row[2] < best:                                              # best mean matrix so far
-                best, M_best = row[2], M.detach().clone()
+                best, best_t, M_best = row[2], t, M.detach().clone()
             if not per_entry and row[0] < cfg.tol:
                 break
             opt.zero_grad(set_to_none=True)
@@ -97,6 +97,9 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
         interrupted = True
     finally:
         bar.close()
+    if best_t == 0 and len(hist["loss"]) > 1 and not interrupted:
+        raise DivergenceError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
+                              f"(max distortion {best:.3g}): the steps overshoot")
     out = {key: np.asarray(v) for key, v in hist.items()}
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
                steps_run=len(hist["loss"]),

@@ -51,11 +51,28 @@ def _parse_float(tok, path, lineno):
     return v
 
 
-def read_graph(path):
-    """Read a G-set/rudy file (first line ``n m``, then ``i j w`` 1-based) or a plain edge list
-    (``u v [w]`` per line, any integer labels, relabelled 0..n-1 in sorted order). A file is read as
-    G-set when its first line has two fields and every later line three. Lines starting with ``#`` are
-    comments. Returns ``(n, edges, weights)``; raises :class:`GraphFormatError` naming the line."""
+GRAPH_FORMATS = ("auto", "gset", "edges")
+
+
+def read_graph(path, fmt="auto"):
+    """``(n, edges, weights)`` of a graph file; see :func:`read_graph_file`."""
+    return read_graph_file(path, fmt)[0]
+
+
+def read_graph_file(path, fmt="auto"):
+    """Read a graph file in one of two formats, decided once for the whole file:
+
+    * ``gset`` (G-set / rudy): first line ``n m``, then exactly ``m`` lines ``i j w`` (1-based ids in 1..n);
+    * ``edges``: every line ``u v`` (unit weights) or every line ``u v w``, any integer labels, relabelled
+      0..n-1 in sorted order.
+
+    ``fmt='auto'`` chooses ``gset`` when the first line has two fields and the second three, ``edges``
+    otherwise; a file that could be either (a lone two-field line, or two-field lines whose first line
+    announces exactly the other lines, as a G-set header of unweighted edges would) is refused as ambiguous.
+    Lines starting with ``#`` are comments. Any line that does not fit the format is an error naming the file
+    and the line (:class:`GraphFormatError`). Returns ``((n, edges, weights), format)``."""
+    if fmt not in GRAPH_FORMATS:
+        raise GraphFormatError(f"graph format {fmt!r}: choose from {', '.join(GRAPH_FORMATS)}")
     if not os.path.isfile(path):
         raise GraphFormatError(f"{path}: no such file")
     try:
@@ -66,18 +83,56 @@ def read_graph(path):
     rows = [(k, t) for k, t in rows if t and not t[0].startswith("#")]
     if not rows:
         raise GraphFormatError(f"{path}: the file is empty")
-    gset = len(rows[0][1]) == 2 and len(rows) > 1 and all(len(t) == 3 for _, t in rows[1:])
-    return _read_gset(path, rows) if gset else _read_edge_list(path, rows)
+    auto = fmt == "auto"
+    if auto:
+        fmt = _detect_format(path, rows)
+    try:
+        return (_read_gset(path, rows) if fmt == "gset" else _read_edge_list(path, rows)), fmt
+    except GraphFormatError as e:
+        if not auto:
+            raise
+        why = ("its first line has two fields and its second three; --graph-format edges reads it as an edge list"
+               if fmt == "gset" else "its first two lines are not a G-set header and edge line")
+        raise GraphFormatError(f"{e} (read as {fmt}: {why})") from None
+
+
+def _detect_format(path, rows):
+    (k0, first), rest = rows[0], rows[1:]
+    if len(first) == 2 and rest and len(rest[0][1]) == 3:
+        return "gset"
+    hint = "; --graph-format gset or --graph-format edges says which it is"
+    if len(first) == 2 and not rest:
+        raise GraphFormatError(f"{path}:{k0}: a lone line 'u v' is either a G-set header without edges or a "
+                               f"one-edge list{hint}")
+    if len(first) == 2 and all(len(t) == 2 for _, t in rest):
+        try:
+            n, m = int(first[0]), int(first[1])
+            labels = [int(x) for _, t in rest for x in t]
+        except ValueError:
+            return "edges"
+        if m == len(rest) and 1 <= min(labels) and max(labels) <= n:
+            raise GraphFormatError(f"{path}:{k0}: '{first[0]} {first[1]}' announces {n} nodes and exactly the "
+                                   f"{m} lines that follow: a G-set header whose edges lack weights, or an edge "
+                                   f"list{hint}")
+    return "edges"
 
 
 def _read_gset(path, rows):
     (k0, head), body = rows[0], rows[1:]
+    if len(head) != 2:
+        raise GraphFormatError(f"{path}:{k0}: a G-set file starts with the header 'n m', got {len(head)} fields")
     n = _parse_int(head[0], path, k0, "node count")
     m = _parse_int(head[1], path, k0, "edge count")
     if n < 2 or m < 1:
         raise GraphFormatError(f"{path}:{k0}: header 'n m' needs n >= 2 and m >= 1, got {n} {m}")
-    if len(body) != m:
-        raise GraphFormatError(f"{path}:{k0}: header announces {m} edges but the file has {len(body)}")
+    for k, t in body:
+        if len(t) != 3:
+            raise GraphFormatError(f"{path}:{k}: a G-set edge line is 'i j w', got {len(t)} fields")
+    if len(body) > m:
+        raise GraphFormatError(f"{path}:{body[m][0]}: edge line {m + 1}, but the header (line {k0}) announces {m} "
+                               "edges")
+    if len(body) < m:
+        raise GraphFormatError(f"{path}:{k0}: the header announces {m} edges but the file has {len(body)} edge lines")
     edges, weights = np.empty((m, 2), np.int64), np.empty(m)
     for r, (k, (a, b, w)) in enumerate(body):
         i, j = _parse_int(a, path, k, "node id"), _parse_int(b, path, k, "node id")
@@ -91,10 +146,14 @@ def _read_gset(path, rows):
 
 
 def _read_edge_list(path, rows):
+    (k0, first) = rows[0]
+    if len(first) not in (2, 3):
+        raise GraphFormatError(f"{path}:{k0}: an edge list has lines 'u v' or 'u v w', got {len(first)} fields")
     ends, weights = [], []
     for k, t in rows:
-        if len(t) not in (2, 3):
-            raise GraphFormatError(f"{path}:{k}: expected 'u v' or 'u v w', got {len(t)} fields")
+        if len(t) != len(first):
+            raise GraphFormatError(f"{path}:{k}: {len(t)} fields, but this edge list's lines have {len(first)} "
+                                   f"(from line {k0}: '{' '.join(first)}')")
         i, j = _parse_int(t[0], path, k, "node id"), _parse_int(t[1], path, k, "node id")
         if i == j:
             raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")

@@ -12,6 +12,19 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads; see utils.set_threads
 
+
+def _interrupted(kind, value, tb, _default=sys.excepthook):
+    """A Ctrl-C that reaches the top (before the optimisation has ended, or a second one while the outputs are
+    written): one line, exit status 130, and no output folder changed (see utils.run_staged)."""
+    if issubclass(kind, KeyboardInterrupt):
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: interrupted; no outputs written (the output folder "
+              "is as it was)", file=sys.stderr)
+    else:
+        _default(kind, value, tb)
+
+
+sys.excepthook = _interrupted
+
 import argparse  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -24,6 +37,8 @@ EXACT_MAX_NODES = 24
 NX_AUTO_MAX_NODES = 300
 ROUNDING_SEED_OFFSET = 1   # the GW roundings draw from seed + this
 SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
+QUICK_SDP_ITERS = 200      # --quick: the SDP's L-BFGS iterations (a bound close to the SDP value, not at it)
+WEIGHT_RANGE = (1e-100, 1e100)   # total |weight| of a graph: beyond this, sums of squares over- or underflow
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,11 +94,15 @@ def _seed(s):
 
 def build_parser():
     from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
+    from MAXCUT.graphs import GRAPH_FORMATS
     sc, pw = ScoreConfig(), PathwiseConfig()
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--graph", default=None, help="G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v [w]'); "
-      "default: the authors' random graph")
+    a("--graph", default=None, help="G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' "
+      "on every line); default: the authors' random graph")
+    a("--graph-format", choices=GRAPH_FORMATS, default="auto",
+      help="how --graph is read: auto = gset when the first line has two fields and the second three, else edges "
+           "(a file that could be either is refused); the format used is printed and saved")
     a("--nodes", type=_int_at_least(2), default=15, help="nodes of the random graph (paper: 15)")
     a("--edge-prob", type=_float_in(0, 1), default=0.6, help="edge probability of the random graph (paper: 0.6)")
     a("--graph-source", choices=("torch", "networkx"), default=None,
@@ -104,7 +123,8 @@ def build_parser():
       help=f"step size of log sigma (score: {sc.lr_sigma}, paper; pathwise: {pw.lr_sigma})")
     a("--lam", type=_nonneg, default=None, help=f"penalty on sigma (score: {sc.lam}, paper; pathwise: {pw.lam}, "
       "relative to the total |weight|)")
-    a("--delta", type=_pos, default=pw.delta, help="pathwise only: width of the smooth step")
+    a("--delta", type=_float_in(1e-6, 1e3, lo_open=False), default=pw.delta,
+      help="pathwise only: width of the smooth step, in [1e-6, 1e3] (its slope 1.5/delta is formed in float32)")
     a("--chains", type=_int_at_least(1), default=pw.chains,
       help="pathwise only: independent (m, sigma) chains optimised at once; the best final hyperplane is kept")
     a("--rounds", type=_int_at_least(1), default=1000, help="random GW roundings for the best-of-k baseline")
@@ -131,7 +151,7 @@ def build_parser():
 
 def parse_args(argv=None):
     """Parse and validate everything, graph file included, before any work is done."""
-    from MAXCUT.graphs import GraphFormatError, authors_graph, random_graph, read_graph
+    from MAXCUT.graphs import GraphFormatError, authors_graph, random_graph, read_graph_file
     from MAXCUT.utils import given_options, resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -151,23 +171,23 @@ def parse_args(argv=None):
     if args.graph is not None and random_graph_options:      # they do not apply to a graph file
         parser.error(f"--{random_graph_options[0].replace('_', '-')} chooses how the random graph is drawn; it does "
                      "not apply with --graph")
-    if args.graph is None:
-        args.graph_source = args.graph_source or "torch"
+    if args.graph is None and "graph_format" in given_options(parser, args, ("graph_format",)):
+        parser.error("--graph-format says how --graph is read; there is no --graph")
+    auto = args.graph is None
+    if auto:
+        args.graph_source, args.graph_format = args.graph_source or "torch", None
         make, tag = (authors_graph, "torch") if args.graph_source == "torch" else (random_graph, "gnp")
         args.graph_name = f"{tag}_{args.nodes}_{args.edge_prob:g}_seed{args.graph_seed}"
-        graph = make(args.nodes, args.edge_prob, args.graph_seed)
+        n, m = args.nodes, args.edge_prob * args.nodes * (args.nodes - 1) / 2     # m: the expected edge count
     else:
         args.graph_name = os.path.splitext(os.path.basename(args.graph))[0]
         try:
-            graph = read_graph(args.graph)
+            graph, args.graph_format = read_graph_file(args.graph, args.graph_format)
         except GraphFormatError as e:
             parser.error(str(e))
-    n, edges, _ = graph
-    if len(edges) == 0:
-        parser.error(f"the graph {args.graph_name} has no edges: every cut is 0")
+        n, m = graph[0], len(graph[1])
     if args.exact == "yes" and n > EXACT_MAX_NODES:
         parser.error(f"--exact yes enumerates 2^(n-1) cuts; {n} nodes is more than the {EXACT_MAX_NODES} allowed")
-    auto = args.graph is None
     args.embedding = args.embedding if args.embedding != "auto" else ("spectral" if auto else "sdp")
     args.estimator = args.estimator if args.estimator != "auto" else ("score" if auto else "pathwise")
     pathwise_options = given_options(parser, args, ("chains", "delta"))
@@ -175,9 +195,24 @@ def parse_args(argv=None):
         parser.error(f"--{pathwise_options[0]} applies to the pathwise estimator only, not to --estimator score")
     if args.seed is None:
         args.seed = 43 if args.estimator == "score" else 0
-    if args.quick:
+    if args.quick:   # quick at every size: fewer steps, roundings, chains and SDP iterations
         args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100)
         args.rounds, args.chains = min(args.rounds, 200), min(args.chains, 8)
+        args.sdp_iters = min(args.sdp_iters, QUICK_SDP_ITERS)
+    from MAXCUT.utils import memory_problem
+    problem = memory_problem(memory_needed(n, m, args), f"{n} nodes, about {m:.0f} edges", args.device_resolved)
+    if problem:
+        parser.error(problem)
+    if auto:
+        graph = make(args.nodes, args.edge_prob, args.graph_seed)
+    weights = graph[2]
+    if len(graph[1]) == 0 or not np.any(weights):
+        parser.error(f"the graph {args.graph_name} has no edges of non-zero weight: every cut is 0")
+    total = float(np.abs(weights).sum())
+    if not WEIGHT_RANGE[0] <= total <= WEIGHT_RANGE[1]:
+        parser.error(f"the graph {args.graph_name}'s total |weight| is {total:.3g}; it must lie in "
+                     f"[{WEIGHT_RANGE[0]:g}, {WEIGHT_RANGE[1]:g}] (cuts are squared and summed in float64): "
+                     "rescale the weights")
     if args.out_dir is None:
         args.out_dir = os.path.join(HERE, "results", "fig5" if auto else args.graph_name)
     from MAXCUT.utils import check_writable
@@ -185,6 +220,19 @@ def parse_args(argv=None):
     if problem:
         parser.error(problem)
     return args, graph
+
+
+def memory_needed(n, m, args) -> float:
+    """Bytes a run on ``n`` nodes and ``m`` edges needs at its peak, roughly (upper estimates of the largest
+    arrays: the random graph's n x n draw, the spectral embedding's dense eigendecomposition, the SDP factor and
+    its per-edge gathers, the roundings' (rounds, m) gathers and the optimiser's sampled hyperplanes)."""
+    from MAXCUT.baselines import sdp_rank
+    cfg, r = _config(args), sdp_rank(n)
+    dims = n if args.embedding == "spectral" else r
+    per_draw = (n + dims) * (8 if args.estimator == "score" else 4 * getattr(cfg, "chains", 1))
+    return (8.0 * n * n * (args.graph is None) + 32.0 * n * n * (args.embedding == "spectral")
+            + (8.0 * n * n if n <= 512 else 24.0 * m) + 8.0 * (8 * n * r + 4 * m * r)
+            + 8.0 * args.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
 
 
 def _config(args):
@@ -216,7 +264,7 @@ def run(args, graph) -> dict:
     from MAXCUT import baselines as B
     from MAXCUT.derandomise import run_pathwise, run_score
     from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
-    from MAXCUT.utils import run_metadata, write_json, write_npz
+    from MAXCUT.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz
 
     t0 = time.perf_counter()
     n, edges, weights = graph
@@ -243,6 +291,7 @@ def run(args, graph) -> dict:
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     runner = run_score if args.estimator == "score" else run_pathwise
     hist = runner(Vt, G, cfg, gen, progress=not args.no_progress)
+    optimisation_over()
     partition = (V @ hist["m"] < 0).astype(np.int64)
     cut = float(cut_value(edges, weights, partition))
     if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
@@ -255,7 +304,7 @@ def run(args, graph) -> dict:
         polish_s = time.perf_counter() - tp
     best_known = GSET_REFERENCE.get(args.graph_name, (None, None))[0] if args.graph else None
     res = {
-        "graph": args.graph_name, "nodes": n, "edges": int(len(edges)), "embedding": args.embedding,
+        "graph": args.graph_name, "graph_format": args.graph_format, "nodes": n, "edges": int(len(edges)), "embedding": args.embedding,
         "estimator": args.estimator, "cut": cut, "cut_polished": polished,
         "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
         "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
@@ -274,6 +323,7 @@ def run(args, graph) -> dict:
     draw_figures(args.out_dir, hist, res, args.embedding)
     res["wall_s"] = time.perf_counter() - t0
     res["partition"] = partition.tolist()
+    res["interrupted"] = res["interrupted"] or interrupt_seen()
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
@@ -293,7 +343,7 @@ def draw_figures(out_dir, hist, res, embedding):
 
 
 def main(argv=None):
-    from MAXCUT.utils import set_threads
+    from MAXCUT.utils import run_staged, set_threads, write_failed
     args, graph = parse_args(argv)
     if args.plot_only is not None:
         config, res, arrays = args.saved
@@ -302,7 +352,9 @@ def main(argv=None):
         return res
     set_threads(args.threads)
     try:
-        res = run(args, graph)
+        res = run_staged(args, lambda a: run(a, graph))
+    except OSError as e:
+        write_failed(args, e)
     except FloatingPointError as e:
         print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged, try a smaller "
               "--lr-mean / --lr-sigma", file=sys.stderr)
@@ -310,8 +362,9 @@ def main(argv=None):
     extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
     ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
            f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
-    print(f"maxcut {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, {args.embedding}/{args.estimator}): "
-          f"cut {res['cut']:g}{extra}{ref}; GW expectation {res['gw_expected']:.1f}, best of {res['rounds']} "
+    read_as = f"read as {res['graph_format']}, " if res.get("graph_format") else ""
+    print(f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {args.embedding}/{args.estimator}): "
+          f"cut {res['cut']:g}{extra}{ref}{' (interrupted)' if res['interrupted'] else ''}; GW expectation {res['gw_expected']:.1f}, best of {res['rounds']} "
           f"{res['gw_best_of_k']:g}, SDP bound {res['sdp_value']:.2f}; sdp {res['sdp_s']:.1f} s, "
           f"optimise {res['optimize_s']:.1f} s, total {res['wall_s']:.1f} s"
           + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))

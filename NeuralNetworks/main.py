@@ -14,6 +14,19 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch loads; see utils.set_threads
 
+
+def _interrupted(kind, value, tb, _default=sys.excepthook):
+    """A Ctrl-C that reaches the top (before the optimisation has ended, or a second one while the outputs are
+    written): one line, exit status 130, and no output folder changed (see utils.run_staged)."""
+    if issubclass(kind, KeyboardInterrupt):
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: interrupted; no outputs written (the output folder "
+              "is as it was)", file=sys.stderr)
+    else:
+        _default(kind, value, tb)
+
+
+sys.excepthook = _interrupted
+
 import argparse  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -168,8 +181,9 @@ def parse_args(argv=None):
     exp = args.experiment
     args.d = args.d or DEFAULT_D.get(exp, 1)
     args.k = args.k or (2 if exp == "claims" else 1)
-    if args.k > args.d:
-        parser.error(f"--k {args.k} is larger than --d {args.d}: the teacher needs k orthonormal directions in R^d")
+    if args.k >= args.d and exp != "fig2":                 # fig2 is the one-neuron toy: no d, no k
+        parser.error(f"--k {args.k} with --d {args.d}: the teacher needs k orthonormal directions in R^d and the "
+                     "experiment measures W on their orthogonal complement, so k must be smaller than d")
     args.steps = args.steps or DEFAULT_STEPS.get(exp, 0)
     if exp == "sosp":
         if args.d > 3:
@@ -192,6 +206,12 @@ def parse_args(argv=None):
         args.lam_grid = (lo, hi, min(count, 3)) if grid_given else SOSP_QUICK["lam_grid"]
     if args.quick and exp in QUICK_STEPS:
         args.steps = min(args.steps, QUICK_STEPS[exp])
+    from NeuralNetworks.utils import memory_problem
+    sizes = {"claims": f"--d {args.d}, --seeds {args.seeds}", "sosp": f"--width {args.width}, --d {args.d}"}
+    problem = memory_problem(memory_needed(args), sizes.get(exp, f"--width {args.width}, --d {args.d}, --batch "
+                                                                f"{args.batch}, --depth {args.depth}"), args.device_resolved)
+    if problem:
+        parser.error(problem)
     large = exp == "sosp" and args.width >= THREADS_MIN_SOSP_WIDTH
     args.threads_resolved = args.threads or (available_cores() if large else 1)
     if args.out_dir is None:
@@ -203,11 +223,33 @@ def parse_args(argv=None):
     return args
 
 
+def memory_needed(args) -> float:
+    """Bytes an experiment needs at its peak, roughly: per training run (float32) its data block (256 steps of
+    batches), the hidden activations and their gradients, the weights with their snapshots; the test set's
+    activations; for sosp also the quadrature chunks and the dense Hessian or Lanczos basis (float64)."""
+    exp, d = args.experiment, args.d
+    if exp == "fig2":
+        return 0.0
+
+    def train(runs, width, batch, depth):
+        return 4.0 * runs * (256 * batch * d + 12 * batch * width * depth + 48 * width * d + width * width * (depth - 1))
+    if exp == "claims":
+        from NeuralNetworks.claims import ROWS
+        from NeuralNetworks.train import TrainConfig
+        return train(len(ROWS) * args.seeds, 1024, TrainConfig.batch, 3) + 4.0 * 10_000 * (6 * 1024 + d) * args.seeds
+    if exp == "fig3":
+        return train(1, args.width, args.batch, args.depth) + 4.0 * 10_000 * (6 * args.width + d)
+    params = args.width * (d + 1)                                       # sosp
+    runs = 2 * (args.lam_grid[2] + len(SOSP_PGD_LAMS))
+    return (train(runs, args.width, args.batch, 1) + 8.0 * 6 * 200 * args.width + 8.0 * 40_000 * (d + 2)
+            + 8.0 * (3 * params * params if params <= 4500 else 70 * params))
+
+
 def run_fig3(args) -> dict:
     """Train the Fig. 3 student, write every output, return ``results``."""
     from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
     from NeuralNetworks.train import TrainConfig, log_spaced_steps, test_mse, train
-    from NeuralNetworks.utils import run_metadata, write_json, write_npz
+    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz
 
     t0 = time.perf_counter()
     device = args.device_resolved
@@ -221,6 +263,7 @@ def run_fig3(args) -> dict:
     t1 = time.perf_counter()
     hist = train(student, teacher, cfg, gen, snapshot_steps=log_spaced_steps(args.steps, 40),
                  progress=not args.no_progress)
+    optimisation_over()
     optimize_s = time.perf_counter() - t1
     steps_done = int(hist["step"][-1])
     test_gen = torch.Generator(device=device).manual_seed(args.seed + TEST_SEED_OFFSET)
@@ -244,6 +287,7 @@ def run_fig3(args) -> dict:
                              "w_norm": wn, "decay_only_perp_norm": decay})
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, device))
+    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
 
@@ -251,7 +295,7 @@ def run_fig3(args) -> dict:
 def run_fig2(args) -> dict:
     """Minimisers of the one-neuron toy over the lambda grid; writes the figure and results."""
     from NeuralNetworks.toy import minimise
-    from NeuralNetworks.utils import run_metadata, write_json
+    from NeuralNetworks.utils import interrupt_seen, run_metadata, write_json
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -265,6 +309,7 @@ def run_fig2(args) -> dict:
     draw_fig2(args.out_dir, res)
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
 
@@ -273,11 +318,12 @@ def run_claims_grid(args) -> dict:
     """Every row of the claims grid over ``--seeds`` seeds; writes the table, CSV, figure and results."""
     from NeuralNetworks.claims import run_claims, table_rows, to_csv, to_markdown, verdict
     from NeuralNetworks.train import TrainConfig
-    from NeuralNetworks.utils import run_metadata, write_json, write_npz, write_text
+    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
     results = run_claims(list(range(args.seed, args.seed + args.seeds)), args.d, args.k, args.steps, args.lr,
                          args.device_resolved, progress=not args.no_progress)
+    optimisation_over()
     rows = table_rows(results, args.k)
     head = (f"Claims grid: d = {args.d}, k = {args.k}, {args.steps} steps, lr {args.lr} (Adam 1e-3), "
             f"batch {TrainConfig.batch}, {args.seeds} seeds; mean ± sd over seeds.\n\n")
@@ -295,6 +341,39 @@ def run_claims_grid(args) -> dict:
            "interrupted": any(r["interrupted"] for r in results)}
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def _write_points(args, rows, U):
+    """``sosp.csv`` and ``sosp_points.npz`` of the certified points ``rows``; returns them as plain dicts."""
+    from NeuralNetworks.sosp import SADDLE_TOL
+    from NeuralNetworks.utils import write_npz, write_text
+    points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
+    for p in points:
+        p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
+    if not rows:
+        return points
+    write_text(os.path.join(args.out_dir, "sosp.csv"), _csv(points))
+    write_npz(os.path.join(args.out_dir, "sosp_points.npz"), W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
+              b=np.stack([r["theta"][:, -1].numpy() for r in rows]), a=np.stack([r["a"].numpy() for r in rows]),
+              lam=np.array([r["lam"] for r in rows]), bias_trained=np.array([r["bias"] == "trained" for r in rows]),
+              seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=args.offset)
+    return points
+
+
+def _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0) -> dict:
+    """A sweep stopped by Ctrl-C (or PGD stopped before its first step): the points certified so far (``sosp.csv``, ``sosp_points.npz``) and results
+    saying so; no PGD, table or figure (they compare whole λ columns)."""
+    from NeuralNetworks.utils import interrupt_seen, run_metadata, write_json
+    points = _write_points(args, rows, U)
+    res = {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
+           "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": [], "collapse_tol": args.collapse_tol,
+           "points_planned": len(grid) * len(seeds) * 2, "sweep_s": sweep_s, "interrupted": True,
+           "wall_s": time.perf_counter() - t0}
+    res["interrupted"] = res["interrupted"] or interrupt_seen()
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
 
@@ -302,9 +381,9 @@ def run_claims_grid(args) -> dict:
 def run_sosp(args) -> dict:
     """Certified stationary points over the λ grid x seeds x bias mode, PGD from the same init; writes
     ``sosp.csv``, ``sosp.md``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
-    from NeuralNetworks.sosp import SADDLE_TOL, decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
+    from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
     from NeuralNetworks.train import TrainConfig
-    from NeuralNetworks.utils import run_metadata, write_json, write_npz, write_text
+    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz, write_text
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -312,17 +391,26 @@ def run_sosp(args) -> dict:
     seeds = list(range(args.seed, args.seed + args.seeds))
     common = dict(d=args.d, k=args.k, width=args.width, offset=args.offset, a_init=args.a_init)
     common = dict(common, coarse=(args.nodes, max(8, args.nodes // 2)))
-    rows, U = sweep(grid, seeds, progress=not args.no_progress, **common)
+    rows, U, stopped = sweep(grid, seeds, progress=not args.no_progress, **common)
     extra = [lam for lam in SOSP_PGD_LAMS if lo <= lam <= hi and not np.isclose(grid, lam).any()]
-    if extra:   # certified points for the extra PGD λs too (first seed), so that every PGD run has a target
-        rows += sweep(extra, seeds[:1], progress=False, **common)[0]
+    if extra and not stopped:   # certified points for the extra PGD λs too (first seed): every PGD run has a target
+        more, _, stopped = sweep(extra, seeds[:1], progress=False, **common)
+        rows += more
     sweep_s = time.perf_counter() - t0
+    if stopped:
+        optimisation_over()
+        return _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0)
     t1 = time.perf_counter()
     pgd_lams = sorted(set(grid) | set(extra))
     pgd_cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias,
                           pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius)
-    hist, lam_r, frozen_r = pgd_runs(pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init,
-                                     pgd_cfg, args.device_resolved, progress=not args.no_progress)
+    try:
+        hist, lam_r, frozen_r = pgd_runs(pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init,
+                                         pgd_cfg, args.device_resolved, progress=not args.no_progress)
+    except KeyboardInterrupt:           # before PGD's first step: keep the certified points
+        optimisation_over()
+        return _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0)
+    optimisation_over()
     pgd_s = time.perf_counter() - t1
     ratio = hist["perp_norm"] / hist["w_norm"]
     tail = hist["step"] >= 0.8 * hist["step"][-1]
@@ -336,14 +424,7 @@ def run_sosp(args) -> dict:
                     "steps_to_collapse": steps_to_collapse(hist["step"], ratio[:, i], tgt, args.collapse_tol),
                     "decay_only_steps": decay_only_steps(hist["step"], hist["perp_norm"][0, i], hist["w_norm"][:, i],
                                                          lam, args.lr, tgt, args.collapse_tol)})
-    points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
-    for p in points:
-        p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
-    write_text(os.path.join(args.out_dir, "sosp.csv"), _csv(points))
-    write_npz(os.path.join(args.out_dir, "sosp_points.npz"), W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
-              b=np.stack([r["theta"][:, -1].numpy() for r in rows]), a=np.stack([r["a"].numpy() for r in rows]),
-              lam=np.array([r["lam"] for r in rows]), bias_trained=np.array([r["bias"] == "trained" for r in rows]),
-              seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=args.offset)
+    points = _write_points(args, rows, U)
     write_npz(os.path.join(args.out_dir, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
               w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
     write_text(os.path.join(args.out_dir, "sosp.md"), summary_markdown(points, pgd, grid))
@@ -359,6 +440,7 @@ def run_sosp(args) -> dict:
            "sweep_s": sweep_s, "pgd_s": pgd_s, "interrupted": bool(hist["interrupted"])}
     res["wall_s"] = time.perf_counter() - t0
     write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
     write_json(os.path.join(args.out_dir, "results.json"), res)
     return res
 
@@ -428,7 +510,7 @@ def plot_only(folder, saved) -> list:
 
 
 def main(argv=None):
-    from NeuralNetworks.utils import set_threads
+    from NeuralNetworks.utils import run_staged, set_threads, write_failed
     args = parse_args(argv)
     if args.plot_only is not None:
         names = plot_only(args.plot_only, args.saved)
@@ -438,7 +520,9 @@ def main(argv=None):
     from NeuralNetworks.train import DivergenceError
     runner = {"fig3": run_fig3, "fig2": run_fig2, "claims": run_claims_grid, "sosp": run_sosp}[args.experiment]
     try:
-        res = runner(args)
+        res = run_staged(args, runner)
+    except OSError as e:
+        write_failed(args, e)
     except DivergenceError as e:
         print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged, try a smaller --lr / "
               "--lr-bias", file=sys.stderr)
@@ -448,6 +532,10 @@ def main(argv=None):
               f"{res['lambda'][0]:.0e}, reaches 0 at lambda {res['smallest_lambda_with_w_frozen_zero']}; with bias "
               f"trained max |w*| = {res['max_abs_w_trained']:.1e} -> {args.out_dir}")
         return res
+    if args.experiment == "sosp" and not res["pgd"]:
+        print(f"sosp: interrupted after {len(res['points'])} of {res['points_planned']} certified points; they are "
+              f"in {args.out_dir} (sosp.csv, sosp_points.npz), without PGD, table or figure")
+        return res
     if args.experiment == "sosp":
         col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
         print(f"sosp: width {args.width}, {len(res['points'])} certified points ({res['saddles']} saddles), "
@@ -455,10 +543,11 @@ def main(argv=None):
               f"max ||W_perp||/||W||: bias trained {res['trained_max_perp_ratio']:.1e}, "
               f"frozen {res['frozen_max_perp_ratio']:.2g}; PGD steps to collapse (trained): "
               + ", ".join(f"{lam:g}: {p['steps_to_collapse']}" for lam, p in sorted(col.items()) if lam >= 1e-3)
-              + f"; {res['wall_s']:.0f} s -> {args.out_dir}")
+              + f"; {res['wall_s']:.0f} s{' (interrupted)' if res['interrupted'] else ''} -> {args.out_dir}")
         return res
     if args.experiment == "claims":
-        print(f"claims: {len(res['rows'])} rows x {args.seeds} seeds, {args.steps} steps, {res['wall_s']:.0f} s; "
+        print(f"claims: {len(res['rows'])} rows x {args.seeds} seeds, {args.steps} steps, {res['wall_s']:.0f} s"
+              f"{' (interrupted)' if res['interrupted'] else ''}; "
               + "; ".join(f"{r['row']}: {np.mean(r['ratio_final']):.2f} ({r['verdict']})" for r in res["rows"])
               + f" -> {args.out_dir}")
         return res

@@ -245,7 +245,7 @@ def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nod
     return out
 
 
-def _lbfgs(pop: Population, Th, max_iter: int):
+def _lbfgs(pop: Population, Th, max_iter: int, gtol: float = 0.0):
     """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until g stops decreasing.
 
     scipy's L-BFGS-B runs with one BLAS thread: between two of our (torch, multi-threaded) gradient
@@ -269,7 +269,7 @@ def _lbfgs(pop: Population, Th, max_iter: int):
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1, user_api="blas"):
         res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0, "maxcor": 30})
+                       options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30})
     return unpack(res.x), int(res.nfev)
 
 
@@ -277,7 +277,7 @@ SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from,
 
 
 def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
-                          max_escapes: int = 3, second_order: bool = True) -> dict:
+                          max_escapes: int = 3, second_order: bool = True, gtol: float = 0.0) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
     L-BFGS on exact gradients: a descent method, which from a generic start does not stop at strict saddles,
@@ -286,7 +286,7 @@ def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_t
     along the negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at
     most ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``,
     ``nfev``, ``escapes`` and ``lam_min_hessian`` (of the returned point; None without ``second_order``)."""
-    Th, nfev = _lbfgs(pop, Th0, max_iter)
+    Th, nfev = _lbfgs(pop, Th0, max_iter, gtol)
     escapes, lam_min = 0, None
     while second_order:
         lam_min, _ = lambda_min(pop, Th, vector=False)
@@ -302,7 +302,7 @@ def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_t
             V = V / 2
         if best is None:
             break
-        Th, n = _lbfgs(pop, best, max_iter)
+        Th, n = _lbfgs(pop, best, max_iter, gtol)
         nfev += n
         escapes += 1
     return {"theta": Th, "nfev": nfev, "escapes": escapes, "lam_min_hessian": lam_min}
@@ -371,7 +371,7 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
           modes=(False, True)):
     """One certified point per (seed, λ, bias trained / frozen) -- ``modes`` lists the frozen flags -- all from
     the seed's init. Returns a list of rows (dicts: the certificate plus ``seed``, ``lam``, ``bias``, ``theta``,
-    ``a``, ``seconds``) and ``U``."""
+    ``a``, ``seconds``), ``U`` and whether a Ctrl-C stopped the sweep (the rows are then those done before it)."""
     import time
     from tqdm import tqdm
     from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
@@ -379,14 +379,17 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
     inits = {s: initial_point(s, d, width, a_init) for s in seeds}
     jobs = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
     rows = []
-    for s, lam, fb in tqdm(jobs, disable=None if progress else True, desc="sosp"):
-        Th0, a = inits[s]
-        pop = Population.build(U, a, Th0[:, -1].clone(), lam, fb, coarse, offset)
-        t = time.perf_counter()
-        pt = certified_point(pop, Th0)
-        rows.append({**pt, "seed": s, "lam": float(lam), "bias": "frozen" if fb else "trained", "a": a,
-                     "seconds": time.perf_counter() - t})
-    return rows, U
+    try:
+        for s, lam, fb in tqdm(jobs, disable=None if progress else True, desc="sosp"):
+            Th0, a = inits[s]
+            pop = Population.build(U, a, Th0[:, -1].clone(), lam, fb, coarse, offset)
+            t = time.perf_counter()
+            pt = certified_point(pop, Th0)
+            rows.append({**pt, "seed": s, "lam": float(lam), "bias": "frozen" if fb else "trained", "a": a,
+                         "seconds": time.perf_counter() - t})
+    except KeyboardInterrupt:           # Ctrl-C keeps the points certified so far
+        return rows, U, True
+    return rows, U, False
 
 
 def pgd_runs(lams, seed, d, k, width, offset, a_init, cfg, device, progress=False):

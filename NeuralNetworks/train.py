@@ -191,7 +191,7 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
     result does not depend on the other runs of the batch). Returns a history with arrays over the recorded steps:
     ``step``, ``loss (T, R)``, ``perp_norm (T, R)``, ``w_norm (T, R)``, ``grad_norm (T, R)``,
     ``snapshots (S, R, h, d)`` of ``W_1`` at ``snapshot_steps``, ``perturbations (R,)`` and
-    ``interrupted`` (Ctrl-C keeps what was trained so far)."""
+    ``interrupted`` (Ctrl-C keeps what was trained so far; before the first recorded step it propagates)."""
     trained = _trained(student, cfg)
     params = [p for p, _, _, _ in trained]
     W, U = student.W, teacher.U
@@ -225,6 +225,8 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
                 _perturb(trained, small, cfg.pgd_radius, generator)
             _step(trained, grads, adam, t)
     except KeyboardInterrupt:
+        if not hist["step"]:            # not one step recorded: nothing to keep, the interrupt goes on up
+            raise
         interrupted = True
     finally:
         bar.close()

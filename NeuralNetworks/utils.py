@@ -5,7 +5,11 @@ Repeated (on purpose, by the project's design) in each experiment folder.
 import json
 import os
 import platform
+import shutil
+import signal
+import sys
 import tempfile
+import threading
 
 import numpy as np
 import torch
@@ -28,6 +32,36 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def available_memory() -> int:
+    """Bytes of memory a new allocation can use now (``MemAvailable`` of /proc/meminfo; elsewhere the physical
+    memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2 ** 62
+
+
+def memory_problem(need_bytes: float, what: str, device=None) -> str | None:
+    """Why a run estimated to need ``need_bytes`` cannot run here (None if it can): more than 80% of the memory
+    available now (on CUDA: of the GPU's free memory). Checked before anything is allocated, so that an
+    impossible size ends in one line rather than an allocator's traceback or a machine swapping to a halt."""
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = available_memory()
+    if need_bytes <= 0.8 * free:
+        return None
+    return (f"{what}: this run needs about {need_bytes / 2 ** 30:.3g} GiB of memory, {free / 2 ** 30:.3g} GiB is "
+            "available")
+
+
 def set_threads(n: int) -> None:
     """Run torch's CPU kernels, and the BLAS/OpenMP pools numpy and scipy use, on ``n`` threads.
 
@@ -46,22 +80,92 @@ def _umask() -> int:
     return mask
 
 
+STAGING = ".staging-"      # a run's outputs are written to the sibling folder .<name>.staging-<pid>, then swapped in
+
+
+class _Interrupt:
+    deferred = False       # the optimisation has ended: a first Ctrl-C lets the outputs of the work done be written
+    seen = False
+
+
+def _on_sigint(signum, frame):
+    if _Interrupt.deferred and not _Interrupt.seen:
+        _Interrupt.seen = True
+        print("\ninterrupted: writing the outputs of the work already done (Ctrl-C again abandons them)",
+              file=sys.stderr, flush=True)
+        return
+    raise KeyboardInterrupt
+
+
+def optimisation_over() -> None:
+    """Called by a run when its optimisation has ended (finished or interrupted): from here a first Ctrl-C no
+    longer stops the run but lets it write the outputs of what it computed (see :func:`run_staged`)."""
+    _Interrupt.deferred = True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _clean_stale(parent, name):
+    """Remove what a killed run left beside ``parent/name``: its staging folder, and -- when the kill came between
+    the two renames of a swap -- put the previous run's folder back."""
+    prefix = f".{name}{STAGING}"
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(prefix):].split(".")[0]
+        if not entry.startswith(prefix) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        path = os.path.join(parent, entry)
+        if entry.endswith(".old") and not os.path.exists(os.path.join(parent, name)):
+            os.rename(path, os.path.join(parent, name))
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def check_writable(folder) -> str | None:
-    """Why ``folder`` cannot receive a run's outputs (None if it can): created if missing, then a probe file
-    written and removed (and folders made for the probe removed again) -- checked before any work, so that no
-    run ends in a failed write. Stale ``.tmp-*`` files that a killed run left there are removed."""
+    """Why ``folder`` cannot receive a run's outputs (None if it can), checked before any work.
+
+    A run writes its outputs into a staging folder beside ``folder`` and then swaps it in whole, so ``folder``
+    must be new, empty or an earlier run's (it holds a ``config.json``) -- never a folder of other files, which the
+    swap would remove -- and its parent must be writable (probed by making and removing a folder there). What a
+    killed run left there is cleaned up first (see :func:`_clean_stale`)."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         return f"--out-dir {folder} exists and is not a folder"
     folder = os.path.abspath(folder)
-    created, up = [], folder
+    parent, name = os.path.split(folder)
+    if not name:
+        return f"--out-dir {folder}: a run needs a folder of its own"
+    _clean_stale(parent, name)
+    try:
+        for entry in os.listdir(folder) if os.path.isdir(folder) else ():
+            if entry.startswith(".tmp-"):              # a temporary file an older, killed run left
+                os.remove(os.path.join(folder, entry))
+        foreign = os.path.isdir(folder) and bool(os.listdir(folder)) and not os.path.isfile(
+            os.path.join(folder, "config.json"))
+    except OSError as e:
+        return f"--out-dir {folder}: cannot be read ({e.strerror or e.__class__.__name__})"
+    if foreign:
+        return (f"--out-dir {folder} holds files that are not a run's outputs (no config.json); a run replaces its "
+                "folder whole: give a new, empty or earlier run's folder")
+    created, up = [], parent
     while not os.path.exists(up):              # the folders a run would create; removed again after the probe
         created.append(up)
         up = os.path.dirname(up)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        os.close(fd)
-        os.remove(probe)
+        os.makedirs(parent, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=f".{name}{STAGING}probe"))
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
         return f"--out-dir {folder}: cannot write there ({e.strerror or e.__class__.__name__})"
     finally:
@@ -70,15 +174,63 @@ def check_writable(folder) -> str | None:
                 os.rmdir(d)
             except OSError:
                 pass
-    if created:
-        return None
-    for name in os.listdir(folder):
-        if name.startswith(".tmp-"):
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
     return None
+
+
+def run_staged(args, runner):
+    """``runner(args)`` with every output staged: ``args.out_dir`` points, while it runs, to a new folder beside
+    the requested one (``args.final_out_dir``), which replaces the requested folder only once the run has written
+    everything. So a run folder always holds one complete run -- this one, or the one before it -- never a mix:
+    an error or a Ctrl-C before the optimisation has ended removes the staging folder and leaves the old run in
+    place. After the optimisation (:func:`optimisation_over`) a first Ctrl-C lets the outputs be written (the
+    result says ``interrupted``: :func:`interrupt_seen`); a second abandons them. Returns ``runner(args)``.
+    An ``OSError`` while writing leaves the requested folder as it was; :func:`write_failed` reports it."""
+    final = os.path.abspath(args.out_dir)
+    parent, name = os.path.split(final)
+    os.makedirs(parent, exist_ok=True)
+    stage = os.path.join(parent, f".{name}{STAGING}{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    os.mkdir(stage)
+    _Interrupt.deferred = _Interrupt.seen = False
+    main_thread = threading.current_thread() is threading.main_thread()    # signals reach the main thread only
+    main_thread = main_thread and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN   # nohup & co: respected
+    previous = signal.signal(signal.SIGINT, _on_sigint) if main_thread else None
+    args.out_dir, args.final_out_dir = stage, args.out_dir
+    try:
+        res = runner(args)
+        _Interrupt.deferred = True                       # the run is complete: a Ctrl-C now cannot lose it
+        if main_thread:                                  # the swap is never cut between its two renames
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            old = stage + ".old"
+            if os.path.exists(final):
+                os.rename(final, old)
+            os.rename(stage, final)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if main_thread:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        args.out_dir = args.final_out_dir
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+        _Interrupt.deferred = False
+    return res
+
+
+def interrupt_seen() -> bool:
+    """Whether a Ctrl-C came after the optimisation ended (the run then finishes its outputs and says so)."""
+    return _Interrupt.seen
+
+
+def write_failed(args, err: OSError):
+    """One line and exit status 1 for an output that could not be written (disk full, folder removed...)."""
+    print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: cannot write the outputs to {args.out_dir} "
+          f"({err.strerror or err}); nothing was changed there", file=sys.stderr)
+    sys.exit(1)
 
 
 def _atomic(path, write):
@@ -148,7 +300,9 @@ def save_figure(fig, path_stem):
 def run_metadata(args, device) -> dict:
     """Every argument plus library versions and the device, for ``config.json``."""
     import matplotlib
-    return {"args": vars(args), "device": str(device), "python": platform.python_version(),
+    plain = {k: v for k, v in vars(args).items() if k != "final_out_dir"}
+    plain["out_dir"] = getattr(args, "final_out_dir", None) or args.out_dir     # the run's folder, not its staging
+    return {"args": plain, "device": str(device), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "matplotlib": matplotlib.__version__,
             "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "platform": platform.platform()}

@@ -162,6 +162,9 @@ def test_quick_pairwise_surrogate_on_a_npy_file(tmp_path):
 
 
 BAD = {
+    "empty.npy": None,                     # a zero-byte file
+    "archive.npy": "npz",                  # an .npz archive under a .npy name
+    "norows.npy": np.zeros((0, 5)),
     "3d.npy": np.zeros((2, 3, 4)),
     "nan.npy": np.array([[1.0, np.nan], [1.0, 2.0]]),
     "zero.npy": np.array([[1.0, 2.0], [0.0, 0.0]]),
@@ -173,10 +176,19 @@ BAD = {
     (["--eps", "0.2"], "--objective surrogate only"), (["--tau", "0.3"], "--tau"), (["--lam", "0.5"], "--lam"),
     (["--objective", "surrogate", "--tol", "0.1"], "--objective max only"), (["--lam", "-1"], "--lam"), (["--n", "1", "--target", "pairwise"], "pairwise"),
     (["--data", "/nonexistent.npy"], "no such file"), (["--data", "3d.npy"], "2-d"),
-    (["--data", "nan.npy"], "NaN"), (["--data", "zero.npy"], "row 1 is zero"), (["--data", "weird"], "weird")])
+    (["--data", "nan.npy"], "NaN"), (["--data", "zero.npy"], "row 1 is zero"), (["--data", "weird"], "weird"),
+    (["--data", "empty.npy"], "not a readable .npy"), (["--data", "archive.npy"], ".npz archive"),
+    (["--data", "norows.npy"], "at least one row"), (["--batch", "100000000000"], "GiB"),
+    (["--n", "100000000000"], "GiB"), (["--target", "pairwise", "--n", "3000000"], "GiB")])
 def test_bad_input(tmp_path, argv, expect, capsys):
     for name, arr in BAD.items():
-        np.save(tmp_path / name, arr)
+        if arr is None:
+            (tmp_path / name).write_bytes(b"")
+        elif isinstance(arr, str):
+            with open(tmp_path / name, "wb") as f:
+                np.savez(f, a=np.ones((3, 3)))
+        else:
+            np.save(tmp_path / name, arr)
     argv = [str(tmp_path / a) if a in BAD else a for a in argv]
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as e:
@@ -261,3 +273,61 @@ def test_seeds_outside_the_range_refused(capsys):
     utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
     assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
         {"a": [1.0, None], "b": [None, 2.0]}
+
+
+def test_huge_entries_tiny_sizes_and_overshooting_steps(tmp_path, capsys):
+    """Entries of 1e300 are normalised without overflow (the same points as the data divided by 1e300);
+    d = k = 1 runs; a step size so large that no iterate beats M = 0 is one line and exit 2, not 'distortion 1'."""
+    X = np.random.default_rng(0).random((30, 12))
+    np.save(tmp_path / "small.npy", X)
+    np.save(tmp_path / "huge.npy", X * 1e300)
+    a = main(["--data", str(tmp_path / "small.npy"), "--k", "4", "--quick", "--no-progress", "--out-dir", str(tmp_path / "a")])
+    b = main(["--data", str(tmp_path / "huge.npy"), "--k", "4", "--quick", "--no-progress", "--out-dir", str(tmp_path / "b")])
+    for key in ("max_distortion", "gaussian_mean", "orthogonal_mean", "sparse_mean", "pca"):
+        assert math.isfinite(b[key]) and b[key] == pytest.approx(a[key], rel=1e-9), key
+    r = main(["--d", "1", "--k", "1", "--n", "10", "--quick", "--no-progress", "--out-dir", str(tmp_path / "c")])
+    assert r["orthogonal_mean"] == pytest.approx(0, abs=1e-12) and math.isfinite(r["max_distortion"])
+    with pytest.raises(SystemExit) as e:
+        main(["--lr", "1e6", "--quick", "--no-progress", "--out-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "smaller --lr" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
+def _signal_in(monkeypatch, module, name):
+    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
+    import signal
+    original, calls = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before the optimisation has ended leaves the previous complete run; after it (in the baselines)
+    the run writes everything and says 'interrupted'; a failed write is one line, exit 1, the folder unchanged."""
+    from JohnsonLindenstrauss import baselines, sampler, utils
+    out = tmp_path / "out"
+    argv = ["--quick", "--no-progress", "--steps", "20", "--draws", "10", "--out-dir", str(out)]
+    main(argv)
+    before = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))}
+    with monkeypatch.context() as m:
+        _signal_in(m, sampler.GaussianSampler, "__init__")      # before the first step
+        with pytest.raises(KeyboardInterrupt):
+            main(argv + ["--seed", "5"])
+    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
+    with monkeypatch.context() as m:
+        m.setattr(utils, "write_npy", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--seed", "5"])
+    assert e.value.code == 1 and "No space left" in capsys.readouterr().err
+    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
+    with monkeypatch.context() as m:
+        _signal_in(m, baselines, "pca_projection")             # after the optimisation
+        res = main(argv + ["--seed", "5"])
+    assert res["interrupted"] and json.load(open(out / "results.json"))["interrupted"]
+    assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]

@@ -203,9 +203,29 @@ def test_gset_reader(tmp_path):
     n, e, w = read_graph(os.path.join(GSET_DIR, "G11.txt"))
     assert (n, len(e)) == (800, 1600) and set(w.tolist()) == {-1.0, 1.0}
     el = tmp_path / "el.txt"
-    el.write_text("# comment\n10 20\n20 30 2.5\n30 10\n")
+    el.write_text("# comment\n10 20 1\n20 30 2.5\n30 10 1\n")
     n, e, w = read_graph(str(el))
     assert n == 3 and e.tolist() == [[0, 1], [0, 2], [1, 2]] and w.tolist() == [1.0, 1.0, 2.5]
+
+
+def test_graph_format_is_decided_once_and_can_be_named(tmp_path):
+    """A file is one format, chosen from its first two lines (or by --graph-format) and saved with the results;
+    every other line must fit it -- a malformed G-set file is never re-read as an edge list."""
+    from MAXCUT.graphs import GraphFormatError, read_graph_file
+    f = tmp_path / "g.txt"
+    f.write_text("4 3\n1 2\n2 3\n3 4\n")
+    with pytest.raises(GraphFormatError, match="g.txt:1:"):
+        read_graph_file(str(f))
+    (n, e, w), fmt = read_graph_file(str(f), "edges")          # the user says: an edge list ('4 3' = '3 4')
+    assert fmt == "edges" and n == 4 and e.tolist() == [[0, 1], [1, 2], [2, 3]] and w.tolist() == [1.0, 1.0, 2.0]
+    with pytest.raises(GraphFormatError, match="g.txt:2: a G-set edge line is 'i j w'"):
+        read_graph_file(str(f), "gset")
+    f.write_text("4 3\n1 2 1\n2 3 1\n3 4 1\n")
+    assert read_graph_file(str(f))[1] == "gset" and read_graph(str(f))[0] == 4
+    with pytest.raises(GraphFormatError, match="g.txt:2: 3 fields, but this edge list"):
+        read_graph_file(str(f), "edges")                        # '4 3' then three-field lines: not one edge list
+    res = main(["--graph", str(f), "--quick", "--no-progress", "--out-dir", str(tmp_path / "out")])
+    assert res["graph_format"] == "gset" and res["cut"] == res["exact"] == 3
 
 
 def _expected_outputs(d):
@@ -237,6 +257,16 @@ def test_networkx_graph_source_keeps_gnp(tmp_path):
     assert res["graph"] == "gnp_15_0.6_seed42" and res["edges"] == len(e) and res["exact"] == brute_force(n, e, w)[0]
 
 
+def test_quick_is_quick_at_every_size(tmp_path):
+    """--quick caps the SDP's iterations too (a 2000-node random graph took minutes): its bound stays a bound."""
+    from MAXCUT.main import QUICK_SDP_ITERS, parse_args
+    args, graph = parse_args(["--nodes", "300", "--edge-prob", "0.1", "--quick", "--out-dir", str(tmp_path / "o")])
+    assert args.sdp_iters == QUICK_SDP_ITERS and args.steps == 500 and args.rounds == 200
+    n, e, w = graph
+    V, value = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=args.sdp_iters)
+    assert np.allclose(np.linalg.norm(V, axis=1), 1) and gw_expected(V, e, w) <= value <= w.sum()
+
+
 def test_quick_gset_run_with_polish(tmp_path):
     res = main(["--graph", os.path.join(GSET_DIR, "G14.txt"), "--quick", "--polish", "--no-progress",
                 "--out-dir", str(tmp_path)])
@@ -248,6 +278,17 @@ def test_quick_gset_run_with_polish(tmp_path):
 
 BAD_FILES = {
     "header.txt": ("4 x\n1 2 1\n", ":1:"),
+    "header_alone.txt": ("5 3\n", ":1:"),                           # G-set header without edges, or one edge?
+    "missing_weight.txt": ("4 3\n1 2 1\n2 3\n3 4 1\n", ":3:"),      # G-set (line 2 has a weight); line 3 has none
+    "trailing_line.txt": ("4 3\n1 2 1\n2 3 1\n3 4 1\n1 4 1\n", ":5:"),  # one edge more than the header says
+    "unweighted_header.txt": ("4 3\n1 2\n2 3\n3 4\n", ":1:"),     # a header over unweighted lines: ambiguous
+    "mixed_edge_list.txt": ("1 2\n2 3 1\n3 4\n", ":1:"),          # read as G-set: its header '1 2' is invalid
+    "four_fields.txt": ("1 2 1 7\n2 3 1 7\n", ":1:"),
+    "mixed_weights.txt": ("1 2 1\n2 3\n", ":2:"),                  # an edge list is all 'u v' or all 'u v w'
+    "zero_weights.txt": ("3 2\n1 2 0\n2 3 0\n", "non-zero weight"),   # every cut is 0
+    "cancelling.txt": ("3 2\n1 2 1\n2 1 -1\n", "non-zero weight"),   # the same edge twice: weights add to 0
+    "huge_weights.txt": ("3 2\n1 2 1e300\n2 3 1e300\n", "rescale"),  # squares overflow float64
+    "huge_header.txt": ("100000000 1\n1 2 1\n", "GiB"),             # 10^8 nodes: refused before allocating
     "nonint.txt": ("3 2\n1 2 1\n2 b 1\n", ":3:"),
     "range.txt": ("3 2\n1 2 1\n2 4 1\n", ":3:"),
     "loop.txt": ("3 2\n1 2 1\n3 3 1\n", ":3:"),
@@ -259,7 +300,8 @@ def test_malformed_graph_files(tmp_path, name, capsys):
     text, where = BAD_FILES[name]
     f = tmp_path / name
     f.write_text(text)
-    _assert_bad([("--graph", str(f))], tmp_path, expect=[name + where], capsys=capsys)
+    _assert_bad([("--graph", str(f))], tmp_path, expect=[name + where if where.startswith(":") else where],
+                capsys=capsys)
 
 
 @pytest.mark.parametrize("argv,expect", [
@@ -268,7 +310,9 @@ def test_malformed_graph_files(tmp_path, name, capsys):
     (["--nodes", "5", "--edge-prob", "1e-9"], "no edges"),
     (["--chains", "4"], "pathwise"), (["--delta", "0.37"], "pathwise"),               # the default run is score
     (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--nodes", "20"], "--nodes"),
-    (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--graph-source", "torch"], "--graph-source")])
+    (["--graph", os.path.join(GSET_DIR, "G14.txt"), "--graph-source", "torch"], "--graph-source"),
+    (["--nodes", "100000"], "GiB"), (["--samples", "100000000000"], "GiB"),       # more memory than there is
+    (["--estimator", "pathwise", "--delta", "1e-300"], "--delta"), (["--graph-format", "gset"], "--graph")])
 def test_bad_arguments(tmp_path, argv, expect, capsys):
     _assert_bad([tuple(argv)], tmp_path, expect=[expect], capsys=capsys)
 
@@ -364,3 +408,75 @@ def test_seeds_outside_the_range_refused(capsys):
     utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
     assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
         {"a": [1.0, None], "b": [None, 2.0]}
+
+
+def _signal_in(monkeypatch, module, name):
+    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
+    import signal
+    original, calls = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def _folder_bytes(folder):
+    return {p: open(os.path.join(folder, p), "rb").read() for p in sorted(os.listdir(folder))}
+
+
+def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before the optimisation has ended (here: in the SDP, or in the baselines) stops the run and leaves
+    the folder holding the previous complete run; after it (here: in the polish) the run writes everything it
+    computed and says 'interrupted'; a failed write (disk full) is one line, exit 1, the folder unchanged."""
+    from MAXCUT import baselines, utils
+    out = tmp_path / "out"
+    argv = ["--graph", os.path.join(GSET_DIR, "G14.txt"), "--quick", "--polish", "--no-progress", "--sdp-iters",
+            "50", "--out-dir", str(out)]
+    main(argv)
+    before = _folder_bytes(out)
+    for phase in ("solve_sdp", "gw_round"):
+        with monkeypatch.context() as m:
+            _signal_in(m, baselines, phase)
+            with pytest.raises(KeyboardInterrupt):
+                main(argv + ["--seed", "5"])
+        assert _folder_bytes(out) == before and sorted(os.listdir(tmp_path)) == ["out"], phase
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as m:
+        m.setattr(utils, "write_npz", disk_full)
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--seed", "5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "No space left" in err and len(err.strip().splitlines()) == 1
+    assert _folder_bytes(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
+
+    with monkeypatch.context() as m:
+        _signal_in(m, baselines, "local_search")
+        res = main(argv + ["--seed", "5"])
+    assert res["interrupted"] and res["cut_polished"] is not None
+    saved = json.load(open(out / "results.json"))
+    assert saved["interrupted"] and saved["cut"] == res["cut"] and sorted(os.listdir(tmp_path)) == ["out"]
+    assert json.load(open(out / "config.json"))["args"]["seed"] == 5 and len(os.listdir(out)) == len(before)
+
+
+def test_a_killed_runs_leftovers_are_cleaned(tmp_path):
+    """kill -9 leaves a staging folder beside the run folder (and, if it struck mid-swap, the previous run moved
+    aside): the next run removes the first and puts the second back before it starts."""
+    out = tmp_path / "out"
+    dead = 2 ** 22 + 12345                            # above the usual pid_max of 4194304: no such process
+    stale = tmp_path / f".out.staging-{dead}"
+    stale.mkdir()
+    (stale / ".tmp-x.npz").write_bytes(b"truncated")
+    aside = tmp_path / f".out.staging-{dead}.old"
+    aside.mkdir()
+    (aside / "config.json").write_text("{}")
+    from MAXCUT.utils import check_writable
+    assert check_writable(str(out)) is None
+    assert sorted(os.listdir(tmp_path)) == ["out"] and os.listdir(out) == ["config.json"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not a run's")
+    assert "not a run's outputs" in check_writable(str(tmp_path / "mine"))

@@ -143,7 +143,9 @@ def test_quick_run_writes_every_output_and_is_reproducible(tmp_path):
     assert_plot_only_redraws(main, a)
 
 
-@pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--bogus"]]
+@pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--bogus"],
+                                  ["--width", "1e12"], ["--batch", "100000000000"], ["--d", "1000000000"],
+                                  ["--d", "1", "--k", "1"], ["--k", "2", "--experiment", "claims", "--d", "2"]]
                          + ([] if torch.cuda.is_available() else [["--device", "cuda"]]))
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, capsys):
     out = tmp_path / "out"
@@ -244,3 +246,60 @@ def test_seeds_outside_the_range_refused(capsys):
     utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
     assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
         {"a": [1.0, None], "b": [None, 2.0]}
+
+
+def _signal_in(monkeypatch, module, name):
+    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
+    import signal
+    original, calls = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before training leaves the previous complete run in place; during training the run keeps what was
+    trained (the loop's own catch); after it (in the test error) the run writes everything and says
+    'interrupted'; a failed write is one line, exit 1, the folder unchanged."""
+    from NeuralNetworks import model, train, utils
+    out = tmp_path / "out"
+    argv = ["--quick", "--no-progress", "--steps", "50", "--width", "32", "--out-dir", str(out)]
+    main(argv)
+    before = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))}
+    with monkeypatch.context() as m:
+        _signal_in(m, model, "init_student")
+        with pytest.raises(KeyboardInterrupt):
+            main(argv + ["--seed", "5"])
+    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
+    with monkeypatch.context() as m:
+        m.setattr(utils, "write_npz", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--seed", "5"])
+    assert e.value.code == 1 and "No space left" in capsys.readouterr().err
+    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
+    with monkeypatch.context() as m:
+        _signal_in(m, train, "loss_and_grads")                  # the first training step: nothing to keep
+        with pytest.raises(KeyboardInterrupt):
+            main(argv + ["--seed", "6"])
+    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
+    original, calls = train.loss_and_grads, []
+
+    def tenth_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 10:
+            import signal
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(train, "loss_and_grads", tenth_interrupted)   # mid-training: what was trained is kept
+        res = main(argv + ["--seed", "6"])
+    assert res["interrupted"] and 0 < res["steps_run"] < 50 and json.load(open(out / "results.json"))["interrupted"]
+    with monkeypatch.context() as m:
+        _signal_in(m, train, "test_mse")                        # after training
+        res = main(argv + ["--seed", "5"])
+    assert res["interrupted"] and res["steps_run"] == 50 and json.load(open(out / "results.json"))["interrupted"]
+    assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]

@@ -2,6 +2,7 @@
 Stein's identity, the certificate and its inequality, a small sweep, the experiment's outputs."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_certified_point_obeys_the_lemma():
 
 
 def test_small_sweep_bias_trained_removes_W_perp():
-    rows, _ = sweep([1e-3, 1e-2, 1e-1], [0], width=64, modes=(False,))
+    rows, _, _ = sweep([1e-3, 1e-2, 1e-1], [0], width=64, modes=(False,))
     assert len(rows) == 3
     for r in rows:
         assert r["perp_ratio"] <= 1e-5 and r["lam_min_hessian"] > -1e-9 and r["grad_norm"] < 1e-7
@@ -159,3 +160,24 @@ def test_sosp_flags_are_refused_elsewhere(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--offset", "1", "--out-dir", str(tmp_path / "o")])
     assert e.value.code == 2 and "--offset" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_sweep_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C during the sweep of certified points keeps those already certified (csv, npz, results saying
+    'interrupted'), without the PGD runs, table or figure, in a complete folder of its own."""
+    import signal
+    from NeuralNetworks import sosp
+    original, calls = sosp.certified_point, []
+
+    def second_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(sosp, "certified_point", second_interrupted)
+    out = tmp_path / "out"
+    res = main(["--experiment", "sosp", "--quick", "--no-progress", "--width", "16", "--out-dir", str(out)])
+    assert res["interrupted"] and len(res["points"]) == 1 and res["pgd"] == [] and res["points_planned"] == 6
+    assert sorted(os.listdir(out)) == ["config.json", "results.json", "sosp.csv", "sosp_points.npz"]
+    assert np.load(out / "sosp_points.npz")["W"].shape == (1, 16, 2)
+    assert "interrupted after 1 of 6" in capsys.readouterr().out
