@@ -73,9 +73,41 @@ def _finite_number(zero_allowed):
 _nonneg, _positive = _finite_number(True), _finite_number(False)
 
 
+def _in_range(lo, hi, why, lo_open=False, hi_open=False):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number")
+        if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)):
+            raise argparse.ArgumentTypeError(f"{s} is not allowed; it must lie in {'(' if lo_open else '['}{lo:g}, "
+                                             f"{hi:g}{')' if hi_open else ']'} ({why})")
+        return v
+    return parse
+
+
+_below_one = _in_range(0, 1, "the initial M = 0 has distortion 1: a larger tolerance stops before any step",
+                       lo_open=True, hi_open=True)
+_tau = _in_range(1e-6, 1e6, "a narrower indicator overflows exp")
+
+
 # torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
 # 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
 MAX_SEED = 2 ** 29 - 1
+
+def _threads(s):
+    """--threads: an integer from 1 to 4x the cores this process may use (far more made torch's thread pool
+    crash: --threads 100000 ended in a segmentation fault)."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not 1 <= v <= 4 * cores:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; it must lie in [1, {4 * cores}] (4 x the {cores} "
+                                         "cores available)")
+    return v
+
 
 
 def _seed(s):
@@ -107,15 +139,17 @@ def build_parser():
     a("--batch", type=_int_at_least(1), default=jc.batch, help="matrices sampled per step (paper: 20)")
     a("--lr", type=_positive, default=jc.lr, help="Adam step size (paper: 0.01)")
     a("--steps", type=_int_at_least(1), default=jc.steps, help="maximum steps (paper: 5000)")
-    a("--tol", type=_positive, default=jc.tol, help="'max': stop when the sampled max distortion is below (paper: 0.01)")
+    a("--tol", type=_below_one, default=jc.tol,
+      help="'max': stop when the sampled max distortion is below, in (0, 1) (paper: 0.01)")
     a("--eps", type=_positive, default=jc.eps, help="'surrogate': distortion threshold epsilon")
     a("--lam", type=_nonneg, default=jc.lam,
       help="'surrogate': weight of the variance penalty (ours; see model.py; 0: no penalty)")
-    a("--tau", type=_positive, default=None, help="'surrogate': width of the smoothed indicator (default sqrt(2/k))")
+    a("--tau", type=_tau, default=None,
+      help="'surrogate': width of the smoothed indicator, in [1e-6, 1e6] (default sqrt(2/k))")
     a("--draws", type=_int_at_least(1), default=1000, help="Gaussian matrices for the baseline (paper: 1000)")
     a("--seed", type=_seed, default=0, help="seed of the data and of every random draw")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
-    a("--threads", type=_int_at_least(1), default=1,
+    a("--threads", type=_threads, default=1,
       help="CPU threads (default 1: measured, every configuration here ran faster on one thread than on two, "
            "idle or not)")
     a("--out-dir", default=None, help="output folder (default JohnsonLindenstrauss/results/fig7/ for the paper's "
@@ -299,7 +333,9 @@ def main(argv=None):
     except OSError as e:
         write_failed(args, e)
     except DivergenceError as e:
-        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; try a smaller --lr", file=sys.stderr)
+        hint = "" if "did not move" in str(e) else (
+            "; try a smaller --lr" + (" (or --lam, a larger --tau)" if args.objective == "surrogate" else ""))
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}{hint}", file=sys.stderr)
         sys.exit(2)
     hold = (f", held-out {res['holdout_max_distortion']:.4f} (Gaussian mean {res['holdout']['gaussian_mean']:.3f})"
             if res["holdout_max_distortion"] is not None else "")

@@ -98,8 +98,11 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     finally:
         bar.close()
     if best_t == 0 and len(hist["loss"]) > 1 and not interrupted:
+        moved = float(M.detach().abs().max())
+        why = ("the steps overshoot" if moved > 1e-6 else f"M did not move (largest entry {moved:.2g}): try a larger "
+               "--lr" + (" or --eps within reach of the distortions" if per_entry else ""))
         raise DivergenceError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
-                              f"(max distortion {best:.3g}): the steps overshoot")
+                              f"(max distortion {best:.3g}): {why}")
     out = {key: np.asarray(v) for key, v in hist.items()}
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
                steps_run=len(hist["loss"]),

@@ -80,6 +80,20 @@ _pos, _nonneg = _float_in(0, math.inf), _float_in(0, math.inf, lo_open=False)
 # 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
 MAX_SEED = 2 ** 29 - 1
 
+def _threads(s):
+    """--threads: an integer from 1 to 4x the cores this process may use (far more made torch's thread pool
+    crash: --threads 100000 ended in a segmentation fault)."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not 1 <= v <= 4 * cores:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; it must lie in [1, {4 * cores}] (4 x the {cores} "
+                                         "cores available)")
+    return v
+
+
 
 def _seed(s):
     """A seed: an integer in [0, MAX_SEED]."""
@@ -138,7 +152,7 @@ def build_parser():
       help="seed of the optimisation's draws (the SDP start uses seed + 2, the roundings seed + 1); default 43, "
            "the authors' optimisation seed, for the score estimator, 0 for the pathwise one")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
-    a("--threads", type=_int_at_least(1), default=1,
+    a("--threads", type=_threads, default=1,
       help="CPU threads (default 1: measured, Fig. 5 is as fast on one thread as on two idle and 3x slower on two "
            "beside a busy process; G1's whole run took 42 s on one, 38-53 s on two)")
     a("--out-dir", default=None, help="output folder (default MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")

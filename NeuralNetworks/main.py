@@ -68,15 +68,19 @@ def _positive_int(s):
     return v
 
 
+FLOAT_MAX = 1e30    # training runs in float32 (largest 3.4e38): larger step sizes, penalties or noise overflow it
+
+
 def _float_at_least(lo, strict):
     def parse(s):
         try:
             v = float(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{s!r} is not a number")
-        if not math.isfinite(v) or v < lo or (strict and v == lo):
+        if not math.isfinite(v) or v < lo or (strict and v == lo) or v > FLOAT_MAX:
             raise argparse.ArgumentTypeError(
-                f"{s} is not allowed; it must be a finite number {'>' if strict else '>='} {lo:g}")
+                f"{s} is not allowed; it must be a finite number {'>' if strict else '>='} {lo:g} and at most "
+                f"{FLOAT_MAX:g} (training runs in float32)")
         return v
     return parse
 
@@ -94,6 +98,20 @@ class _Parser(argparse.ArgumentParser):
 # torch's CPU generator reads only the low 32 bits of a seed: below 2^29 no two seeds (nor their offset and
 # 1000x-strided streams) share a stream, and scikit-learn's random_state (< 2^32) accepts every one
 MAX_SEED = 2 ** 29 - 1
+
+def _threads(s):
+    """--threads: an integer from 1 to 4x the cores this process may use (far more made torch's thread pool
+    crash: --threads 100000 ended in a segmentation fault)."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not 1 <= v <= 4 * cores:
+        raise argparse.ArgumentTypeError(f"{v} is not allowed; it must lie in [1, {4 * cores}] (4 x the {cores} "
+                                         "cores available)")
+    return v
+
 
 
 def _seed(s):
@@ -146,7 +164,7 @@ def build_parser():
     a("--freeze-bias", action="store_true", help="keep b at its initial value (paper: b trained)")
     a("--seed", type=_seed, default=0, help="seed of every random draw (init, data, perturbations)")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
-    a("--threads", type=_positive_int, default=None,
+    a("--threads", type=_threads, default=None,
       help=f"CPU threads (default: every available core for sosp at width >= {THREADS_MIN_SOSP_WIDTH}, whose "
            "float64 quadrature passes are large; 1 otherwise: a training step's kernels are too small to share)")
     a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/<experiment>/)")
@@ -188,10 +206,13 @@ def parse_args(argv=None):
     if exp == "sosp":
         if args.d > 3:
             parser.error(f"--d {args.d}: the sosp quadrature is a tensor grid, it allows d <= 3")
-        if not math.isfinite(args.offset):
-            parser.error(f"--offset {args.offset}: must be a finite number")
-        if args.nodes < 4:
-            parser.error(f"--nodes {args.nodes}: at least 4 Gauss-Hermite nodes per axis")
+        if not (math.isfinite(args.offset) and abs(args.offset) <= 1e6):
+            parser.error(f"--offset {args.offset}: must be a number in [-1e6, 1e6] (PGD squares it in float32)")
+        from NeuralNetworks.sosp import MAX_GRID
+        coarse = args.nodes ** args.k * max(8, args.nodes // 2) ** (args.d - args.k)
+        if args.nodes < 4 or coarse > MAX_GRID:
+            parser.error(f"--nodes {args.nodes}: at least 4 Gauss-Hermite nodes per axis, and at most {MAX_GRID} in "
+                         f"the coarse rule (this one has {coarse})")
     grid_given = args.lam_grid is not None
     args.lam_grid = args.lam_grid or DEFAULT_LAM_GRID.get(exp, ("1e-4", "10", "41"))
     try:
@@ -524,8 +545,8 @@ def main(argv=None):
     except OSError as e:
         write_failed(args, e)
     except DivergenceError as e:
-        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged, try a smaller --lr / "
-              "--lr-bias", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}; the run diverged or overflowed float32: "
+              "try a smaller --lr / --lr-bias (or --lam, --noise)", file=sys.stderr)
         sys.exit(2)
     if args.experiment == "fig2":
         print(f"fig2 ({args.activation}): |w*| with bias frozen {res['w_frozen'][0]:.4f} at lambda "
