@@ -49,9 +49,14 @@ def local_search(n, edges, weights, x):
 def gw_expected(V, edges, weights):
     """Expected cut of Goemans-Williamson rounding: ``sum w arccos<v_i, v_j> / pi``. ``V: (n, r)``."""
     V = torch.as_tensor(V, dtype=torch.float64)
-    e = torch.as_tensor(edges)
-    cos = (V[e[:, 0]] * V[e[:, 1]]).sum(1).clamp(-1, 1)
-    return float((torch.as_tensor(weights) * torch.arccos(cos)).sum() / math.pi)
+    e, w = torch.as_tensor(edges), torch.as_tensor(weights)
+    step = max(1, 2 ** 22 // V.shape[1])              # edges per pass: the gathered rows stay below 32 MB
+    total = 0.0
+    for i in range(0, len(e), step):
+        a, b = e[i:i + step, 0], e[i:i + step, 1]
+        cos = (V[a] * V[b]).sum(1).clamp(-1, 1)
+        total += float((w[i:i + step] * torch.arccos(cos)).sum())
+    return total / math.pi
 
 
 def gw_round(V, edges, weights, k, generator):
@@ -60,7 +65,9 @@ def gw_round(V, edges, weights, k, generator):
     V = torch.as_tensor(V, dtype=torch.float64)
     R = torch.randn(V.shape[1], k, generator=generator, dtype=torch.float64)
     X = (V @ R < 0).T.to(torch.int64)                                    # (k, n)
-    cuts = cut_value(torch.as_tensor(edges), torch.as_tensor(weights), X)
+    e, w = torch.as_tensor(edges), torch.as_tensor(weights)
+    step = max(1, 2 ** 22 // max(1, len(e)))        # roundings per pass: the (rounds, m) gathers stay below 64 MB
+    cuts = torch.cat([cut_value(e, w, X[i:i + step]) for i in range(0, k, step)])
     return cuts.numpy(), X[int(torch.argmax(cuts))].numpy()
 
 

@@ -38,6 +38,7 @@ NX_AUTO_MAX_NODES = 300
 ROUNDING_SEED_OFFSET = 1   # the GW roundings draw from seed + this
 SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
 QUICK_SDP_ITERS = 200      # --quick: the SDP's L-BFGS iterations (a bound close to the SDP value, not at it)
+QUICK_WORK = 2e10          # --quick: about this many multiply-adds at most for the steps (1% of it for the SDP)
 WEIGHT_RANGE = (1e-100, 1e100)   # total |weight| of a graph: beyond this, sums of squares over- or underflow
 
 
@@ -209,10 +210,14 @@ def parse_args(argv=None):
         parser.error(f"--{pathwise_options[0]} applies to the pathwise estimator only, not to --estimator score")
     if args.seed is None:
         args.seed = 43 if args.estimator == "score" else 0
-    if args.quick:   # quick at every size: fewer steps, roundings, chains and SDP iterations
-        args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100)
+    if args.quick:   # quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget
+        from MAXCUT.baselines import sdp_rank
         args.rounds, args.chains = min(args.rounds, 200), min(args.chains, 8)
-        args.sdp_iters = min(args.sdp_iters, QUICK_SDP_ITERS)
+        cfg, r = _config(args), sdp_rank(n)
+        per_step = cfg.samples * getattr(cfg, "chains", 1) * n * (n if args.embedding == "spectral" else r)
+        args.steps = min(args.steps or 10**9, 500 if args.estimator == "score" else 100,
+                         max(10, int(QUICK_WORK / per_step)))
+        args.sdp_iters = min(args.sdp_iters, QUICK_SDP_ITERS, max(5, int(QUICK_WORK / 100 / (m * r))))
     from MAXCUT.utils import memory_problem
     problem = memory_problem(memory_needed(n, m, args), f"{n} nodes, about {m:.0f} edges", args.device_resolved)
     if problem:

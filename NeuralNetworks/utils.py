@@ -141,7 +141,7 @@ def check_writable(folder) -> str | None:
     killed run left there is cleaned up first (see :func:`_clean_stale`)."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         return f"--out-dir {folder} exists and is not a folder"
-    folder = os.path.abspath(folder)
+    folder = os.path.realpath(folder)
     parent, name = os.path.split(folder)
     if not name:
         return f"--out-dir {folder}: a run needs a folder of its own"
@@ -185,7 +185,7 @@ def run_staged(args, runner):
     place. After the optimisation (:func:`optimisation_over`) a first Ctrl-C lets the outputs be written (the
     result says ``interrupted``: :func:`interrupt_seen`); a second abandons them. Returns ``runner(args)``.
     An ``OSError`` while writing leaves the requested folder as it was; :func:`write_failed` reports it."""
-    final = os.path.abspath(args.out_dir)
+    final = os.path.realpath(args.out_dir)            # a symlinked run folder: its target is the one replaced
     parent, name = os.path.split(final)
     os.makedirs(parent, exist_ok=True)
     stage = os.path.join(parent, f".{name}{STAGING}{os.getpid()}")

@@ -480,3 +480,13 @@ def test_a_killed_runs_leftovers_are_cleaned(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("not a run's")
     assert "not a run's outputs" in check_writable(str(tmp_path / "mine"))
+
+
+def test_a_symlinked_run_folder_is_updated_through_the_link(tmp_path):
+    """--out-dir a link to a folder: the run replaces the folder it points to and leaves the link a link."""
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.mkdir()
+    link.symlink_to(target)
+    main(["--quick", "--no-progress", "--steps", "5", "--out-dir", str(link)])
+    assert link.is_symlink() and (target / "results.json").exists()
+    assert sorted(os.listdir(tmp_path)) == ["link", "target"]
