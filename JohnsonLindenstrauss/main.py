@@ -34,6 +34,8 @@ import torch  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUICK_STEPS = 300
+KSWEEP_STEPS = 3000        # per k and target: the sweep's 2 x 10 optimisations fit its 10-minute budget
+KSWEEP_QUICK_GRID = (2, 8, 32)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,9 +128,14 @@ def build_parser():
     jc = JLConfig()                        # the defaults live there, once
     p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
+    a("--experiment", choices=("fig7", "ksweep"), default="fig7",
+      help="fig7: one run at --k (the paper's); ksweep: every method's max distortion against k over --k-grid, "
+           "for norms and pairwise distances (or the --target given), and the smallest k within --eps")
+    a("--k-grid", type=_int_at_least(1), nargs="+", default=None, metavar="K",
+      help="ksweep: the target dimensions (default 1, 2, 4, ... below d, and d)")
     a("--data", default="uniform", help="uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy "
       "(rows are points, normalised on load) (paper: uniform)")
-    a("--target", choices=("norms", "pairwise"), default="norms",
+    a("--target", choices=("norms", "pairwise"), default=None,
       help="preserve the points' norms (paper) or all pairwise distances")
     a("--objective", choices=("max", "surrogate"), default="max",
       help="max distortion of a sampled batch (the authors' code) or the union bound of Eq. 9")
@@ -138,10 +145,12 @@ def build_parser():
     a("--holdout", type=_int_at_least(0), default=0, help="further points from the same source, never trained on")
     a("--batch", type=_int_at_least(1), default=jc.batch, help="matrices sampled per step (paper: 20)")
     a("--lr", type=_positive, default=jc.lr, help="Adam step size (paper: 0.01)")
-    a("--steps", type=_int_at_least(1), default=jc.steps, help="maximum steps (paper: 5000)")
+    a("--steps", type=_int_at_least(1), default=None,
+      help=f"maximum steps (paper: {jc.steps}; ksweep: {KSWEEP_STEPS} per k and target)")
     a("--tol", type=_below_one, default=jc.tol,
       help="'max': stop when the sampled max distortion is below, in (0, 1) (paper: 0.01)")
-    a("--eps", type=_positive, default=jc.eps, help="'surrogate': distortion threshold epsilon")
+    a("--eps", type=_positive, default=jc.eps,
+      help="'surrogate': distortion threshold epsilon; ksweep: the distortion a k must reach, in (0, 1) (default 0.1)")
     a("--lam", type=_nonneg, default=jc.lam,
       help="'surrogate': weight of the variance penalty (ours; see model.py; 0: no penalty)")
     a("--tau", type=_tau, default=None,
@@ -165,7 +174,7 @@ def memory_needed(args, n, holdout, d) -> float:
     """Bytes the run needs at its peak, roughly: the targets (for pairs, one pass over every difference), the
     optimiser's sampled matrices and their images of every target (float32), and the baselines' chunks of 50
     matrices (float64)."""
-    m = n if args.target == "norms" else n * (n - 1) // 2 + holdout * n + holdout * (holdout - 1) // 2
+    m = n if args.targets == ["norms"] else n * (n - 1) // 2 + holdout * n + holdout * (holdout - 1) // 2
     return (8.0 * m * d + 16.0 * m + 4.0 * args.batch * (3 * args.k * d + 2 * args.k * (n + holdout) + 3 * m
                                                           + 2 * args.k * m) + 8.0 * 50 * (args.k * d + 2 * args.k * m))
 
@@ -174,6 +183,7 @@ def parse_args(argv=None):
     """Parse and validate every argument and load the data, before any output is written."""
     from JohnsonLindenstrauss.data import DATASETS, DataError, load_points
     from JohnsonLindenstrauss.targets import make_targets
+    from JohnsonLindenstrauss.model import JLConfig
     from JohnsonLindenstrauss.utils import given_options, resolve_device
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -181,19 +191,33 @@ def parse_args(argv=None):
         from JohnsonLindenstrauss.utils import refuse_with_plot_only, saved_run
         refuse_with_plot_only(parser, args)
         try:
-            args.saved = saved_run(args.plot_only, ["history.npz"])
-        except ValueError as e:
-            parser.error(str(e))
+            args.saved = saved_run(args.plot_only, lambda config: [] if config["args"].get("experiment") == "ksweep"
+                                   else ["history.npz"])
+        except (ValueError, TypeError, KeyError) as e:
+            parser.error(str(e) if isinstance(e, ValueError) else f"{args.plot_only}/config.json: not a run's")
         return args, None, None
     try:
         args.device_resolved = resolve_device(args.device)
     except ValueError as e:
         parser.error(str(e))
+    ksweep = args.experiment == "ksweep"
     own = {"max": ("tol",), "surrogate": ("eps", "lam", "tau")}    # each objective's own options
     for objective, flags in own.items():
         other = given_options(parser, args, flags) if objective != args.objective else []
+        other = [f for f in other if not (ksweep and f == "eps")]  # ksweep's ε
         if other:
             parser.error(f"--{other[0]} applies to --objective {objective} only, not to --objective {args.objective}")
+    if ksweep and args.objective != "max":
+        parser.error("--experiment ksweep learns with the authors' objective (--objective max)")
+    if ksweep and "k" in given_options(parser, args, ("k",)):
+        parser.error("--k is one target dimension; --experiment ksweep takes --k-grid")
+    if not ksweep and args.k_grid is not None:
+        parser.error("--k-grid applies to --experiment ksweep only")
+    if ksweep and not 0 < args.eps < 1:
+        parser.error(f"--eps {args.eps:g}: ksweep's distortion threshold must lie in (0, 1)")
+    args.targets = [args.target] if args.target else (["norms", "pairwise"] if ksweep else ["norms"])
+    args.target = args.target or "norms"
+    args.steps = args.steps or (KSWEEP_STEPS if ksweep else JLConfig.steps)
     if args.data not in DATASETS and not args.data.endswith(".npy"):
         parser.error(f"--data {args.data!r}: choose uniform, gaussian, digits or a .npy file")
     n = args.n if (args.n is not None or args.data.endswith(".npy")) else 100
@@ -205,14 +229,23 @@ def parse_args(argv=None):
             parser.error(problem)
     try:
         X, Xh = load_points(args.data, n, args.holdout, args.d, args.seed)
-        if args.target == "pairwise":
+        if "pairwise" in args.targets:
             make_targets(torch.as_tensor(np.vstack([X, Xh])), "pairwise")   # coinciding points
     except DataError as e:
         parser.error(str(e))
-    if args.target == "pairwise" and len(X) < 2:
+    if "pairwise" in args.targets and len(X) < 2:
         parser.error("--target pairwise needs at least 2 training points (--n >= 2): one point has no distances")
     if args.k > X.shape[1]:
         parser.error(f"--k {args.k} is larger than the data dimension d = {X.shape[1]}")
+    if ksweep:
+        from JohnsonLindenstrauss.ksweep import default_grid
+        d = X.shape[1]
+        grid = args.k_grid or ([k for k in KSWEEP_QUICK_GRID if k <= d] or [d] if args.quick else default_grid(d))
+        bad = [k for k in grid if not 1 <= k <= d]
+        if bad:
+            parser.error(f"--k-grid: {bad[0]} is outside [1, d = {d}]")
+        args.k_grid = sorted(set(grid))
+        args.k = max(args.k_grid)                                 # the memory estimate's largest case
     problem = memory_problem(memory_needed(args, len(X), len(Xh), X.shape[1]),
                              f"{len(X)} points (+{len(Xh)} held out) in d = {X.shape[1]}, --target {args.target}, "
                              f"--k {args.k}, --batch {args.batch}", args.device_resolved)
@@ -223,7 +256,8 @@ def parse_args(argv=None):
     if args.out_dir is None:
         paper = (args.data, args.target, args.objective) == ("uniform", "norms", "max")
         name = os.path.splitext(os.path.basename(args.data))[0]
-        args.out_dir = os.path.join(HERE, "results", "fig7" if paper else f"{name}_{args.target}_{args.objective}")
+        args.out_dir = os.path.join(HERE, "results", f"ksweep_{name}" if ksweep else "fig7" if paper
+                                    else f"{name}_{args.target}_{args.objective}")
     from JohnsonLindenstrauss.utils import check_writable
     problem = check_writable(args.out_dir)
     if problem:
@@ -240,11 +274,12 @@ def _stream(args, name):
     return torch.Generator(device=args.device_resolved).manual_seed(args.seed + BASELINE_SEED_OFFSETS[name])
 
 
-def _baselines(args, X, Xh, T, Th):
-    """Every baseline on the training targets and, when there is a holdout, on the held-out ones."""
+def _baselines(args, X, Xh, T, Th, k=None):
+    """Every baseline at ``k`` (default ``--k``) on the training targets and, when there is a holdout, on the
+    held-out ones."""
     from JohnsonLindenstrauss import baselines as jb
     from JohnsonLindenstrauss.targets import matrix_distortion
-    k = args.k
+    k = k or args.k
     g = jb.gaussian_baseline(T, k, args.draws, _stream(args, "gaussian"))
     o = jb.orthogonal_baseline(T, k, args.draws, _stream(args, "orthogonal"))
     sparse = jb.sparse_projections(X, k, min(args.draws, 100), args.seed)
@@ -262,21 +297,94 @@ def _baselines(args, X, Xh, T, Th):
     return res, g
 
 
+def _targets(args, X, Xh, target):
+    """The training targets (float64) and the held-out ones (None without a holdout) of ``target``."""
+    from JohnsonLindenstrauss.targets import holdout_pairs, make_targets
+    dev, dt = args.device_resolved, torch.float64
+    T = make_targets(torch.as_tensor(X, dtype=dt, device=dev), target)
+    Th = None
+    if len(Xh):
+        both = torch.as_tensor(np.vstack([X, Xh]), dtype=dt, device=dev)
+        Th = (make_targets(torch.as_tensor(Xh, dtype=dt, device=dev), "norms") if target == "norms"
+              else make_targets(both, "pairwise", holdout_pairs(len(X), len(Xh))))
+    return T, Th
+
+
+def run_ksweep(args, X, Xh) -> dict:
+    """Every method's max distortion at every k of the grid, for each target; the smallest k within ε of each
+    (see ksweep.py). Writes ``ksweep.csv``, ``ksweep.md``, ``ksweep_projections.npz`` (every learned matrix),
+    the figure and results."""
+    from JohnsonLindenstrauss import ksweep as ks
+    from JohnsonLindenstrauss.baselines import jl_min_dim
+    from JohnsonLindenstrauss.model import DivergenceError, JLConfig, optimise
+    from JohnsonLindenstrauss.targets import matrix_distortion
+    from JohnsonLindenstrauss.utils import (interrupt_seen, optimisation_over, run_metadata, write_json, write_npz,
+                                            write_text)
+    t0, rows, learned, optimise_s, stopped = time.perf_counter(), [], {}, 0.0, False
+    for target in args.targets:
+        T, Th = _targets(args, X, Xh, target)
+        for k in args.k_grid:
+            cfg = JLConfig(k=k, batch=args.batch, lr=args.lr, steps=args.steps, tol=args.tol)
+            gen = torch.Generator(device=args.device_resolved).manual_seed(args.seed)   # as a fig7 run at this k
+            try:
+                hist = optimise(T.to(torch.float32), cfg, gen, progress=False)
+            except DivergenceError as e:
+                if "no mean matrix did better" not in str(e):
+                    raise
+                # at small k no iterate may beat M = 0 (distortion 1): then M = 0 is the learned answer
+                hist = {"M": torch.zeros(k, X.shape[1]), "optimize_s": 0.0, "steps_run": args.steps,
+                        "interrupted": False}
+            optimise_s += hist["optimize_s"]
+            P = (hist["M"].double() / math.sqrt(k)).cpu().numpy()
+            learned[f"{target}_k{k}"] = P
+            base, _ = _baselines(args, X, Xh, T, Th, k)
+            held = base.get("holdout", {})
+            values = {"learned": (matrix_distortion(P, T), matrix_distortion(P, Th) if Th is not None else None),
+                      "gaussian_best": (base["gaussian_min"], held.get("gaussian_min")),
+                      **{m: (base[m], held.get(m)) for m in ("gaussian_mean", "orthogonal_mean", "sparse_mean", "pca")}}
+            rows += [{"target": target, "k": k, "method": m, "max_distortion": v, "holdout_max_distortion": h,
+                      "steps_run": hist["steps_run"] if m == "learned" else None} for m, (v, h) in values.items()]
+            if not args.no_progress:
+                print(f"ksweep {target} k={k}: learned {values['learned'][0]:.4f}, Gaussian best "
+                      f"{base['gaussian_min']:.4f}, PCA {base['pca']:.4f} ({hist['steps_run']} steps)", flush=True)
+            if hist["interrupted"]:
+                stopped = True
+                break
+        if stopped:
+            break
+    optimisation_over()
+    done = [t for t in args.targets if any(r["target"] == t for r in rows)]
+    res = {"data": args.data, "n": len(X), "holdout": len(Xh), "d": X.shape[1], "targets": done, "grid": args.k_grid,
+           "eps": args.eps, "jl_bound": jl_min_dim(len(X), args.eps), "steps": args.steps, "draws": args.draws,
+           "rows": rows, "smallest_k": ks.table(rows, done, args.eps), "optimize_s": optimise_s,
+           "interrupted": stopped}
+    write_text(os.path.join(args.out_dir, "ksweep.csv"), ks.to_csv(rows))
+    write_text(os.path.join(args.out_dir, "ksweep.md"), ks.to_markdown(res))
+    write_npz(os.path.join(args.out_dir, "ksweep_projections.npz"), **learned)
+    draw_ksweep(args.out_dir, res)
+    res["wall_s"] = time.perf_counter() - t0
+    res["interrupted"] = res["interrupted"] or interrupt_seen()
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+    return res
+
+
+def draw_ksweep(out_dir, res):
+    from JohnsonLindenstrauss.plot import plot_ksweep
+    from JohnsonLindenstrauss.utils import save_figure
+    save_figure(plot_ksweep(res["rows"], res["targets"], res["eps"], res["jl_bound"]), os.path.join(out_dir, "ksweep"))
+    return ["ksweep"]
+
+
 def run(args, X, Xh) -> dict:
     from JohnsonLindenstrauss.model import JLConfig, optimise
-    from JohnsonLindenstrauss.targets import holdout_pairs, make_targets, matrix_distortion
+    from JohnsonLindenstrauss.targets import matrix_distortion
     from JohnsonLindenstrauss.utils import (interrupt_seen, optimisation_over, run_metadata, write_json, write_npy,
                                             write_npz)
 
     t0 = time.perf_counter()
-    dev, dt = args.device_resolved, torch.float64
-    Xt = torch.as_tensor(X, dtype=dt, device=dev)
-    T = make_targets(Xt, args.target)
-    Th = None
-    if len(Xh):
-        both = torch.as_tensor(np.vstack([X, Xh]), dtype=dt, device=dev)
-        Th = (make_targets(torch.as_tensor(Xh, dtype=dt, device=dev), "norms") if args.target == "norms"
-              else make_targets(both, "pairwise", holdout_pairs(len(X), len(Xh))))
+    dev = args.device_resolved
+    T, Th = _targets(args, X, Xh, args.target)
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     cfg = JLConfig(k=args.k, batch=args.batch, lr=args.lr, steps=args.steps, tol=args.tol,
                    objective=args.objective, eps=args.eps, lam=args.lam, tau=args.tau)
@@ -294,7 +402,7 @@ def run(args, X, Xh) -> dict:
            "sigma_final": float(np.max(hist["sigma"])), "steps_run": hist["steps_run"],
            "interrupted": hist["interrupted"], "optimize_s": hist["optimize_s"]}
     if args.objective == "surrogate":
-        Y = torch.as_tensor(P, dtype=dt, device=dev) @ T.X.T
+        Y = torch.as_tensor(P, dtype=torch.float64, device=dev) @ T.X.T
         res["fraction_above_eps"] = float(T.values(Y, 1).gt(args.eps).double().mean())
     write_npz(os.path.join(args.out_dir, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
               mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
@@ -322,14 +430,15 @@ def main(argv=None):
     from JohnsonLindenstrauss.utils import run_staged, set_threads, write_failed
     args, X, Xh = parse_args(argv)
     if args.plot_only is not None:
-        _, res, arrays = args.saved
-        names = draw_figures(args.plot_only, arrays["history.npz"], res)
+        config, res, arrays = args.saved
+        names = (draw_ksweep(args.plot_only, res) if config["args"].get("experiment") == "ksweep"
+                 else draw_figures(args.plot_only, arrays["history.npz"], res))
         print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
         return res
     set_threads(args.threads)
     from JohnsonLindenstrauss.model import DivergenceError
     try:
-        res = run_staged(args, lambda a: run(a, X, Xh))
+        res = run_staged(args, lambda a: (run_ksweep if a.experiment == "ksweep" else run)(a, X, Xh))
     except OSError as e:
         write_failed(args, e)
     except DivergenceError as e:
@@ -337,6 +446,14 @@ def main(argv=None):
             "; try a smaller --lr" + (" (or --lam, a larger --tau)" if args.objective == "surrogate" else ""))
         print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}{hint}", file=sys.stderr)
         sys.exit(2)
+    if args.experiment == "ksweep":
+        sk = res["smallest_k"]
+        print(f"ksweep {args.data} n={res['n']} d={res['d']}, k in {res['grid']}: smallest k with max distortion <= "
+              f"{res['eps']:g} -- " + "; ".join(f"{t}: " + ", ".join(f"{m} {sk[t][m]}" for m in sk[t])
+                                                  for t in res["targets"])
+              + f"; JL bound {res['jl_bound']}; {res['optimize_s']:.0f} s optimise, {res['wall_s']:.0f} s total"
+              + (" (interrupted)" if res["interrupted"] else "") + f" -> {args.out_dir}")
+        return res
     hold = (f", held-out {res['holdout_max_distortion']:.4f} (Gaussian mean {res['holdout']['gaussian_mean']:.3f})"
             if res["holdout_max_distortion"] is not None else "")
     print(f"jl {res['data']}/{res['target']}/{res['objective']} n={res['n']} d={res['d']} k={res['k']}: "

@@ -29,3 +29,24 @@ def plot_sigma(sigma_max):
     ax.plot(np.arange(1, len(sigma_max) + 1), sigma_max)
     ax.set(xlabel="iteration", ylabel=r"max $\sigma$", yscale="log")
     return fig
+
+
+def plot_ksweep(rows, targets, eps, jl_bound):
+    """Max distortion against k (log y), one panel per target: one curve per method, training targets solid and
+    held-out ones dashed, the ε line; the JL bound's k in the title (usually far beyond the grid)."""
+    from JohnsonLindenstrauss.ksweep import LABELS, METHODS
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.6 * len(targets), 4.2), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        for i, m in enumerate(METHODS):
+            pts = sorted((r["k"], r["max_distortion"], r["holdout_max_distortion"]) for r in rows
+                         if r["target"] == target and r["method"] == m)
+            ks = [p[0] for p in pts]
+            ax.plot(ks, [max(p[1], 1e-6) for p in pts], marker="o", ms=3, color=f"C{i}", label=LABELS[m])
+            if all(p[2] is not None for p in pts):
+                ax.plot(ks, [max(p[2], 1e-6) for p in pts], ls="--", color=f"C{i}", lw=1)
+        ax.axhline(eps, color="k", lw=0.8, ls=":", label=f"ε = {eps:g}")
+        ax.set(xscale="log", yscale="log", xlabel="k", ylabel="max distortion",
+               title=f"{target} (JL bound: k ≥ {jl_bound})")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

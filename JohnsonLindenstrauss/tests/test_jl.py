@@ -331,3 +331,53 @@ def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monk
         res = main(argv + ["--seed", "5"])
     assert res["interrupted"] and json.load(open(out / "results.json"))["interrupted"]
     assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_smallest_k_rule_on_a_hand_made_curve():
+    from JohnsonLindenstrauss.ksweep import default_grid, smallest_k
+    assert smallest_k([1, 2, 4, 8], [0.5, 0.08, 0.12, 0.05], 0.1) == 2      # the first k that meets eps
+    assert smallest_k([1, 2, 4, 8], [0.5, 0.3, 0.12, 0.1], 0.1) == 8        # at most eps counts
+    assert smallest_k([1, 2], [0.5, None], 0.1) is None and smallest_k([], [], 0.1) is None
+    assert default_grid(500) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 500] and default_grid(64) == [1, 2, 4, 8, 16, 32, 64]
+
+
+def test_short_ksweep_learned_beats_the_best_gaussian_and_numbers_recompute(tmp_path):
+    """On the paper's data (uniform, n = 100, d = 500), norms: at every k of a short sweep the learned matrix is
+    at or below the best of 100 Gaussian draws; every learned distortion, train and held-out, is recomputed here
+    from the saved matrix with numpy alone; the smallest-k table follows from the rows."""
+    from JohnsonLindenstrauss.ksweep import METHODS, smallest_k
+    out = tmp_path / "ks"
+    res = main(["--experiment", "ksweep", "--target", "norms", "--k-grid", "4", "16", "--steps", "1500",
+                "--draws", "100", "--holdout", "20", "--no-progress", "--out-dir", str(out)])
+    assert res["targets"] == ["norms"] and res["grid"] == [4, 16] and res["jl_bound"] == 3947
+    rows = {(r["k"], r["method"]): r for r in res["rows"]}
+    X, Xh = load_points("uniform", 100, 20, 500, 0)
+    saved = np.load(out / "ksweep_projections.npz")
+    for k in (4, 16):
+        assert rows[(k, "learned")]["max_distortion"] <= rows[(k, "gaussian_best")]["max_distortion"]
+        P = saved[f"norms_k{k}"]
+        assert P.shape == (k, 500)
+        train = np.abs((X @ P.T) ** 2 @ np.ones(k) - 1).max()
+        held = np.abs((Xh @ P.T) ** 2 @ np.ones(k) - 1).max()
+        assert rows[(k, "learned")]["max_distortion"] == pytest.approx(train, rel=1e-9)
+        assert rows[(k, "learned")]["holdout_max_distortion"] == pytest.approx(held, rel=1e-9)
+    for m in METHODS:
+        assert res["smallest_k"]["norms"][m] == smallest_k(
+            [4, 16], [rows[(k, m)]["max_distortion"] for k in (4, 16)], res["eps"])
+    csv = (out / "ksweep.csv").read_text().splitlines()
+    assert len(csv) == 1 + 2 * len(METHODS) and csv[0].startswith("target,k,method")
+    assert json.load(open(out / "results.json"))["smallest_k"] == res["smallest_k"]
+    assert_plot_only_redraws(main, out)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--experiment", "ksweep", "--k-grid", "0"], "--k-grid"), (["--experiment", "ksweep", "--k-grid", "501"], "[1, d = 500]"),
+    (["--experiment", "ksweep", "--k-grid"], "--k-grid"), (["--experiment", "ksweep", "--eps", "1.5"], "(0, 1)"),
+    (["--k-grid", "4", "8"], "ksweep only"), (["--experiment", "ksweep", "--k", "8"], "--k-grid"),
+    (["--experiment", "ksweep", "--objective", "surrogate"], "objective max")])
+def test_ksweep_bad_arguments(tmp_path, argv, expect, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out-dir", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and expect in err and not out.exists()
