@@ -490,3 +490,21 @@ def test_a_symlinked_run_folder_is_updated_through_the_link(tmp_path):
     main(["--quick", "--no-progress", "--steps", "5", "--out-dir", str(link)])
     assert link.is_symlink() and (target / "results.json").exists()
     assert sorted(os.listdir(tmp_path)) == ["link", "target"]
+
+
+def test_ctrl_c_from_the_command_line_is_one_line(tmp_path):
+    """A real SIGINT to the real command, early (during its imports or the SDP): one line on stderr, no
+    traceback, the exit status of a SIGINT, and nothing written."""
+    import signal
+    import time
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "MAXCUT", "main.py"), "--quick", "--no-progress",
+                          "--out-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp_path)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode in (-signal.SIGINT, 128 + signal.SIGINT)
+    assert "Traceback" not in err and err.strip().splitlines() == ["main.py: interrupted; no outputs written (the "
+                                                                    "output folder is as it was)"]
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == []
