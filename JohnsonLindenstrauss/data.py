@@ -64,11 +64,10 @@ def _load_npy(path, rows=None):
     if not np.issubdtype(P.dtype, np.number) or np.issubdtype(P.dtype, np.complexfloating):
         raise DataError(f"{path}: expected real numbers, got dtype {P.dtype}")
     P = P[:rows] if rows is not None else P
-    need = 8.0 * P.size
-    from JohnsonLindenstrauss.utils import available_memory
-    if need > 0.4 * available_memory():
-        raise DataError(f"{path}: {P.shape[0]} x {P.shape[1]} values need {need / 2 ** 30:.3g} GiB as float64; "
-                        f"{available_memory() / 2 ** 30:.3g} GiB is available")
+    from JohnsonLindenstrauss.utils import memory_problem
+    problem = memory_problem(2 * 8.0 * P.size, f"{path}: {P.shape[0]} x {P.shape[1]} values (as float64, twice)")
+    if problem:
+        raise DataError(problem)
     P = np.array(P, dtype=np.float64)
     if not np.all(np.isfinite(P)):
         raise DataError(f"{path}: holds NaN or infinite values")

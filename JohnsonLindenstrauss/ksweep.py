@@ -8,8 +8,6 @@ most ε, beside the JL bound's k (scikit-learn's ``johnson_lindenstrauss_min_dim
 """
 import math
 
-import numpy as np
-
 METHODS = ("learned", "gaussian_best", "gaussian_mean", "orthogonal_mean", "sparse_mean", "pca")
 LABELS = {"learned": "learned (derandomised)", "gaussian_best": "Gaussian, best of N", "gaussian_mean": "Gaussian, mean",
           "orthogonal_mean": "orthogonal, mean", "sparse_mean": "sparse (scikit-learn), mean", "pca": "PCA"}
@@ -57,5 +55,5 @@ def to_markdown(res) -> str:
         cells = [str(res["smallest_k"][t][m]) if res["smallest_k"][t][m] is not None else f"> {max(res['grid'])}"
                  for t in targets]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
-    lines.append(f"| JL bound (scikit-learn) | " + " | ".join(str(res["jl_bound"]) for _ in targets) + " |")
+    lines.append("| JL bound (scikit-learn) | " + " | ".join(str(res["jl_bound"]) for _ in targets) + " |")
     return "\n".join(lines) + "\n"

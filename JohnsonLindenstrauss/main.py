@@ -316,10 +316,9 @@ def run_ksweep(args, X, Xh) -> dict:
     the figure and results."""
     from JohnsonLindenstrauss import ksweep as ks
     from JohnsonLindenstrauss.baselines import jl_min_dim
-    from JohnsonLindenstrauss.model import DivergenceError, JLConfig, optimise
+    from JohnsonLindenstrauss.model import JLConfig, NoImprovementError, optimise
     from JohnsonLindenstrauss.targets import matrix_distortion
-    from JohnsonLindenstrauss.utils import (interrupt_seen, optimisation_over, run_metadata, write_json, write_npz,
-                                            write_text)
+    from JohnsonLindenstrauss.utils import optimisation_over, write_npz, write_run_record, write_text
     t0, rows, learned, optimise_s, stopped = time.perf_counter(), [], {}, 0.0, False
     for target in args.targets:
         T, Th = _targets(args, X, Xh, target)
@@ -328,11 +327,9 @@ def run_ksweep(args, X, Xh) -> dict:
             gen = torch.Generator(device=args.device_resolved).manual_seed(args.seed)   # as a fig7 run at this k
             try:
                 hist = optimise(T.to(torch.float32), cfg, gen, progress=False)
-            except DivergenceError as e:
-                if "no mean matrix did better" not in str(e):
-                    raise
+            except NoImprovementError as e:
                 # at small k no iterate may beat M = 0 (distortion 1): then M = 0 is the learned answer
-                hist = {"M": torch.zeros(k, X.shape[1]), "optimize_s": 0.0, "steps_run": args.steps,
+                hist = {"M": torch.zeros(k, X.shape[1]), "optimize_s": e.seconds, "steps_run": args.steps,
                         "interrupted": False}
             optimise_s += hist["optimize_s"]
             P = (hist["M"].double() / math.sqrt(k)).cpu().numpy()
@@ -363,9 +360,7 @@ def run_ksweep(args, X, Xh) -> dict:
     write_npz(os.path.join(args.out_dir, "ksweep_projections.npz"), **learned)
     draw_ksweep(args.out_dir, res)
     res["wall_s"] = time.perf_counter() - t0
-    res["interrupted"] = res["interrupted"] or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, args.device_resolved, res)
     return res
 
 
@@ -379,8 +374,7 @@ def draw_ksweep(out_dir, res):
 def run(args, X, Xh) -> dict:
     from JohnsonLindenstrauss.model import JLConfig, optimise
     from JohnsonLindenstrauss.targets import matrix_distortion
-    from JohnsonLindenstrauss.utils import (interrupt_seen, optimisation_over, run_metadata, write_json, write_npy,
-                                            write_npz)
+    from JohnsonLindenstrauss.utils import optimisation_over, write_npy, write_npz, write_run_record
 
     t0 = time.perf_counter()
     dev = args.device_resolved
@@ -409,9 +403,7 @@ def run(args, X, Xh) -> dict:
     write_npy(os.path.join(args.out_dir, "projection.npy"), P)
     draw_figures(args.out_dir, hist, res)
     res["wall_s"] = time.perf_counter() - t0
-    res["interrupted"] = res["interrupted"] or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, dev, res)
     return res
 
 
@@ -436,13 +428,13 @@ def main(argv=None):
         print(f"redrew {', '.join(names)} (.png, .pdf) in {args.plot_only}")
         return res
     set_threads(args.threads)
-    from JohnsonLindenstrauss.model import DivergenceError
+    from JohnsonLindenstrauss.model import DivergenceError, NoImprovementError
     try:
         res = run_staged(args, lambda a: (run_ksweep if a.experiment == "ksweep" else run)(a, X, Xh))
     except OSError as e:
         write_failed(args, e)
     except DivergenceError as e:
-        hint = "" if "did not move" in str(e) else (
+        hint = "" if isinstance(e, NoImprovementError) and not e.moved else (
             "; try a smaller --lr" + (" (or --lam, a larger --tau)" if args.objective == "surrogate" else ""))
         print(f"{os.path.basename(sys.argv[0]) or 'main.py'}: error: {e}{hint}", file=sys.stderr)
         sys.exit(2)

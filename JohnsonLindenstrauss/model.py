@@ -30,6 +30,15 @@ class DivergenceError(RuntimeError):
     """The objective became NaN or infinite."""
 
 
+class NoImprovementError(DivergenceError):
+    """No iterate's mean matrix did better than the initial M = 0: the steps overshoot (``moved``) or M did not
+    move; ``seconds`` the optimisation took."""
+
+    def __init__(self, message, moved: bool, seconds: float):
+        super().__init__(message)
+        self.moved, self.seconds = moved, seconds
+
+
 @dataclass
 class JLConfig:
     k: int = 30
@@ -98,11 +107,11 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     finally:
         bar.close()
     if best_t == 0 and len(hist["loss"]) > 1 and not interrupted:
-        moved = float(M.detach().abs().max())
-        why = ("the steps overshoot" if moved > 1e-6 else f"M did not move (largest entry {moved:.2g}): try a larger "
-               "--lr" + (" or --eps within reach of the distortions" if per_entry else ""))
-        raise DivergenceError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
-                              f"(max distortion {best:.3g}): {why}")
+        largest = float(M.detach().abs().max())
+        why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
+               "larger --lr" + (" or --eps within reach of the distortions" if per_entry else ""))
+        raise NoImprovementError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
+                                 f"(max distortion {best:.3g}): {why}", largest > 1e-6, time.perf_counter() - t0)
     out = {key: np.asarray(v) for key, v in hist.items()}
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
                steps_run=len(hist["loss"]),

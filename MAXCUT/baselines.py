@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from MAXCUT.graphs import adjacency, cut_value, dense_adjacency
+from MAXCUT.graphs import cut_value, dense_adjacency
 
 
 def brute_force(n, edges, weights, chunk=1 << 18):

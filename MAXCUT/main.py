@@ -283,7 +283,7 @@ def run(args, graph) -> dict:
     from MAXCUT import baselines as B
     from MAXCUT.derandomise import run_pathwise, run_score
     from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
-    from MAXCUT.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz
+    from MAXCUT.utils import optimisation_over, write_npz, write_run_record
 
     t0 = time.perf_counter()
     n, edges, weights = graph
@@ -342,9 +342,7 @@ def run(args, graph) -> dict:
     draw_figures(args.out_dir, hist, res, args.embedding)
     res["wall_s"] = time.perf_counter() - t0
     res["partition"] = partition.tolist()
-    res["interrupted"] = res["interrupted"] or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, dev))
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, dev, res)
     return res
 
 

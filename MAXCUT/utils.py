@@ -300,6 +300,14 @@ def run_metadata(args, device) -> dict:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "platform": platform.platform()}
 
 
+def write_run_record(args, device, res):
+    """The last outputs of a run: ``config.json`` (:func:`run_metadata`) and ``results.json``, whose
+    ``interrupted`` also says whether a Ctrl-C came after the optimisation (:func:`interrupt_seen`)."""
+    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
+    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, device))
+    write_json(os.path.join(args.out_dir, "results.json"), res)
+
+
 def saved_run(folder, files):
     """``(config, results, {name: npz arrays})`` of an earlier run saved in ``folder`` (for ``--plot-only``);
     ``files``: the ``.npz`` names it must hold, or a function of the saved config giving them. Raises

@@ -252,17 +252,18 @@ def memory_needed(args) -> float:
     if exp == "fig2":
         return 0.0
 
-    def train(runs, width, batch, depth):
+    def training(runs, width, batch, depth):
         return 4.0 * runs * (256 * batch * d + 12 * batch * width * depth + 48 * width * d + width * width * (depth - 1))
     if exp == "claims":
         from NeuralNetworks.claims import ROWS
         from NeuralNetworks.train import TrainConfig
-        return train(len(ROWS) * args.seeds, 1024, TrainConfig.batch, 3) + 4.0 * 10_000 * (6 * 1024 + d) * args.seeds
+        return training(len(ROWS) * args.seeds, 1024, TrainConfig.batch, 3) + 4.0 * 10_000 * (6 * 1024 + d) * args.seeds
     if exp == "fig3":
-        return train(1, args.width, args.batch, args.depth) + 4.0 * 10_000 * (6 * args.width + d)
-    params = args.width * (d + 1)                                       # sosp
+        return training(1, args.width, args.batch, args.depth) + 4.0 * 10_000 * (6 * args.width + d)
+    from NeuralNetworks.sosp import CHUNK, MAX_GRID                     # sosp
+    params = args.width * (d + 1)
     runs = 2 * (args.lam_grid[2] + len(SOSP_PGD_LAMS))
-    return (train(runs, args.width, args.batch, 1) + 8.0 * 6 * 200 * args.width + 8.0 * 40_000 * (d + 2)
+    return (training(runs, args.width, args.batch, 1) + 8.0 * 6 * CHUNK * args.width + 8.0 * MAX_GRID * (d + 2)
             + 8.0 * (3 * params * params if params <= 4500 else 70 * params))
 
 
@@ -270,7 +271,7 @@ def run_fig3(args) -> dict:
     """Train the Fig. 3 student, write every output, return ``results``."""
     from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
     from NeuralNetworks.train import TrainConfig, log_spaced_steps, test_mse, train
-    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz
+    from NeuralNetworks.utils import optimisation_over, write_npz, write_run_record
 
     t0 = time.perf_counter()
     device = args.device_resolved
@@ -307,16 +308,14 @@ def run_fig3(args) -> dict:
     draw_fig3(args.out_dir, {"snapshots": hist["snapshots"][:, 0], "u": u, "step": hist["step"], "perp_norm": perp,
                              "w_norm": wn, "decay_only_perp_norm": decay})
     res["wall_s"] = time.perf_counter() - t0
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, device))
-    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, device, res)
     return res
 
 
 def run_fig2(args) -> dict:
     """Minimisers of the one-neuron toy over the lambda grid; writes the figure and results."""
     from NeuralNetworks.toy import minimise
-    from NeuralNetworks.utils import interrupt_seen, run_metadata, write_json
+    from NeuralNetworks.utils import write_run_record
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -329,9 +328,7 @@ def run_fig2(args) -> dict:
            "smallest_lambda_with_w_frozen_zero": (float(lams[np.argmax(wf < 1e-8)]) if np.any(wf < 1e-8) else None)}
     draw_fig2(args.out_dir, res)
     res["wall_s"] = time.perf_counter() - t0
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
-    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, args.device_resolved, res)
     return res
 
 
@@ -339,7 +336,7 @@ def run_claims_grid(args) -> dict:
     """Every row of the claims grid over ``--seeds`` seeds; writes the table, CSV, figure and results."""
     from NeuralNetworks.claims import run_claims, table_rows, to_csv, to_markdown, verdict
     from NeuralNetworks.train import TrainConfig
-    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz, write_text
+    from NeuralNetworks.utils import optimisation_over, write_npz, write_run_record, write_text
 
     t0 = time.perf_counter()
     results = run_claims(list(range(args.seed, args.seed + args.seeds)), args.d, args.k, args.steps, args.lr,
@@ -361,9 +358,7 @@ def run_claims_grid(args) -> dict:
                      "test_mse": r["test_mse"], "verdict": verdict(r)} for r in results],
            "interrupted": any(r["interrupted"] for r in results)}
     res["wall_s"] = time.perf_counter() - t0
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
-    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, args.device_resolved, res)
     return res
 
 
@@ -384,18 +379,21 @@ def _write_points(args, rows, U):
     return points
 
 
+def _sosp_head(args, grid, seeds, points, pgd) -> dict:
+    """The settings and points every sosp ``results.json`` starts with, whole sweep or interrupted."""
+    return {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
+            "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": pgd, "collapse_tol": args.collapse_tol}
+
+
 def _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0) -> dict:
-    """A sweep stopped by Ctrl-C (or PGD stopped before its first step): the points certified so far (``sosp.csv``, ``sosp_points.npz``) and results
-    saying so; no PGD, table or figure (they compare whole λ columns)."""
-    from NeuralNetworks.utils import interrupt_seen, run_metadata, write_json
+    """A sweep stopped by Ctrl-C (or PGD stopped before its first step): the points certified so far
+    (``sosp.csv``, ``sosp_points.npz``) and results saying so; no PGD, table or figure (they compare whole λ
+    columns)."""
+    from NeuralNetworks.utils import write_run_record
     points = _write_points(args, rows, U)
-    res = {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
-           "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": [], "collapse_tol": args.collapse_tol,
-           "points_planned": len(grid) * len(seeds) * 2, "sweep_s": sweep_s, "interrupted": True,
-           "wall_s": time.perf_counter() - t0}
-    res["interrupted"] = res["interrupted"] or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    res = {**_sosp_head(args, grid, seeds, points, []), "points_planned": len(grid) * len(seeds) * 2,
+           "sweep_s": sweep_s, "interrupted": True, "wall_s": time.perf_counter() - t0}
+    write_run_record(args, args.device_resolved, res)
     return res
 
 
@@ -404,7 +402,7 @@ def run_sosp(args) -> dict:
     ``sosp.csv``, ``sosp.md``, ``sosp_points.npz``, ``sosp_pgd.npz``, the figure and results."""
     from NeuralNetworks.sosp import decay_only_steps, pgd_runs, steps_to_collapse, summary_markdown, sweep
     from NeuralNetworks.train import TrainConfig
-    from NeuralNetworks.utils import interrupt_seen, optimisation_over, run_metadata, write_json, write_npz, write_text
+    from NeuralNetworks.utils import optimisation_over, write_npz, write_run_record, write_text
 
     t0 = time.perf_counter()
     lo, hi, count = args.lam_grid
@@ -451,8 +449,7 @@ def run_sosp(args) -> dict:
     write_text(os.path.join(args.out_dir, "sosp.md"), summary_markdown(points, pgd, grid))
     draw_sosp(args.out_dir, {"points": points, "pgd": pgd, "lambda_grid": grid, "collapse_tol": args.collapse_tol})
     by = {b: [p for p in points if p["bias"] == b] for b in ("trained", "frozen")}
-    res = {"width": args.width, "d": args.d, "k": args.k, "offset": args.offset, "a_init": args.a_init,
-           "lambda_grid": grid, "seeds": seeds, "points": points, "pgd": pgd, "collapse_tol": args.collapse_tol,
+    res = {**_sosp_head(args, grid, seeds, points, pgd),
            "trained_max_perp_ratio": max(p["perp_ratio"] for p in by["trained"]),
            "frozen_max_perp_ratio": max(p["perp_ratio"] for p in by["frozen"]),
            "max_grad_norm": max(p["grad_norm"] for p in points),
@@ -460,9 +457,7 @@ def run_sosp(args) -> dict:
            "saddles": sum(p["type"] == "saddle" for p in points),
            "sweep_s": sweep_s, "pgd_s": pgd_s, "interrupted": bool(hist["interrupted"])}
     res["wall_s"] = time.perf_counter() - t0
-    write_json(os.path.join(args.out_dir, "config.json"), run_metadata(args, args.device_resolved))
-    res["interrupted"] = bool(res.get("interrupted")) or interrupt_seen()
-    write_json(os.path.join(args.out_dir, "results.json"), res)
+    write_run_record(args, args.device_resolved, res)
     return res
 
 

@@ -248,14 +248,15 @@ def test_seeds_outside_the_range_refused(capsys):
         {"a": [1.0, None], "b": [None, 2.0]}
 
 
-def _signal_in(monkeypatch, module, name):
-    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
+def signal_in(monkeypatch, module, name, call=1):
+    """Patch ``module.name`` so that its ``call``-th call delivers a real SIGINT (as one Ctrl-C would), then runs
+    it."""
     import signal
     original, calls = getattr(module, name), []
 
     def interrupted(*args, **kwargs):
-        if not calls:
-            calls.append(1)
+        calls.append(1)
+        if len(calls) == call:
             signal.raise_signal(signal.SIGINT)
         return original(*args, **kwargs)
     monkeypatch.setattr(module, name, interrupted)
@@ -271,7 +272,7 @@ def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monk
     main(argv)
     before = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))}
     with monkeypatch.context() as m:
-        _signal_in(m, model, "init_student")
+        signal_in(m, model, "init_student")
         with pytest.raises(KeyboardInterrupt):
             main(argv + ["--seed", "5"])
     assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
@@ -282,24 +283,16 @@ def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monk
     assert e.value.code == 1 and "No space left" in capsys.readouterr().err
     assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
     with monkeypatch.context() as m:
-        _signal_in(m, train, "loss_and_grads")                  # the first training step: nothing to keep
+        signal_in(m, train, "loss_and_grads")                  # the first training step: nothing to keep
         with pytest.raises(KeyboardInterrupt):
             main(argv + ["--seed", "6"])
     assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    original, calls = train.loss_and_grads, []
-
-    def tenth_interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 10:
-            import signal
-            signal.raise_signal(signal.SIGINT)
-        return original(*args, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(train, "loss_and_grads", tenth_interrupted)   # mid-training: what was trained is kept
+        signal_in(m, train, "loss_and_grads", call=10)          # mid-training: what was trained is kept
         res = main(argv + ["--seed", "6"])
     assert res["interrupted"] and 0 < res["steps_run"] < 50 and json.load(open(out / "results.json"))["interrupted"]
     with monkeypatch.context() as m:
-        _signal_in(m, train, "test_mse")                        # after training
+        signal_in(m, train, "test_mse")                        # after training
         res = main(argv + ["--seed", "5"])
     assert res["interrupted"] and res["steps_run"] == 50 and json.load(open(out / "results.json"))["interrupted"]
     assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]

@@ -165,16 +165,9 @@ def test_sosp_flags_are_refused_elsewhere(tmp_path, capsys):
 def test_ctrl_c_in_the_sweep_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
     """A Ctrl-C during the sweep of certified points keeps those already certified (csv, npz, results saying
     'interrupted'), without the PGD runs, table or figure, in a complete folder of its own."""
-    import signal
     from NeuralNetworks import sosp
-    original, calls = sosp.certified_point, []
-
-    def second_interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(sosp, "certified_point", second_interrupted)
+    from NeuralNetworks.tests.test_fig3 import signal_in
+    signal_in(monkeypatch, sosp, "certified_point", call=2)
     out = tmp_path / "out"
     res = main(["--experiment", "sosp", "--quick", "--no-progress", "--width", "16", "--out-dir", str(out)])
     assert res["interrupted"] and len(res["points"]) == 1 and res["pgd"] == [] and res["points_planned"] == 6
