@@ -65,15 +65,120 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     sampled batch), ``mean_max`` (largest distortion of the mean matrix ``M`` itself), ``sigma_max``; the
     output ``M (k, d)``: the iterate whose ``M`` had the smallest max distortion on the training targets (a
     deterministic choice made on training data only -- late Adam steps make the last iterate fluctuate),
-    ``M_last``, ``sigma`` (final, numpy), ``steps_run``, ``optimize_s``, ``interrupted``."""
+    ``M_last``, ``sigma`` (final, numpy), ``steps_run``, ``optimize_s``, ``interrupted``.
+
+    ``generator``: one ``torch.Generator``, or (objective ``max``) a list of them: then one run per generator,
+    all optimised as one batch, each drawing from its own generator only (a run's result does not depend on
+    its batch-mates, tested), and every output above is a list with one entry per run."""
+    if cfg.objective == "max":
+        runs = _optimise_max(targets, cfg, list(generator) if isinstance(generator, (list, tuple)) else [generator],
+                             progress)
+        return runs if isinstance(generator, (list, tuple)) else runs[0]
+    return _optimise_surrogate(targets, cfg, generator, progress)
+
+
+def _adam(p, grad, m, v, t, lr, active, betas=(0.9, 0.999), eps=1e-8):
+    """One Adam step on ``p`` in place, in the order torch.optim.Adam computes it (``t``: steps taken, from 1);
+    runs (leading axis) not ``active`` keep their parameters. ``active: (S,)`` bool."""
+    m.lerp_(grad, 1 - betas[0])
+    v.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+    step = lr / (1 - betas[0] ** t)
+    denom = (v.sqrt() / math.sqrt(1 - betas[1] ** t)).add_(eps)
+    p.addcdiv_(m * active.view(-1, *[1] * (p.dim() - 1)), denom, value=-step)
+
+
+def _max_step(targets: Targets, X, Y, noise, k: int):
+    """The authors' objective for S runs at once and its gradient, written out: the loss of run s is the largest
+    distortion ``|‖A t‖²/k − 1|`` over its B sampled matrices ``A = M_s + σ_s G`` and the targets t, whose
+    gradient is that of the one term attaining it: with ``e = A t`` and ``ε = G t``,
+    ``∂/∂M = 2 sign e tᵀ / k`` and ``∂/∂σ = 2 sign eᵀε / k`` (t = (x_i − x_j)/‖x_i − x_j‖ for a pair; tests check
+    both against autograd). ``Y = A Xᵀ: (S, B, k, n)``, ``noise = G Xᵀ`` alike.
+    Returns the losses ``(S,)`` and the gradients in M ``(S, k, d)`` and in σ ``(S,)``."""
+    value, b, i, j, sign = targets.worst(Y, k)
+    s = torch.arange(len(value), device=Y.device)
+    if targets.pairs is None:
+        e, eps_, t = Y[s, b, :, i], noise[s, b, :, i], X[i]                   # (S, k), (S, k), (S, d)
+        w = sign * (2.0 / k)
+    else:
+        e, eps_, t = Y[s, b, :, i] - Y[s, b, :, j], noise[s, b, :, i] - noise[s, b, :, j], X[i] - X[j]
+        w = sign * 2.0 * targets.inv_sq[i, j].to(Y.dtype) / k
+    return value, w[:, None, None] * e[:, :, None] * t[:, None, :], w * (e * eps_).sum(1)
+
+
+def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list:
+    """The authors' objective (see :func:`optimise`) for one run per generator, batched: the runs' matrices
+    ``M: (S, k, d)`` and log-variances ``(S,)`` take their Adam steps together; a run stops (keeps its
+    parameters) once its sampled max distortion is below ``tol``, the others go on."""
+    X, k, S = targets.X, cfg.k, len(generators)
+    d = X.shape[1]
+    M = torch.zeros(S, k, d, dtype=X.dtype, device=X.device)
+    log_var = torch.zeros(S, dtype=X.dtype, device=X.device)
+    mom = [torch.zeros_like(M), torch.zeros_like(M), torch.zeros_like(log_var), torch.zeros_like(log_var)]
+    sampler = GaussianSampler(X)
+    active = torch.ones(S, dtype=torch.bool, device=X.device)
+    rows, stop_at = [], [None] * S
+    best = torch.full((S,), math.inf, dtype=X.dtype, device=X.device)
+    M_best = M.clone()
+    t0, interrupted = time.perf_counter(), False
+    bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="optimise")
+    try:
+        for t in range(cfg.steps):
+            sigma = (0.5 * log_var).exp()
+            MX = M @ X.T                                                   # (S, k, n)
+            noise = torch.stack([sampler.sample(cfg.batch, k, g) for g in generators])    # (S, B, k, n)
+            Y = torch.addcmul(MX[:, None], sigma.view(S, 1, 1, 1), noise)
+            loss, gM, gsigma = _max_step(targets, X, Y, noise, k)
+            mean_max = targets.worst(MX[:, None], k, where=False)
+            row = torch.stack([loss, mean_max, sigma]).T                   # (S, 3), one sync per step
+            vals = row.tolist()
+            if not all(math.isfinite(v[0]) for v in vals):
+                raise DivergenceError(f"the objective became {[v[0] for v in vals]} at step {t}")
+            rows.append(vals)
+            better = (mean_max < best) & active                           # best mean matrix so far, per run
+            best = torch.where(better, mean_max, best)
+            M_best[better] = M[better]
+            done = active & (loss < cfg.tol)
+            if bool(done.any()):
+                for r in done.nonzero()[:, 0].tolist():
+                    stop_at[r] = t + 1
+                active &= ~done
+                if not bool(active.any()):
+                    break
+            _adam(M, gM, mom[0], mom[1], t + 1, cfg.lr, active)
+            _adam(log_var, gsigma * sigma / 2, mom[2], mom[3], t + 1, cfg.lr, active)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    out = []
+    for r in range(S):
+        n_r = stop_at[r] or len(rows)
+        h = np.asarray([rw[r] for rw in rows[:n_r]]).reshape(-1, 3)
+        best_t = int(np.argmin(h[:, 1])) if len(h) else 0
+        if best_t == 0 and len(h) > 1 and not interrupted:
+            largest = float(M[r].abs().max())
+            why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
+                   "larger --lr")
+            raise NoImprovementError(f"in {len(h)} steps no mean matrix did better than the initial M = 0 "
+                                     f"(max distortion {h[0, 1]:.3g}): {why}", largest > 1e-6, seconds)
+        out.append({"loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
+                    "M": M_best[r].clone(), "M_last": M[r].clone(),
+                    "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
+                    "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted})
+    return out
+
+
+def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
+    """The paper's Eq. 9 objective with per-entry standard deviations (see the module docstring), by autograd
+    and torch's Adam; outputs as :func:`optimise`."""
     X, k = targets.X, cfg.k
     d = X.shape[1]
     M = torch.zeros(k, d, dtype=X.dtype, device=X.device, requires_grad=True)
-    per_entry = cfg.objective == "surrogate"
     tau = cfg.tau or math.sqrt(2.0 / k)
-    log_var = torch.zeros((k, d) if per_entry else (), dtype=X.dtype, device=X.device, requires_grad=True)
+    log_var = torch.zeros((k, d), dtype=X.dtype, device=X.device, requires_grad=True)
     opt = torch.optim.Adam([M, log_var], lr=cfg.lr)
-    sampler = None if per_entry else GaussianSampler(X)
     hist = {"loss": [], "sampled_max": [], "mean_max": [], "sigma_max": []}
     t0, interrupted, best, best_t, M_best = time.perf_counter(), False, math.inf, 0, M.detach().clone()
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="optimise")
@@ -81,13 +186,10 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
         for t in range(cfg.steps):
             sigma = (0.5 * log_var).exp()
             MX = M @ X.T                                                   # (k, n)
-            if per_entry:
-                G = torch.randn(cfg.batch, k, d, generator=generator, dtype=X.dtype, device=X.device)
-                Y = MX + (sigma * G) @ X.T
-            else:
-                Y = MX + sigma * sampler.sample(cfg.batch, k, generator)
+            G = torch.randn(cfg.batch, k, d, generator=generator, dtype=X.dtype, device=X.device)
+            Y = MX + (sigma * G) @ X.T
             D = targets.distortions(Y, k)                                  # (batch, m)
-            loss = surrogate_loss(D, sigma, cfg.eps, cfg.lam, targets.weights, tau) if per_entry else D.max()
+            loss = surrogate_loss(D, sigma, cfg.eps, cfg.lam, targets.weights, tau)
             with torch.no_grad():                                          # one sync per step
                 row = torch.stack([loss, D.max(), targets.distortions(MX, k).max(), sigma.max()]).tolist()
             if not math.isfinite(row[0]):
@@ -96,8 +198,6 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
                 hist[key].append(v)
             if row[2] < best:                                              # best mean matrix so far
                 best, best_t, M_best = row[2], t, M.detach().clone()
-            if not per_entry and row[0] < cfg.tol:
-                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -109,11 +209,10 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     if best_t == 0 and len(hist["loss"]) > 1 and not interrupted:
         largest = float(M.detach().abs().max())
         why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
-               "larger --lr" + (" or --eps within reach of the distortions" if per_entry else ""))
+               "larger --lr or --eps within reach of the distortions")
         raise NoImprovementError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
                                  f"(max distortion {best:.3g}): {why}", largest > 1e-6, time.perf_counter() - t0)
     out = {key: np.asarray(v) for key, v in hist.items()}
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
-               steps_run=len(hist["loss"]),
-               optimize_s=time.perf_counter() - t0, interrupted=interrupted)
+               steps_run=len(hist["loss"]), optimize_s=time.perf_counter() - t0, interrupted=interrupted)
     return out

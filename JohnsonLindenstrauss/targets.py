@@ -55,6 +55,42 @@ class Targets:
         sq = g[..., :, None] + g[..., None, :] - 2 * G
         return ((sq * self.inv_sq / k - 1).abs() * self.mask).flatten(-2)
 
+    def worst(self, Y: torch.Tensor, k: int, where: bool = True):
+        """Per run, the largest distortion over a batch of projections and every target, and where it is:
+        ``Y = A Xᵀ: (S, B, k, n)`` for S runs of B projections each -> ``value, b, i, j, sign``, each ``(S,)``:
+        the distortion, its projection, its target (the point ``i``; for pairs the pair ``(i, j)``, for norms
+        ``j = i``) and the sign of ``‖A t‖²/k − 1`` there (``where=False``: the value only). Nothing here is
+        differentiated: the optimiser's gradient is written out from where the maximum is (``model._max_step``).
+        The largest and smallest ``‖A t‖²/k`` are found per projection by plain reductions; only the winning
+        projection of each run is searched for the index (a reduction with indices costs 10x one without)."""
+        S, B, _, n = Y.shape
+        if self.pairs is None:
+            q = (Y * Y).sum(-2).div_(k)                                      # ‖A x_i‖²/k: (S, B, n)
+            hi_b, lo_b = q.amax(-1), q.amin(-1)                               # (S, B)
+        else:
+            if not hasattr(self, "_coef"):
+                self._coef = self.inv_sq.to(Y.dtype)
+                self._off = torch.where(self.mask > 0, 0.0, torch.inf).to(Y.dtype)
+            G = Y.transpose(-1, -2) @ Y                                     # (S, B, n, n)
+            g = torch.diagonal(G, dim1=-2, dim2=-1).clone()
+            q = G.mul_(-2).add_(g[..., :, None]).add_(g[..., None, :]).mul_(self._coef).div_(k)   # 0 off the pairs
+            hi_b = q.amax((-2, -1))
+            lo_b = (q + self._off).amin((-2, -1))                          # +inf off the pairs
+        hi, b_hi = hi_b.max(1)
+        lo, b_lo = lo_b.min(1)
+        up = (hi - 1) >= (1 - lo)
+        value = torch.where(up, hi - 1, 1 - lo)
+        if not where:
+            return value
+        s = torch.arange(S, device=Y.device)
+        b = torch.where(up, b_hi, b_lo)
+        Q = q[s, b].reshape(S, -1)                                          # the winning projection's values
+        at_hi = Q.argmax(1)
+        at_lo = (Q if self.pairs is None else Q + self._off.reshape(1, -1)).argmin(1)
+        at = torch.where(up, at_hi, at_lo)
+        i, j = (at, at) if self.pairs is None else (at // n, at % n)
+        return value, b, i, j, up.to(Y.dtype) * 2 - 1
+
     def values(self, Y: torch.Tensor, k: int) -> torch.Tensor:
         """Distortions of the targets only: ``(..., len(self))``."""
         D = self.distortions(Y, k)

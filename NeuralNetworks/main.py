@@ -43,6 +43,8 @@ DEFAULT_STEPS = {"fig3": 20_000, "claims": 10_000, "sosp": 20_000}
 DEFAULT_LAM_GRID = {"fig2": ("1e-4", "10", "41"), "sosp": ("1e-5", "1e-1", "9")}
 SOSP_PGD_LAMS = (1e-3, 3e-3, 1e-2, 3e-2)   # the steps-to-collapse runs, beside every λ of the grid
 SOSP_QUICK = {"width": 64, "lam_grid": (1e-3, 1e-1, 3), "seeds": 1}
+SOSP_NODES = {1: 90, 2: 40}    # sosp: default Gauss–Hermite nodes along span(U) of the first rule, by k
+SOSP_PERP_NODES = 8            # ... and across it (every certified rule of the default sweep needed 8 there)
 # Every option acts in the experiments listed here, or is refused (one line, exit 2) when given to another.
 COMMON_FLAGS = {"experiment", "device", "threads", "out_dir", "quick", "no_progress", "plot_only"}
 _PGD = {"steps", "batch", "lr", "lr_bias", "pgd_threshold", "pgd_radius", "seed"}
@@ -54,7 +56,7 @@ USES = {
 }
 PLOT_ONLY_FILES = {"fig3": ["history.npz"], "fig2": [], "claims": ["claims_history.npz"], "sosp": []}
 TEST_SEED_OFFSET = 1_000_003  # fig3's test samples: seed + this (training data and init use the seed)
-THREADS_MIN_SOSP_WIDTH = 256   # sosp from this width: every core (measured: 1.6x faster idle at width 1000)
+THREADS_MIN_SOSP_WIDTH = 128   # sosp from this width: one worker process per core (see sosp.run_jobs)
 DEFAULT_D = {"fig3": 2, "claims": 20, "sosp": 2}
 
 
@@ -149,9 +151,10 @@ def build_parser():
       help="sosp: constant added to the teacher, y = c + tanh(<x, u>) (paper: 0)")
     a("--a-init", choices=("paper", "constant"), default="paper",
       help="sosp: second layer a ~ N(0, 1/h^2) (paper) or a = 1/h for every neuron")
-    a("--nodes", type=_positive_int, default=32,
-      help="sosp: Gauss-Hermite nodes along u of the first, coarse rule (half as many, at least 8, across it); "
-           "the certifying rule is then refined until doubling it moves g by < 1e-10")
+    a("--nodes", type=_positive_int, default=None,
+      help=f"sosp: Gauss-Hermite nodes along each axis of span(U) of the first rule (default {SOSP_NODES[1]}, "
+           f"{SOSP_NODES[2]} for k = 2; {SOSP_PERP_NODES} across it); the certifying rule is then refined from it "
+           "until doubling it moves g by < 1e-10")
     a("--collapse-tol", type=_positive, default=0.01,
       help="sosp: PGD has collapsed when ||W_perp||/||W|| is within this of its value at the certified point")
     a("--lam", type=_nonneg, default=tc.lam, help="weight decay on W (paper: 1e-4)")
@@ -165,8 +168,9 @@ def build_parser():
     a("--seed", type=_seed, default=0, help="seed of every random draw (init, data, perturbations)")
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where torch computes")
     a("--threads", type=_threads, default=None,
-      help=f"CPU threads (default: every available core for sosp at width >= {THREADS_MIN_SOSP_WIDTH}, whose "
-           "float64 quadrature passes are large; 1 otherwise: a training step's kernels are too small to share)")
+      help=f"CPU threads (default 1: a training step's kernels are too small to share). sosp: N > 1 runs the "
+           f"points and PGD in N single-threaded worker processes (default: every available core at width >= "
+           f"{THREADS_MIN_SOSP_WIDTH})")
     a("--out-dir", default=None, help="output folder (default NeuralNetworks/results/<experiment>/)")
     a("--quick", action="store_true", help=f"the same run shortened (steps: {QUICK_STEPS}; fig2: 9 lambdas)")
     a("--no-progress", action="store_true", help="no progress bar")
@@ -209,7 +213,8 @@ def parse_args(argv=None):
         if not (math.isfinite(args.offset) and abs(args.offset) <= 1e6):
             parser.error(f"--offset {args.offset}: must be a number in [-1e6, 1e6] (PGD squares it in float32)")
         from NeuralNetworks.sosp import MAX_GRID
-        coarse = args.nodes ** args.k * max(8, args.nodes // 2) ** (args.d - args.k)
+        args.nodes = args.nodes or SOSP_NODES.get(args.k, 32)
+        coarse = args.nodes ** args.k * SOSP_PERP_NODES ** (args.d - args.k)
         if args.nodes < 4 or coarse > MAX_GRID:
             parser.error(f"--nodes {args.nodes}: at least 4 Gauss-Hermite nodes per axis, and at most {MAX_GRID} in "
                          f"the coarse rule (this one has {coarse})")
@@ -408,29 +413,33 @@ def run_sosp(args) -> dict:
     lo, hi, count = args.lam_grid
     grid = [float(x) for x in np.geomspace(lo, hi, count)]
     seeds = list(range(args.seed, args.seed + args.seeds))
-    common = dict(d=args.d, k=args.k, width=args.width, offset=args.offset, a_init=args.a_init)
-    common = dict(common, coarse=(args.nodes, max(8, args.nodes // 2)))
-    rows, U, stopped = sweep(grid, seeds, progress=not args.no_progress, **common)
+    # certified points for the extra PGD λs too (first seed): every PGD run has a target
     extra = [lam for lam in SOSP_PGD_LAMS if lo <= lam <= hi and not np.isclose(grid, lam).any()]
-    if extra and not stopped:   # certified points for the extra PGD λs too (first seed): every PGD run has a target
-        more, _, stopped = sweep(extra, seeds[:1], progress=False, **common)
-        rows += more
+    pgd_lams = sorted(set(grid) | set(extra))
+    pgd_cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias,
+                          pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius)
+    pgd_args = (pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init, pgd_cfg,
+                args.device_resolved)
+    # --threads N > 1: N single-threaded worker processes, the PGD runs one of their jobs (see sosp.run_jobs)
+    rows, U, stopped, side = sweep(grid, seeds, d=args.d, k=args.k, width=args.width, offset=args.offset,
+                                   a_init=args.a_init, coarse=(args.nodes, SOSP_PERP_NODES), extra_lams=extra,
+                                   workers=args.threads_resolved, beside=(pgd_runs, pgd_args),
+                                   progress=not args.no_progress)
     sweep_s = time.perf_counter() - t0
     if stopped:
         optimisation_over()
         return _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0)
-    t1 = time.perf_counter()
-    pgd_lams = sorted(set(grid) | set(extra))
-    pgd_cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, lr_bias=args.lr_bias,
-                          pgd_threshold=args.pgd_threshold, pgd_radius=args.pgd_radius)
-    try:
-        hist, lam_r, frozen_r = pgd_runs(pgd_lams, args.seed, args.d, args.k, args.width, args.offset, args.a_init,
-                                         pgd_cfg, args.device_resolved, progress=not args.no_progress)
-    except KeyboardInterrupt:           # before PGD's first step: keep the certified points
-        optimisation_over()
-        return _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0)
+    if side is None:                    # one process: PGD after the points, here (a Ctrl-C keeps what was trained)
+        t1 = time.perf_counter()
+        try:
+            hist, lam_r, frozen_r = pgd_runs(*pgd_args, progress=not args.no_progress)
+        except KeyboardInterrupt:       # before PGD's first step: keep the certified points
+            optimisation_over()
+            return _sosp_interrupted(args, rows, U, grid, seeds, sweep_s, t0)
+        pgd_s = time.perf_counter() - t1
+    else:
+        (hist, lam_r, frozen_r), pgd_s = side
     optimisation_over()
-    pgd_s = time.perf_counter() - t1
     ratio = hist["perp_norm"] / hist["w_norm"]
     tail = hist["step"] >= 0.8 * hist["step"][-1]
     target = {(r["lam"], r["bias"]): r["perp_ratio"] for r in rows if r["seed"] == args.seed}
@@ -455,7 +464,8 @@ def run_sosp(args) -> dict:
            "max_grad_norm": max(p["grad_norm"] for p in points),
            "max_quad_change": max(p["quad_change"] for p in points),
            "saddles": sum(p["type"] == "saddle" for p in points),
-           "sweep_s": sweep_s, "pgd_s": pgd_s, "interrupted": bool(hist["interrupted"])}
+           "workers": args.threads_resolved, "sweep_s": sweep_s, "pgd_s": pgd_s,
+           "interrupted": bool(hist["interrupted"])}
     res["wall_s"] = time.perf_counter() - t0
     write_run_record(args, args.device_resolved, res)
     return res

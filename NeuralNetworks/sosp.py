@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 SQRT_2PI = math.sqrt(2 * math.pi)
 ACTIVATIONS = ("smooth_relu", "tanh")
@@ -36,11 +35,24 @@ CHUNK = 200            # quadrature nodes per pass (see Population._chunks)
 
 def activation_derivatives(name: str, beta: float = 2.0):
     """``(z, second) -> (s(z), s'(z), s''(z) or None)`` for ``smooth_relu`` ((1/β) log(1 + e^{βz}), the paper's
-    with β = 2) or ``tanh``; computed stably for any z."""
+    with β = 2) or ``tanh``; computed stably for any z.
+
+    The smooth ReLU comes from one logistic value u = σ(−βz): s = −log(u)/β, s' = 1 − u, s'' = β u (1 − u)
+    (exact identities; absolute error ~1e-16, about 1.8x faster than torch's float64 softplus and sigmoid,
+    which call the scalar log1p). Where βz > 700, u would underflow: there z is cut at 700/β and the rest added
+    back, s = z to working precision."""
     if name == "smooth_relu":
         def fn(z, second=False):
-            s1 = torch.sigmoid(beta * z)
-            return F.softplus(z, beta=beta, threshold=40.0), s1, (beta * s1 * (1 - s1) if second else None)
+            t = z * -beta
+            if float(t.detach().min()) < -700.0:  # only for very large z
+                v = t.clamp(min=-700.0)
+                u = torch.sigmoid(v)
+                s = u.log().neg_().sub_(t - v).mul_(1.0 / beta)
+            else:
+                u = torch.sigmoid(t)
+                s = u.log().neg_().mul_(1.0 / beta)
+            s1 = 1.0 - u
+            return s, s1, (u.mul_(s1).mul_(beta) if second else None)
         return fn
     if name == "tanh":
         def fn(z, second=False):
@@ -51,16 +63,25 @@ def activation_derivatives(name: str, beta: float = 2.0):
     raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
 
 
-def gauss_hermite_nodes(counts, frame: torch.Tensor):
+def gauss_hermite_nodes(counts, frame: torch.Tensor, prune: float = 0.0):
     """Tensor Gauss–Hermite rule for ``x ~ N(0, I_d)`` with ``counts[j]`` nodes along the j-th column of the
-    orthonormal ``frame: (d, d)``. Returns ``X: (N, d)``, ``N = Π counts``, and weights ``(N,)`` summing to 1;
-    exact for polynomials of degree < 2 counts[j] in the j-th coordinate."""
+    orthonormal ``frame: (d, d)``. Returns ``X: (N, d)``, ``N ≤ Π counts``, and weights ``(N,)`` summing to 1;
+    exact for polynomials of degree < 2 counts[j] in the j-th coordinate.
+
+    ``prune > 0`` drops the nodes whose tensor weight is below it (their weights are left out, not moved): most
+    of a many-node rule sits where the Gaussian weight is below 1e-30 (454 nodes along an axis reach |x| = 42;
+    154 of them carry weight above 1e-30), and an integrand growing like a polynomial of low degree loses
+    less than ``prune`` times its size there."""
     from scipy.special import roots_hermitenorm          # stable for any n (numpy's overflows past ~1000)
     rules = [roots_hermitenorm(n) for n in counts]
     xi = np.stack([g.ravel() for g in np.meshgrid(*[t for t, _ in rules], indexing="ij")], 1)
     q = np.prod(np.stack([g.ravel() for g in np.meshgrid(*[w for _, w in rules], indexing="ij")], 1), 1)
+    q = q / SQRT_2PI ** len(counts)
+    if prune > 0:
+        keep = q >= prune
+        xi, q = xi[keep], q[keep]
     xi = torch.as_tensor(xi, dtype=frame.dtype, device=frame.device)
-    return xi @ frame.T, torch.as_tensor(q / SQRT_2PI ** len(counts), dtype=frame.dtype, device=frame.device)
+    return xi @ frame.T, torch.as_tensor(q, dtype=frame.dtype, device=frame.device)
 
 
 def complete_frame(U: torch.Tensor) -> torch.Tensor:
@@ -72,12 +93,15 @@ def complete_frame(U: torch.Tensor) -> torch.Tensor:
     return q
 
 
-def _rule(U, nodes, offset):
+PRUNE = 1e-30              # working rules leave out the nodes of tensor weight below this (see gauss_hermite_nodes)
+
+
+def _rule(U, nodes, offset, prune=PRUNE):
     """Nodes ``X: (N, d)``, weights ``q: (N,)`` and teacher values ``y = offset + mean_j tanh(<x, u_j>)`` of the
-    rule with ``nodes = (n_par, n_perp)`` per axis of [U, U⊥]."""
+    rule with ``nodes = (n_par, n_perp)`` per axis of [U, U⊥], nodes of weight below ``prune`` left out."""
     d, k = U.shape
     from NeuralNetworks.model import Teacher
-    X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U))
+    X, q = gauss_hermite_nodes([nodes[0]] * k + [nodes[1]] * (d - k), complete_frame(U), prune)
     return X, q, Teacher(U, offset=offset)(X)
 
 
@@ -97,17 +121,19 @@ class Population:
     freeze_bias: bool
     act: object
     offset: float = 0.0
+    nodes: tuple = None        # (n_par, n_perp) of the rule
 
     @classmethod
     def build(cls, U, a, b0, lam, freeze_bias, nodes=(40, 40), offset=0.0, activation="smooth_relu", beta=2.0):
         """``nodes = (along span(U), across it)``: Gauss–Hermite nodes per axis of the frame [U, U⊥]."""
         return cls(*_rule(U, nodes, offset), a, b0, U, float(lam), bool(freeze_bias),
-                   activation_derivatives(activation, beta), offset)
+                   activation_derivatives(activation, beta), offset, tuple(nodes))
 
-    def refined(self, nodes):
-        """The same objective under the quadrature rule ``nodes = (n_par, n_perp)``."""
-        return Population(*_rule(self.U, nodes, self.offset), self.a, self.b0, self.U, self.lam, self.freeze_bias,
-                          self.act, self.offset)
+    def refined(self, nodes, prune=PRUNE):
+        """The same objective under the quadrature rule ``nodes = (n_par, n_perp)`` (``prune=0``: every node of
+        the tensor rule)."""
+        return Population(*_rule(self.U, nodes, self.offset, prune), self.a, self.b0, self.U, self.lam, self.freeze_bias,
+                          self.act, self.offset, tuple(nodes))
 
     def __post_init__(self):
         self.Xt = torch.cat([self.X, torch.ones_like(self.X[:, :1])], 1)     # nodes with a 1 appended: (N, d+1)
@@ -161,10 +187,14 @@ class Population:
 
     def hessian_b(self, Th):
         """``H_b = ∇²_b L``: ``(h, h)`` = Σ_n 2 q_n [(a∘s'_n)(a∘s'_n)ᵀ + r_n diag(a∘s''_n)]."""
-        S1, S2, r = self._forward(Th, second=True)
-        A1 = S1 * self.a
-        H = (A1 * (2 * self.q)[:, None]).T @ A1
-        H.diagonal().add_(self.a * ((2 * self.q * r) @ S2))
+        h = Th.shape[0]
+        H, diag = Th.new_zeros(h, h), Th.new_zeros(h)
+        for rows in self._chunks():
+            S1, S2, r = self._forward(Th, second=True, rows=rows)
+            A1 = S1 * self.a
+            H.addmm_((A1 * (2 * self.q[rows])[:, None]).T, A1)
+            diag += (2 * self.q[rows] * r) @ S2
+        H.diagonal().add_(self.a * diag)
         return H
 
     def hessian(self, Th):
@@ -193,21 +223,56 @@ class Population:
         return float(torch.linalg.matrix_norm(G @ P - self.hessian_b(Th) @ Th[:, :-1] @ P))
 
 
+EIG_SHIFT = 1e-9     # dense λ_min: Cholesky of H + EIG_SHIFT·I, then shift-invert Lanczos (see _dense_lambda_min)
+EIG_RTOL = 1e-8      # ... to this relative accuracy of 1/(λ_min + EIG_SHIFT): |error of λ_min| ≲ 1e-8 (λ_min + 1e-9)
+
+
+def _dense_lambda_min(H: torch.Tensor, vector: bool):
+    """Smallest eigenvalue (and unit eigenvector) of the symmetric ``H``, exactly.
+
+    If the Cholesky factorisation of ``H + EIG_SHIFT·I`` exists, every eigenvalue is above ``-EIG_SHIFT``, so the
+    smallest is the one nearest ``-EIG_SHIFT``: the largest eigenvalue of ``(H + EIG_SHIFT·I)^{-1}``, found by
+    Lanczos (ARPACK, relative tolerance ``EIG_RTOL``, so λ_min to ~1e-17 near 0) on solves with that factor --
+    about half the time of LAPACK's whole spectrum at 3000 parameters, same value to 1e-13 (tested; a tolerance
+    of 0 took minutes where eigenvalues cluster). Otherwise (a saddle: λ_min < -EIG_SHIFT; or Lanczos not
+    converged in 300 restarts) LAPACK's whole spectrum."""
+    import scipy.linalg as sl
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+    A = H.numpy()
+    n = A.shape[0]
+    try:
+        factor = sl.cho_factor(A + EIG_SHIFT * np.eye(n), lower=True, check_finite=False)
+        ok = bool(np.all(np.diag(factor[0]) > 0))
+    except np.linalg.LinAlgError:
+        ok = False
+    if ok and n > 2:
+        op = LinearOperator((n, n), matvec=lambda v: sl.cho_solve(factor, v, check_finite=False), dtype=np.float64)
+        try:
+            theta, vec = eigsh(op, k=1, which="LA", tol=EIG_RTOL, ncv=min(n, 20), maxiter=300,
+                               v0=np.random.default_rng(0).standard_normal(n))
+            return 1.0 / float(theta[0]) - EIG_SHIFT, (vec[:, 0] if vector else None)
+        except ArpackNoConvergence:      # a cluster Lanczos does not resolve in 300 restarts: LAPACK below
+            pass
+    if not vector:
+        return float(torch.linalg.eigvalsh(H)[0]), None
+    ev, vec = torch.linalg.eigh(H)
+    return float(ev[0]), vec[:, 0].numpy()
+
+
 def lambda_min(pop: Population, Th, dense_limit: int = 4500, vector: bool = True):
     """Smallest eigenvalue of ∇²g in the trained parameters and (``vector``) its eigenvector as an (h, d+1) array
-    (zero bias column when frozen; None when not asked for). Exact -- the dense Hessian, LAPACK -- up to
-    ``dense_limit`` parameters (about 2 s at width 1000, d = 2, for the value alone), else Lanczos (ARPACK) on
-    exact Hessian-vector products from a fixed start vector."""
+    (zero bias column when frozen; None when not asked for). Exact -- the dense Hessian (see
+    :func:`_dense_lambda_min`) -- up to ``dense_limit`` parameters (about 1 s at width 1000, d = 2), else
+    Lanczos (ARPACK) on exact Hessian-vector products from a fixed start vector."""
     from scipy.sparse.linalg import LinearOperator, eigsh
     h, p = Th.shape
     k = p - 1 if pop.freeze_bias else p
     if h * k <= dense_limit:
-        H = pop.hessian(Th)
+        ev, v = _dense_lambda_min(pop.hessian(Th), vector)
         if not vector:
-            return float(torch.linalg.eigvalsh(H)[0]), None
-        ev, vec = torch.linalg.eigh(H)
-        v = vec[:, 0].reshape(h, k)
-        return float(ev[0]), torch.cat([v, torch.zeros(h, p - k, dtype=v.dtype)], 1).numpy()
+            return ev, None
+        v = v.reshape(h, k)
+        return ev, np.concatenate([v, np.zeros((h, p - k))], 1)
 
     def mv(v):
         V = torch.zeros_like(Th)
@@ -223,7 +288,8 @@ def lambda_min(pop: Population, Th, dense_limit: int = 4500, vector: bool = True
 
 def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nodes=None) -> dict:
     """Every certificate quantity at ``Th = [W | b]``, from exact derivatives (see the module docstring).
-    ``check_nodes``: a finer rule ``(n_par, n_perp)``; then ``g`` and ``‖∇g‖`` under it are reported too."""
+    ``check_nodes``: a finer rule ``(n_par, n_perp)``, taken whole (no node left out); then ``g`` and ``‖∇g‖``
+    under it are reported too."""
     g, L, _ = pop.value_and_grad(Th)
     G = pop.grad_g(Th)
     if lam_min_hessian is None:
@@ -239,14 +305,19 @@ def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nod
            "perp_norm": perp, "par_norm": par, "perp_ratio": perp / math.hypot(perp, par),
            "bound": grad_w / gap if gap > 0 else None}
     if check_nodes is not None:
-        fine = pop.refined(check_nodes)
+        fine = pop.refined(check_nodes, prune=0.0)
         out["g_fine"] = fine.value_and_grad(Th)[0]
         out["grad_norm_fine"] = float(torch.linalg.matrix_norm(fine.grad_g(Th)))
     return out
 
 
-def _lbfgs(pop: Population, Th, max_iter: int, gtol: float = 0.0):
-    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until g stops decreasing.
+class _Reached(Exception):
+    """L-BFGS evaluated a point whose gradient is small enough: stop there."""
+
+
+def _lbfgs(pop: Population, Th, max_iter: int, grad_tol: float = 0.0):
+    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until ``‖∇g‖ ≤ grad_tol`` at an evaluated
+    point (that point is returned) or g stops decreasing.
 
     scipy's L-BFGS-B runs with one BLAS thread: between two of our (torch, multi-threaded) gradient
     evaluations, idle-spinning BLAS threads otherwise made every evaluation 2-5x slower on 2 cores."""
@@ -254,6 +325,7 @@ def _lbfgs(pop: Population, Th, max_iter: int, gtol: float = 0.0):
     h, p = Th.shape
     k = p - 1 if pop.freeze_bias else p
     base = Th.clone()
+    count = [0]
 
     def unpack(x):
         T = base.clone()
@@ -264,20 +336,29 @@ def _lbfgs(pop: Population, Th, max_iter: int, gtol: float = 0.0):
         T = unpack(x)
         g, _, G = pop.value_and_grad(T)
         G[:, :-1] += pop.lam * T[:, :-1]
-        return g, G[:, :k].reshape(-1).numpy()
+        grad = G[:, :k].reshape(-1).numpy()
+        count[0] += 1
+        if float(np.linalg.norm(grad)) <= grad_tol:
+            raise _Reached(T)
+        return g, grad
 
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1, user_api="blas"):
-        res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30})
+        try:
+            res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
+                           options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0,
+                                    "maxcor": 30})
+        except _Reached as stop:
+            return stop.args[0], count[0]
     return unpack(res.x), int(res.nfev)
 
 
 SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from, or reported as one)
+GRAD_TOL = 1e-8      # the searches stop at ‖∇g‖ ≤ GRAD_TOL (an ε-SOSP with ε = 1e-8 once λ_min ≥ -SADDLE_TOL)
 
 
 def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
-                          max_escapes: int = 3, second_order: bool = True, gtol: float = 0.0) -> dict:
+                          max_escapes: int = 3, second_order: bool = True, grad_tol: float = 0.0) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
     L-BFGS on exact gradients: a descent method, which from a generic start does not stop at strict saddles,
@@ -286,7 +367,7 @@ def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_t
     along the negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at
     most ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``,
     ``nfev``, ``escapes`` and ``lam_min_hessian`` (of the returned point; None without ``second_order``)."""
-    Th, nfev = _lbfgs(pop, Th0, max_iter, gtol)
+    Th, nfev = _lbfgs(pop, Th0, max_iter, grad_tol)
     escapes, lam_min = 0, None
     while second_order:
         lam_min, _ = lambda_min(pop, Th, vector=False)
@@ -302,7 +383,7 @@ def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_t
             V = V / 2
         if best is None:
             break
-        Th, n = _lbfgs(pop, best, max_iter, gtol)
+        Th, n = _lbfgs(pop, best, max_iter, grad_tol)
         nfev += n
         escapes += 1
     return {"theta": Th, "nfev": nfev, "escapes": escapes, "lam_min_hessian": lam_min}
@@ -313,12 +394,13 @@ MAX_NODES = 640            # per axis
 MAX_GRID = 40_000          # nodes in all
 
 
-def nodes_for(pop: Population, Th, start=(40, 8)) -> tuple[int, int]:
-    """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged: starting from ``start``, the count
+def nodes_for(pop: Population, Th, start=None) -> tuple[int, int]:
+    """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged: starting from ``start`` (default:
+    ``pop``'s own rule, or (40, 8) if it has none), the count
     along span(U), then across it, grows by half until doubling it moves g by less than ``QUAD_TOL`` (or a cap
     is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all)."""
     d, k = pop.U.shape
-    n = list(start)
+    n = list(start or pop.nodes or (40, 8))
 
     def g(m):
         return pop.refined(m).value_and_grad(Th)[0]
@@ -337,17 +419,20 @@ def nodes_for(pop: Population, Th, start=(40, 8)) -> tuple[int, int]:
 def certified_point(pop: Population, Th0) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
-    Two rules: L-BFGS first under ``pop``'s own (coarse, cheap) rule, then again from there under a rule
-    fine enough for the weights found (:func:`nodes_for`), where the point is certified; the change of g and
-    ‖∇g‖ under a rule with twice the nodes per axis is reported as the quadrature's own check
-    (``quad_change``)."""
-    first = find_stationary_point(pop, Th0, second_order=False)
+    Two rules: L-BFGS first under ``pop``'s own rule, then again from there under a rule fine enough for the
+    weights found (:func:`nodes_for`, starting from ``pop``'s rule: where that is fine enough already, the
+    second search only confirms the first), where the point is certified; the change of g and
+    ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
+    (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
+    rule (``prune_change``)."""
+    first = find_stationary_point(pop, Th0, second_order=False, grad_tol=GRAD_TOL)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
-    res = find_stationary_point(fine, first["theta"])
+    res = find_stationary_point(fine, first["theta"], grad_tol=GRAD_TOL)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
-                escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]))
+                escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
+                prune_change=abs(pop.refined(fine_nodes, prune=0.0).value_and_grad(res["theta"])[0] - cert["g"]))
     return {"theta": res["theta"], **cert}
 
 
@@ -367,29 +452,111 @@ def initial_point(seed: int, d: int, width: int, a_init: str = "paper"):
     return torch.cat([s.W[0], s.biases[0][0][:, None]], 1), a
 
 
-def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=(40, 40), progress=False,
-          modes=(False, True)):
-    """One certified point per (seed, λ, bias trained / frozen) -- ``modes`` lists the frozen flags -- all from
-    the seed's init. Returns a list of rows (dicts: the certificate plus ``seed``, ``lam``, ``bias``, ``theta``,
-    ``a``, ``seconds``), ``U`` and whether a Ctrl-C stopped the sweep (the rows are then those done before it)."""
+def _certify_job(seed, lam, frozen, d, k, width, offset, a_init, coarse):
+    """One certified point from the seed's init (a job of :func:`sweep`; also run in worker processes):
+    the certificate plus ``seed``, ``lam``, ``bias``, ``theta``, ``a`` (numpy arrays) and ``seconds``."""
     import time
-    from tqdm import tqdm
     from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
     U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
-    inits = {s: initial_point(s, d, width, a_init) for s in seeds}
-    jobs = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
-    rows = []
+    Th0, a = initial_point(seed, d, width, a_init)
+    pop = Population.build(U, a, Th0[:, -1].clone(), lam, frozen, coarse, offset)
+    t = time.perf_counter()
+    pt = certified_point(pop, Th0)
+    pt["theta"] = pt["theta"].numpy()
+    return {**pt, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained", "a": a.numpy(),
+            "seconds": time.perf_counter() - t}
+
+
+def _timed(fn, *args):
+    """``(fn(*args), seconds)``."""
+    import time
+    t = time.perf_counter()
+    return fn(*args), time.perf_counter() - t
+
+
+def _worker_init():
+    """A sweep worker: one thread everywhere (the workers are the parallelism), and Ctrl-C left to the parent,
+    which ends the workers itself."""
+    import signal
+    from threadpoolctl import threadpool_limits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def run_jobs(jobs, workers: int = 1, progress: bool = False, desc: str = "sosp"):
+    """Run ``jobs`` -- ``(fn, args)`` pairs -- and yield ``(index, result)`` as each finishes.
+
+    ``workers = 1``: one after another in this process. ``workers > 1``: in that many fresh single-threaded
+    processes (spawned: torch's thread pools do not survive a fork), each taking the next job as soon as it is
+    free, in the order given (longest first balances best). Our quadrature passes are chains of small kernels
+    that two threads share badly (1.2x on 2 cores, measured), whereas two processes run two points at once.
+    A Ctrl-C ends the workers at once and propagates as KeyboardInterrupt after the results received so far."""
+    from tqdm import tqdm
+    bar = tqdm(total=len(jobs), disable=None if progress else True, desc=desc)
     try:
-        for s, lam, fb in tqdm(jobs, disable=None if progress else True, desc="sosp"):
-            Th0, a = inits[s]
-            pop = Population.build(U, a, Th0[:, -1].clone(), lam, fb, coarse, offset)
-            t = time.perf_counter()
-            pt = certified_point(pop, Th0)
-            rows.append({**pt, "seed": s, "lam": float(lam), "bias": "frozen" if fb else "trained", "a": a,
-                         "seconds": time.perf_counter() - t})
+        if workers <= 1:
+            for i, (fn, args) in enumerate(jobs):
+                yield i, fn(*args)
+                bar.update()
+            return
+        import multiprocessing as mp
+        pool = mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_worker_init)
+        try:
+            for i, res in pool.imap_unordered(_indexed, list(enumerate(jobs)), chunksize=1):
+                yield i, res
+                bar.update()
+        except BaseException:
+            pool.terminate()
+            raise
+        else:
+            pool.close()
+        finally:
+            pool.join()
+    finally:
+        bar.close()
+
+
+def _indexed(item):
+    """A job run in a worker, returned with its index."""
+    i, (fn, args) = item
+    return i, fn(*args)
+
+
+def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=(90, 8), progress=False,
+          modes=(False, True), extra_lams=(), workers=1, beside=None):
+    """One certified point per (seed, λ, bias trained / frozen) -- ``modes`` lists the frozen flags -- all from
+    the seed's init; ``extra_lams``: more λs for the first seed only. ``workers > 1``: in that many processes
+    (:func:`run_jobs`), with ``beside = (fn, args)`` (the PGD runs) as one more job, started first.
+
+    Returns the rows (dicts: the certificate plus ``seed``, ``lam``, ``bias``, ``theta``, ``a``, ``seconds``) in
+    the order (seed, λ, mode), then the extras; ``U``; whether a Ctrl-C stopped the sweep (the rows are then
+    those finished before it); and ``(beside's result, its seconds)`` (None if not run or not finished)."""
+    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
+    U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+    keys = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
+    keys += [(seeds[0], lam, fb) for lam in extra_lams for fb in modes]
+    setting = (d, k, width, offset, a_init, tuple(coarse))
+    # longest first: bias trained before frozen, small λ first (they need the most evaluations)
+    order = sorted(range(len(keys)), key=lambda j: (keys[j][2], keys[j][1], j))
+    jobs = [(_certify_job, (*keys[j], *setting)) for j in order]
+    if beside is not None and workers > 1:
+        jobs.insert(0, (_timed, (beside[0], *beside[1])))
+    rows, side, stopped = {}, None, False
+    try:
+        for i, res in run_jobs(jobs, workers, progress):
+            if jobs[i][0] is _timed:
+                side = res
+            else:
+                rows[i] = _received(res)
     except KeyboardInterrupt:           # Ctrl-C keeps the points certified so far
-        return rows, U, True
-    return rows, U, False
+        stopped = True
+    return [rows[i] for i in sorted(rows, key=lambda i: keys.index(jobs[i][1][:3]))], U, stopped, side
+
+
+def _received(row):
+    """A finished point as the sweep keeps it: ``theta`` and ``a`` back to tensors."""
+    return {**row, "theta": torch.as_tensor(row["theta"]), "a": torch.as_tensor(row["a"])}
 
 
 def pgd_runs(lams, seed, d, k, width, offset, a_init, cfg, device, progress=False):

@@ -81,6 +81,25 @@ def test_stein_identity_at_random_points(activation, d, k):
     assert pop.stein_residual(Th) < 1e-10
 
 
+@pytest.mark.parametrize("smallest", [-5e-12, 3e-11, 2e-4, -1e-6, -0.3])
+def test_dense_smallest_eigenvalue_is_lapacks(smallest):
+    """The shift-invert path (Cholesky of H + 1e-9 I exists: λ_min > -1e-9) and the LAPACK path (it does not)
+    give LAPACK's smallest eigenvalue, with near-zero clusters as at the certified points; H v = λ v."""
+    from NeuralNetworks.sosp import _dense_lambda_min
+    g = torch.Generator().manual_seed(3)
+    n = 300
+    Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=F64))[0]
+    ev = smallest + torch.cat([torch.tensor([0, 2e-12, 1e-10, 5e-10], dtype=F64),
+                               torch.rand(n - 4, generator=g, dtype=F64) * 10 + 1e-6])
+    H = (Q * ev) @ Q.T
+    H = (H + H.T) / 2
+    lam, v = _dense_lambda_min(H, vector=True)
+    assert lam == pytest.approx(float(torch.linalg.eigvalsh(H)[0]), abs=1e-13)
+    assert abs(lam - smallest) < 1e-13
+    torch.testing.assert_close(H @ torch.as_tensor(v), lam * torch.as_tensor(v), rtol=0, atol=1e-12)
+    assert _dense_lambda_min(H, vector=False)[0] == pytest.approx(lam, abs=1e-13)
+
+
 def test_lanczos_and_dense_smallest_eigenvalue_agree():
     pop, Th = _population(h=40, nodes=(30, 30))
     dense, v = lambda_min(pop, Th)
@@ -104,7 +123,7 @@ def test_certified_point_obeys_the_lemma():
 
 
 def test_small_sweep_bias_trained_removes_W_perp():
-    rows, _, _ = sweep([1e-3, 1e-2, 1e-1], [0], width=64, modes=(False,))
+    rows, _, _, _ = sweep([1e-3, 1e-2, 1e-1], [0], width=64, modes=(False,))
     assert len(rows) == 3
     for r in rows:
         assert r["perp_ratio"] <= 1e-5 and r["lam_min_hessian"] > -1e-9 and r["grad_norm"] < 1e-7
@@ -174,3 +193,31 @@ def test_ctrl_c_in_the_sweep_keeps_the_points_certified(tmp_path, monkeypatch, c
     assert sorted(os.listdir(out)) == ["config.json", "results.json", "sosp.csv", "sosp_points.npz"]
     assert np.load(out / "sosp_points.npz")["W"].shape == (1, 16, 2)
     assert "interrupted after 1 of 6" in capsys.readouterr().out
+
+
+def test_sweep_in_worker_processes_equals_one_process():
+    """Two worker processes (and a job beside the points) give the points of the one-process sweep, bit for bit,
+    in the same order."""
+    kw = dict(width=12, modes=(False, True), extra_lams=[3e-2])
+    one, _, _, none = sweep([1e-2, 1e-1], [0, 1], **kw)
+    two, _, stopped, (side, seconds) = sweep([1e-2, 1e-1], [0, 1], workers=2, beside=(math.hypot, (3.0, 4.0)), **kw)
+    assert none is None and not stopped and side == 5.0 and seconds >= 0
+    assert [(r["seed"], r["lam"], r["bias"]) for r in one] == [(r["seed"], r["lam"], r["bias"]) for r in two]
+    assert len(one) == 10 and one[-1]["lam"] == 3e-2 and one[-1]["seed"] == 0
+    for a, b in zip(one, two):
+        assert torch.equal(a["theta"], b["theta"]) and a["g"] == b["g"]
+
+
+def test_ctrl_c_with_worker_processes_keeps_the_points_and_ends_the_workers(tmp_path, monkeypatch, capsys):
+    """--threads 2: the points and PGD run in two worker processes; a Ctrl-C after the first point arrives keeps
+    it, writes the interrupted folder as with one process, and leaves no worker behind."""
+    import multiprocessing
+    from NeuralNetworks import sosp
+    from NeuralNetworks.tests.test_fig3 import signal_in
+    signal_in(monkeypatch, sosp, "_received", call=2)
+    out = tmp_path / "out"
+    res = main(["--experiment", "sosp", "--quick", "--no-progress", "--width", "16", "--threads", "2",
+                "--out-dir", str(out)])
+    assert res["interrupted"] and len(res["points"]) == 1 and res["pgd"] == []
+    assert sorted(os.listdir(out)) == ["config.json", "results.json", "sosp.csv", "sosp_points.npz"]
+    assert multiprocessing.active_children() == []
