@@ -217,7 +217,7 @@ def parse_args(argv=None):
         coarse = args.nodes ** args.k * SOSP_PERP_NODES ** (args.d - args.k)
         if args.nodes < 4 or coarse > MAX_GRID:
             parser.error(f"--nodes {args.nodes}: at least 4 Gauss-Hermite nodes per axis, and at most {MAX_GRID} in "
-                         f"the coarse rule (this one has {coarse})")
+                         f"the first rule (this one has {coarse})")
     grid_given = args.lam_grid is not None
     args.lam_grid = args.lam_grid or DEFAULT_LAM_GRID.get(exp, ("1e-4", "10", "41"))
     try:
