@@ -10,9 +10,16 @@ import torch.nn.functional as F
 ACTIVATIONS = ("smooth_relu", "relu")
 
 
-def smooth_relu(z: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
-    """``(1/beta) * log(1 + exp(beta * z))``, computed stably for any ``z``."""
-    return F.softplus(z, beta=beta, threshold=40.0)  # exact to double precision
+def smooth_relu(z: torch.Tensor, beta: float = 2.0, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(1/beta) * log(1 + exp(beta * z))``, computed stably for any ``z`` (into ``out`` when given)."""
+    if out is None:
+        return F.softplus(z, beta=beta, threshold=40.0)  # exact to double precision
+    return torch._C._nn.softplus(z, beta, 40.0, out=out)   # the same kernel, writing into out
+
+
+def relu(z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """ReLU (into ``out`` when given)."""
+    return torch.relu(z) if out is None else torch.clamp(z, min=0.0, out=out)
 
 
 def smooth_relu_grad(z: torch.Tensor, beta: float = 2.0, inplace: bool = False) -> torch.Tensor:
@@ -31,5 +38,5 @@ def get_activation(name: str):
     if name == "smooth_relu":
         return smooth_relu, smooth_relu_grad
     if name == "relu":
-        return torch.relu, relu_grad
+        return relu, relu_grad
     raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")

@@ -154,10 +154,7 @@ def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
     W, b, a = student.W, student.biases[0], student.a
     Z, H = _buffers((W.shape[0], x.shape[1], W.shape[1]), W)
     torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2), out=Z)         # (R, n, h)
-    if student.activation == "smooth_relu":
-        torch._C._nn.softplus(Z, 2.0, 40.0, out=H)                       # smooth_relu, into the buffer
-    else:
-        H = student.act(Z)
+    student.act(Z, out=H)
     r = torch.bmm(H, a.unsqueeze(2)).squeeze(2) - y                     # (R, n)
     loss = _select(r, cfg.loss, pointwise_loss).mean(1)
     dout = _select(r, cfg.loss, loss_derivative) / x.shape[1]            # dloss/dprediction
