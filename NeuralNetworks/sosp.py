@@ -23,6 +23,7 @@ x̃ = (x, 1), so z = Θ x̃.
 """
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -455,7 +456,6 @@ def initial_point(seed: int, d: int, width: int, a_init: str = "paper"):
 def _certify_job(seed, lam, frozen, d, k, width, offset, a_init, coarse):
     """One certified point from the seed's init (a job of :func:`sweep`; also run in worker processes):
     the certificate plus ``seed``, ``lam``, ``bias``, ``theta``, ``a`` (numpy arrays) and ``seconds``."""
-    import time
     from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
     U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
     Th0, a = initial_point(seed, d, width, a_init)
@@ -469,7 +469,6 @@ def _certify_job(seed, lam, frozen, d, k, width, offset, a_init, coarse):
 
 def _timed(fn, *args):
     """``(fn(*args), seconds)``."""
-    import time
     t = time.perf_counter()
     return fn(*args), time.perf_counter() - t
 
@@ -542,16 +541,17 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
     jobs = [(_certify_job, (*keys[j], *setting)) for j in order]
     if beside is not None and workers > 1:
         jobs.insert(0, (_timed, (beside[0], *beside[1])))
-    rows, side, stopped = {}, None, False
+        order.insert(0, None)
+    rows, side, stopped = {}, None, False          # rows: by position in keys
     try:
         for i, res in run_jobs(jobs, workers, progress):
-            if jobs[i][0] is _timed:
+            if order[i] is None:
                 side = res
             else:
-                rows[i] = _received(res)
+                rows[order[i]] = _received(res)
     except KeyboardInterrupt:           # Ctrl-C keeps the points certified so far
         stopped = True
-    return [rows[i] for i in sorted(rows, key=lambda i: keys.index(jobs[i][1][:3]))], U, stopped, side
+    return [rows[j] for j in sorted(rows)], U, stopped, side
 
 
 def _received(row):
