@@ -77,6 +77,15 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
     return _optimise_surrogate(targets, cfg, generator, progress)
 
 
+def _no_improvement(steps: int, initial: float, largest: float, seconds: float, hint: str = ""):
+    """The error for a run none of whose ``steps`` iterates beat M = 0 (max distortion ``initial``); ``largest``:
+    the largest entry of the last M (above 1e-6: the steps overshoot; else M did not move)."""
+    why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
+           "larger --lr" + hint)
+    return NoImprovementError(f"in {steps} steps no mean matrix did better than the initial M = 0 "
+                              f"(max distortion {initial:.3g}): {why}", largest > 1e-6, seconds)
+
+
 def _adam(p, grad, m, v, t, lr, active, betas=(0.9, 0.999), eps=1e-8):
     """One Adam step on ``p`` in place, in the order torch.optim.Adam computes it (``t``: steps taken, from 1);
     runs (leading axis) not ``active`` keep their parameters. ``active: (S,)`` bool."""
@@ -101,7 +110,7 @@ def _max_step(targets: Targets, X, Y, noise, k: int):
         w = sign * (2.0 / k)
     else:
         e, eps_, t = Y[s, b, :, i] - Y[s, b, :, j], noise[s, b, :, i] - noise[s, b, :, j], X[i] - X[j]
-        w = sign * 2.0 * targets.inv_sq[i, j].to(Y.dtype) / k
+        w = sign * 2.0 * targets.inv_sq[i, j] / k
     return value, w[:, None, None] * e[:, :, None] * t[:, None, :], w * (e * eps_).sum(1)
 
 
@@ -158,11 +167,7 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
         h = np.asarray([rw[r] for rw in rows[:n_r]]).reshape(-1, 3)
         best_t = int(np.argmin(h[:, 1])) if len(h) else 0
         if best_t == 0 and len(h) > 1 and not interrupted:
-            largest = float(M[r].abs().max())
-            why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
-                   "larger --lr")
-            raise NoImprovementError(f"in {len(h)} steps no mean matrix did better than the initial M = 0 "
-                                     f"(max distortion {h[0, 1]:.3g}): {why}", largest > 1e-6, seconds)
+            raise _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)
         out.append({"loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
                     "M": M_best[r].clone(), "M_last": M[r].clone(),
                     "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
@@ -207,11 +212,8 @@ def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=Tru
     finally:
         bar.close()
     if best_t == 0 and len(hist["loss"]) > 1 and not interrupted:
-        largest = float(M.detach().abs().max())
-        why = ("the steps overshoot" if largest > 1e-6 else f"M did not move (largest entry {largest:.2g}): try a "
-               "larger --lr or --eps within reach of the distortions")
-        raise NoImprovementError(f"in {len(hist['loss'])} steps no mean matrix did better than the initial M = 0 "
-                                 f"(max distortion {best:.3g}): {why}", largest > 1e-6, time.perf_counter() - t0)
+        raise _no_improvement(len(hist["loss"]), best, float(M.detach().abs().max()), time.perf_counter() - t0,
+                              " or --eps within reach of the distortions")
     out = {key: np.asarray(v) for key, v in hist.items()}
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
                steps_run=len(hist["loss"]), optimize_s=time.perf_counter() - t0, interrupted=interrupted)

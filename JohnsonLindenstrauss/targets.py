@@ -35,6 +35,7 @@ class Targets:
         self.mask[i, j] = 1.0
         self.inv_sq = torch.zeros_like(self.mask)
         self.inv_sq[i, j] = 1.0 / ((self.X[i] - self.X[j]) ** 2).sum(1)
+        self.off = torch.where(self.mask > 0, 0.0, torch.inf).to(self.X.dtype)   # +inf off the pairs (worst)
         self.flat = (self.mask.flatten() > 0).nonzero()[:, 0]
 
     def __len__(self):
@@ -68,14 +69,11 @@ class Targets:
             q = (Y * Y).sum(-2).div_(k)                                      # ‖A x_i‖²/k: (S, B, n)
             hi_b, lo_b = q.amax(-1), q.amin(-1)                               # (S, B)
         else:
-            if not hasattr(self, "_coef"):
-                self._coef = self.inv_sq.to(Y.dtype)
-                self._off = torch.where(self.mask > 0, 0.0, torch.inf).to(Y.dtype)
             G = Y.transpose(-1, -2) @ Y                                     # (S, B, n, n)
             g = torch.diagonal(G, dim1=-2, dim2=-1).clone()
-            q = G.mul_(-2).add_(g[..., :, None]).add_(g[..., None, :]).mul_(self._coef).div_(k)   # 0 off the pairs
+            q = G.mul_(-2).add_(g[..., :, None]).add_(g[..., None, :]).mul_(self.inv_sq).div_(k)   # 0 off the pairs
             hi_b = q.amax((-2, -1))
-            lo_b = (q + self._off).amin((-2, -1))                          # +inf off the pairs
+            lo_b = (q + self.off).amin((-2, -1))                           # +inf off the pairs
         hi, b_hi = hi_b.max(1)
         lo, b_lo = lo_b.min(1)
         up = (hi - 1) >= (1 - lo)
@@ -86,7 +84,7 @@ class Targets:
         b = torch.where(up, b_hi, b_lo)
         Q = q[s, b].reshape(S, -1)                                          # the winning projection's values
         at_hi = Q.argmax(1)
-        at_lo = (Q if self.pairs is None else Q + self._off.reshape(1, -1)).argmin(1)
+        at_lo = (Q if self.pairs is None else Q + self.off.reshape(1, -1)).argmin(1)
         at = torch.where(up, at_hi, at_lo)
         i, j = (at, at) if self.pairs is None else (at // n, at % n)
         return value, b, i, j, up.to(Y.dtype) * 2 - 1
