@@ -69,11 +69,16 @@ def optimise(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:
 
     ``generator``: one ``torch.Generator``, or (objective ``max``) a list of them: then one run per generator,
     all optimised as one batch, each drawing from its own generator only (a run's result does not depend on
-    its batch-mates, tested), and every output above is a list with one entry per run."""
+    its batch-mates, tested), and every output above is a list with one entry per run; a run none of whose
+    iterates beat M = 0 carries the error under ``no_improvement`` (one run alone raises it)."""
     if cfg.objective == "max":
         runs = _optimise_max(targets, cfg, list(generator) if isinstance(generator, (list, tuple)) else [generator],
                              progress)
-        return runs if isinstance(generator, (list, tuple)) else runs[0]
+        if isinstance(generator, (list, tuple)):
+            return runs
+        if "no_improvement" in runs[0]:
+            raise runs[0]["no_improvement"]
+        return runs[0]
     return _optimise_surrogate(targets, cfg, generator, progress)
 
 
@@ -166,9 +171,9 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
         n_r = stop_at[r] or len(rows)
         h = np.asarray([rw[r] for rw in rows[:n_r]]).reshape(-1, 3)
         best_t = int(np.argmin(h[:, 1])) if len(h) else 0
-        if best_t == 0 and len(h) > 1 and not interrupted:
-            raise _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)
-        out.append({"loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
+        run = {} if best_t or len(h) <= 1 or interrupted else {
+            "no_improvement": _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)}
+        out.append({**run, "loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
                     "M": M_best[r].clone(), "M_last": M[r].clone(),
                     "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
                     "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted})

@@ -138,6 +138,21 @@ def test_runs_batched_equal_runs_alone(kind):
         assert len({r["steps_run"] for r in batch}) > 1         # some run stopped before the others
 
 
+def test_a_run_that_never_beats_zero_leaves_its_batch_mates_alone():
+    """k = 1, pairs: seed 0's iterates never beat M = 0, seed 1's do. Batched, seed 0 carries the error and keeps
+    M = 0 while seed 1 keeps its own better matrix; alone, seed 0 raises it."""
+    from JohnsonLindenstrauss.model import NoImprovementError
+    X, _ = load_points("uniform", 100, 0, 500, 0)
+    T = make_targets(torch.as_tensor(X, dtype=torch.float32), "pairwise")
+    cfg = JLConfig(k=1, steps=200)
+    zero, moved = optimise(T, cfg, [torch.Generator().manual_seed(s) for s in (0, 1)], progress=False)
+    assert isinstance(zero["no_improvement"], NoImprovementError) and float(zero["M"].abs().max()) == 0.0
+    assert "no_improvement" not in moved and moved["mean_max"].min() < moved["mean_max"][0]
+    assert float(moved["M"].abs().max()) > 0
+    with pytest.raises(NoImprovementError):
+        optimise(T, cfg, torch.Generator().manual_seed(0), progress=False)
+
+
 def test_short_default_run_shrinks_sigma_and_beats_best_gaussian():
     """The paper's setting for 1000 of its 5000 steps (float32, as main.py optimises): sigma falls steadily
     from 1 (to 0.25 here; 0.013 after 5000 steps), and the mean matrix M beats the best of 200 standard
