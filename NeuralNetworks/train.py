@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from NeuralNetworks.activations import step_form
 from NeuralNetworks.model import Student, Teacher, perp_norm
 
 LOSSES = ("mse", "huber", "logcosh")
@@ -137,32 +138,102 @@ def _adam_state(params):
 
 
 def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
-    """Per-run minibatch loss ``(R,)`` and its gradients with respect to ``params``.
+    """Per-run minibatch loss ``(R,)`` and its gradients with respect to ``params``, for inputs ``x: (R, n, d)``
+    and targets ``y: (R, n)``.
 
-    One hidden layer (the paper's network) uses the closed-form backward pass, about twice as fast
-    as autograd at the paper's sizes; deeper networks use autograd. Tests check the two agree."""
-    if len(student.weights) > 1:
+    One hidden layer (the paper's network) uses the training step's closed-form pass (:class:`_OneLayer`);
+    deeper networks, and a step whose closed form overflowed, use autograd. Tests check the two agree."""
+    if len(student.weights) == 1:
+        step = _OneLayer(student, cfg, params, x.shape[1])
+        r, G = step(_combined(student.W, student.biases[0]), student.a, *step.prepare(x, y))
+        loss = step.total(r) / x.shape[1]
+        if bool(torch.isfinite(loss).all() and torch.isfinite(G).all()):
+            return loss, step.grads(G)
+    return _autograd_loss_and_grads(student, x, y, cfg, params)
+
+
+def _autograd_loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
+    """Autograd on copies of the parameters (``params`` may be views, as in training a one-hidden-layer net)."""
+    wanted = {id(p) for p in params}
+    own = [p.detach().clone().requires_grad_(id(p) in wanted) for p in student.parameters()]
+    depth = len(student.weights)
+    copy = Student(own[:depth], own[depth:2 * depth], own[-1], student.activation)
+    loss = _select(copy.forward(x) - y, cfg.loss, pointwise_loss).mean(1)
+    index = {id(p): i for i, p in enumerate(student.parameters())}
+    grads = torch.autograd.grad(loss.sum(), [own[index[id(p)]] for p in params])
+    return loss.detach(), list(grads)
+
+
+def _combined(W, b):
+    """``P = [W | b]^T: (R, d + 1, h)``, the layout of the one-hidden-layer step (a copy)."""
+    return torch.cat([W.transpose(1, 2), b.unsqueeze(1)], 1)
+
+
+class _OneLayer:
+    """The training step of a one-hidden-layer student ``F(x) = a^T s(W x + b)``, written out.
+
+    The first layer is held as ``P = [W | b]^T: (R, d + 1, h)`` and the inputs as ``[x, 1]``, so that one batched
+    product forms every pre-activation and one forms the whole first-layer gradient. With ``r = F(x) - y`` and
+    ``q = l'(r)`` (``2 r`` for the squared error), the gradient of the loss ``mean_n l(r_n)`` is
+
+        dL/dP[:, j] = a_j / n * sum_n q_n s'(z_nj) [x_n, 1]        dL/da_j = 1/n * sum_n q_n s(z_nj),
+
+    so the ``(n, h)`` arrays are touched only by the two passes of the activation's :class:`StepForm` and by
+    three products; every other operation is on ``(d + 1, n)`` or ``(d + 1, h)``. The per-step inputs are
+    prepared a block of steps at a time (:meth:`prepare`)."""
+
+    def __init__(self, student: Student, cfg: TrainConfig, params, n: int):
+        self.form = step_form(student.activation)
+        self.names = cfg.loss
+        self.mse = cfg.loss == "mse"
+        self.n, self.h = n, student.a.shape[1]
+        ids = [id(student.W), id(student.biases[0]), id(student.a)]
         for p in params:
-            p.requires_grad_(True)
-        try:
-            loss = _select(student.forward(x) - y, cfg.loss, pointwise_loss).mean(1)
-            grads = torch.autograd.grad(loss.sum(), params)
-        finally:
-            for p in params:
-                p.requires_grad_(False)
-        return loss.detach(), grads
-    W, b, a = student.W, student.biases[0], student.a
-    Z, H = _buffers((W.shape[0], x.shape[1], W.shape[1]), W)
-    torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2), out=Z)         # (R, n, h)
-    student.act(Z, out=H)
-    r = torch.bmm(H, a.unsqueeze(2)).squeeze(2) - y                     # (R, n)
-    loss = _select(r, cfg.loss, pointwise_loss).mean(1)
-    dout = _select(r, cfg.loss, loss_derivative) / x.shape[1]            # dloss/dprediction
-    dZ = student.act_grad(Z, inplace=True).mul_(a.unsqueeze(1)).mul_(dout.unsqueeze(2))   # Z is not needed after
-    by_param = {id(W): lambda: torch.bmm(x.transpose(1, 2), dZ).transpose(1, 2),
-                id(b): lambda: dZ.sum(1),
-                id(a): lambda: torch.bmm(dout.unsqueeze(1), H).squeeze(1)}
-    return loss, [by_param[id(p)]() for p in params]
+            if id(p) not in ids:
+                raise ValueError("the one-hidden-layer step computes gradients for W, b and a only")
+        self.which = [ids.index(id(p)) for p in params]
+        self.fixed_a = None if 2 in self.which else self._a_views(student.a)
+        self.buffers = _buffers((student.a.shape[0], n, self.h), student.a)
+
+    def _a_views(self, a):
+        return (self.form.v_scale * a).unsqueeze(1), a.unsqueeze(1)
+
+    def prepare(self, x, y):
+        """``x: (..., n, d)``, ``y: (..., n)`` -> ``in_scale [x, 1]: (..., n, d + 1)``, ``c [x, 1]^T / n: (..., d + 1, n)``
+        (``c = 2`` for the squared error, whose derivative ``2 r`` is folded in here; else 1) and ``-y: (..., 1, n)``."""
+        xe = torch.cat([x, torch.ones_like(x[..., :1])], -1)
+        xg = (xe * ((2.0 if self.mse else 1.0) / self.n)).transpose(-1, -2).contiguous()
+        return xe * self.form.in_scale, xg, -y.unsqueeze(-2)
+
+    def __call__(self, P, a, xs, xg, ny):
+        """The residuals ``r = F(x) - y: (R, 1, n)`` and the first layer's gradient ``G: (R, d + 1, h)`` (rows: W's
+        columns, then b) for one step's prepared inputs (:meth:`prepare`); :meth:`total` gives the loss from
+        ``r`` and :meth:`grads` the gradients of the requested parameters."""
+        Z, V = self.buffers
+        a_row, a_w = self.fixed_a or self._a_views(a)
+        self.form.fill(torch.bmm(xs, P, out=Z), V)                  # V ~ s(z), Z = s'(z)
+        r = torch.baddbmm(ny, a_row, V.transpose(1, 2))             # F(x) - y
+        self.q = q = r if self.mse else _select(r, self.names, loss_derivative)
+        return r, torch.bmm(q * xg, Z).mul_(a_w)                    # (l'(r_n) [x_n, 1] / n) s'(z_n) a
+
+    def total(self, r):
+        """``n`` times the per-run loss ``(R,)`` from the residuals."""
+        if self.mse:
+            return torch.linalg.vecdot(r, r).view(-1)
+        return _select(r, self.names, pointwise_loss).sum((1, 2))
+
+    def grads(self, G):
+        """The gradients of the requested parameters, from the last step's ``G`` (views for W and b)."""
+        out = []
+        for i in self.which:
+            if i == 0:
+                out.append(G[:, :-1].transpose(1, 2))
+            elif i == 1:
+                out.append(G[:, -1])
+            else:
+                c = (2.0 if self.mse else 1.0) / self.n * self.form.v_scale
+                out.append(torch.bmm(self.q, self.buffers[1]).view(-1, self.h).mul_(c))
+        return out
 
 
 _BUFFERS = {}
@@ -181,24 +252,27 @@ def _buffers(shape, like):
 
 
 class _Data:
-    """Fresh Gaussian inputs ``(R, batch, d)`` per step. With one generator, one draw per step; with a list
-    (one generator per run), each run's stream is drawn ``block`` steps at a time, so a run gets the same
-    data whether it trains alone or in a batch of runs."""
+    """Fresh Gaussian inputs ``(R, batch, d)`` for every step, drawn ``block`` steps at a time: with one generator,
+    one draw of ``(block, R, batch, d)``; with a list (one generator per run), each run's block from its own
+    generator, so that a run gets the same data whether it trains alone or in a batch of runs. ``prepare`` maps
+    a block ``x: (block, R, batch, d)`` to the arrays the step needs, each with the leading block axis;
+    :meth:`next` returns them and the step's index into them."""
 
-    def __init__(self, generator, R, batch, d, like, block=256):
+    def __init__(self, generator, R, batch, d, like, block=256, prepare=lambda x: (x,)):
         self.gen, self.shape, self.like, self.block = generator, (R, batch, d), like, block
-        self.buf, self.pos = None, block
+        self.prepare, self.arrays, self.pos = prepare, (), block
 
     def next(self):
-        if not isinstance(self.gen, (list, tuple)):
-            return torch.randn(self.shape, generator=self.gen, device=self.like.device, dtype=self.like.dtype)
         if self.pos == self.block:
             R, batch, d = self.shape
-            self.buf = torch.stack([torch.randn(self.block, batch, d, generator=g, device=self.like.device,
-                                                dtype=self.like.dtype) for g in self.gen], 1)
-            self.pos = 0
+            kw = dict(device=self.like.device, dtype=self.like.dtype)
+            if isinstance(self.gen, (list, tuple)):
+                x = torch.stack([torch.randn(self.block, batch, d, generator=g, **kw) for g in self.gen], 1)
+            else:
+                x = torch.randn(self.block, R, batch, d, generator=self.gen, **kw)
+            self.arrays, self.pos = self.prepare(x), 0
         self.pos += 1
-        return self.buf[self.pos - 1]
+        return self.arrays, self.pos - 1
 
 
 def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snapshot_steps=(),
@@ -207,39 +281,81 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
     result does not depend on the other runs of the batch). Returns a history with arrays over the recorded steps:
     ``step``, ``loss (T, R)``, ``perp_norm (T, R)``, ``w_norm (T, R)``, ``grad_norm (T, R)``,
     ``snapshots (S, R, h, d)`` of ``W_1`` at ``snapshot_steps``, ``perturbations (R,)`` and
-    ``interrupted`` (Ctrl-C keeps what was trained so far; before the first recorded step it propagates)."""
+    ``interrupted`` (Ctrl-C keeps what was trained so far; before the first recorded step it propagates).
+
+    A one-hidden-layer student trains in the layout of :class:`_OneLayer`: for the run, ``student.W`` and
+    ``student.biases[0]`` are views into one array ``P``; at the end (also on an error or Ctrl-C) the values are
+    copied back into the student's own tensors, which are put back in place."""
+    one = len(student.weights) == 1
+    if one:
+        W0, b0 = student.W, student.biases[0]
+        P = _combined(W0, b0)
+        student.weights[0], student.biases[0] = P[:, :-1].transpose(1, 2), P[:, -1]
+    try:
+        return _train(student, teacher, cfg, generator, snapshot_steps, progress, P if one else None)
+    finally:
+        if one:
+            W0.copy_(student.W)
+            b0.copy_(student.biases[0])
+            student.weights[0], student.biases[0] = W0, b0
+
+
+def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
     trained = _trained(student, cfg)
     params = [p for p, _, _, _ in trained]
     W, U = student.W, teacher.U
-    R, _, d = W.shape
+    R, n, d = W.shape[0], cfg.batch, W.shape[2]
     thr, adam = _optimizer_setup(cfg, R, W, params)
+    thr_max = thr.max().item() if torch.is_tensor(thr) else thr
     rec, snaps = set(record_steps(cfg.steps).tolist()), set(int(s) for s in snapshot_steps)
     hist = {k: [] for k in ("step", "loss", "perp_norm", "w_norm", "grad_norm")}
     snapshots, n_perturb = [], np.zeros(R, dtype=np.int64)
     interrupted = False
-    data = _Data(generator, R, cfg.batch, d, W)
+    step = None if P is None else _OneLayer(student, cfg, params, n)
+    sgd = None if step is None or adam is not None else _first_layer_sgd(trained, student)
+
+    def prepare(x):
+        y = teacher(x, generator)
+        return (x, y) if step is None else (x, y, *step.prepare(x, y))
+    data = _Data(generator, R, n, d, W, prepare=prepare)
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="train")
     try:
         for t in range(cfg.steps + 1):
             if t % 256 == 255:
                 bar.update(256)
-            x = data.next()
-            loss, grads = loss_and_grads(student, x, teacher(x, generator), cfg, params)
-            gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
-            loss_sum, gmin = torch.stack([loss.sum(), gnorm.min()]).tolist()  # one sync per step
-            if not math.isfinite(loss_sum):
-                raise DivergenceError(f"the loss became {loss_sum} at step {t}")
+            arrays, i = data.next()
+            G = grads = None
+            if step is not None:        # residuals and the first layer's gradient, written out
+                r, G = _train_step(student, cfg, params, step, P, arrays, i)
+                gnorm = torch.linalg.vector_norm(G.narrow(1, 0, d), dim=(1, 2))
+                gnorms = gnorm.tolist()                                 # one sync per step
+                # a non-finite residual makes G non-finite, so the squared error needs its loss only when recorded
+                loss = None if step.mse and t not in rec else step.total(r) / n
+                if not math.isfinite(sum(gnorms) + (0.0 if loss is None else sum(loss.tolist()))):
+                    G = None                # an activation's input above ~44, or divergence: this step by autograd
+            if G is None:
+                loss, grads = _train_step(student, cfg, params, None, P, arrays, i)
+                gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
+                gnorms, loss_sum = gnorm.tolist(), sum(loss.tolist())
+                if not math.isfinite(loss_sum):
+                    raise DivergenceError(f"the loss became {loss_sum} at step {t}")
             if t in rec:
                 _record(hist, t, loss, W, U, gnorm)
             if t in snaps:
                 snapshots.append(W.cpu().clone())
             if t == cfg.steps:
                 break
-            if gmin < (thr.max().item() if torch.is_tensor(thr) else thr):
+            if min(gnorms) < thr_max:
                 small = gnorm < thr
                 n_perturb += small.cpu().numpy()
                 _perturb(trained, small, cfg.pgd_radius, generator)
-            _step(trained, grads, adam, t)
+            if G is not None and sgd is not None:   # W and b in one array: P <- keep * P + mlr * G
+                keep, mlr, rest = sgd
+                (P.mul_(keep) if keep is not None else P).addcmul_(G, mlr)
+                if rest:
+                    _step(rest, step.grads(G)[-len(rest):], None, t)
+            else:
+                _step(trained, grads if G is None else step.grads(G), adam, t)
     except KeyboardInterrupt:
         if not hist["step"]:            # not one step recorded: nothing to keep, the interrupt goes on up
             raise
@@ -252,6 +368,36 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
     out["perturbations"] = n_perturb
     out["interrupted"] = interrupted
     return out
+
+
+def _first_layer_sgd(trained, student):
+    """For (P)GD on a one-hidden-layer student: the factors of the update ``P <- keep * P + mlr * G`` of the first
+    layer, ``(R or 1, d + 1, 1)`` each (``keep = 1 - lr lam`` on W's rows and 1 on b's, None when all 1;
+    ``mlr = -lr`` and ``-lr_b``, 0 for a frozen bias, which then stays bit for bit), and the other trained
+    parameters (a trained second layer) for the ordinary update."""
+    (_, lr, lam, _), rest = trained[0], trained[1:]
+    lr_b = 0.0
+    if rest and rest[0][0] is student.biases[0]:
+        lr_b, rest = rest[0][1], rest[1:]
+
+    W = student.W
+
+    def rows(w_value, b_value):
+        out = torch.empty(W.shape[0], W.shape[2] + 1, 1, dtype=W.dtype, device=W.device)
+        out[:, :-1] = w_value.view(-1, 1, 1) if torch.is_tensor(w_value) else w_value
+        out[:, -1] = b_value.view(-1, 1) if torch.is_tensor(b_value) else b_value
+        return out
+    decay = lr * lam
+    decays = bool(torch.as_tensor(decay).ne(0).any())
+    return (rows(1 - decay, 1.0) if decays else None), rows(-lr, -lr_b), rest
+
+
+def _train_step(student, cfg, params, step, P, arrays, i):
+    """Step ``i`` of the data block ``arrays``: with ``step`` (:class:`_OneLayer`), ``n * loss`` and ``G`` from the
+    prepared inputs; without, autograd's loss and gradients of ``params`` for ``x, y = arrays[0][i], arrays[1][i]``."""
+    if step is None:
+        return _autograd_loss_and_grads(student, arrays[0][i], arrays[1][i], cfg, params)
+    return step(P, student.a, arrays[2][i], arrays[3][i], arrays[4][i])
 
 
 def _record(hist, t, loss, W, U, gnorm):
@@ -303,6 +449,6 @@ def _step(trained, grads, adam, t: int):
 def test_mse(student: Student, teacher: Teacher, n: int, generator: torch.Generator) -> np.ndarray:
     """Mean squared error against the noiseless teacher on ``n`` fresh samples, per run ``(R,)``."""
     R, _, d = student.W.shape
-    x = _Data(generator, R, n, d, student.W, block=1).next()
+    x = _Data(generator, R, n, d, student.W, block=1).next()[0][0][0]
     clean = Teacher(teacher.U, 0.0, teacher.offset)
     return ((student.forward(x) - clean(x)) ** 2).mean(1).cpu().numpy()

@@ -283,12 +283,12 @@ def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monk
     assert e.value.code == 1 and "No space left" in capsys.readouterr().err
     assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
     with monkeypatch.context() as m:
-        signal_in(m, train, "loss_and_grads")                  # the first training step: nothing to keep
+        signal_in(m, train, "_train_step")                     # the first training step: nothing to keep
         with pytest.raises(KeyboardInterrupt):
             main(argv + ["--seed", "6"])
     assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
     with monkeypatch.context() as m:
-        signal_in(m, train, "loss_and_grads", call=10)          # mid-training: what was trained is kept
+        signal_in(m, train, "_train_step", call=10)             # mid-training: what was trained is kept
         res = main(argv + ["--seed", "6"])
     assert res["interrupted"] and 0 < res["steps_run"] < 50 and json.load(open(out / "results.json"))["interrupted"]
     with monkeypatch.context() as m:
@@ -296,3 +296,110 @@ def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monk
         res = main(argv + ["--seed", "5"])
     assert res["interrupted"] and res["steps_run"] == 50 and json.load(open(out / "results.json"))["interrupted"]
     assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+@pytest.mark.parametrize("beta", [2.0, 20.0])
+def test_step_form_gives_the_activation_and_its_derivative(beta):
+    """The training step's two-pass evaluation: exact in float64; in float32 within the rounding of 1 + e^{βz}
+    (absolute 2^-24/β) for the value, and for the derivative within the relative error that rounding βz
+    log2(e) to float32 gives e^{βz} (about |βz| 2^-24), as torch's own sigmoid(βz) has."""
+    from NeuralNetworks.activations import step_form
+    f = step_form("smooth_relu", beta)
+    z64 = torch.linspace(-40, 40, 8001, dtype=torch.float64) / beta * 2
+    exact, dexact = smooth_relu(z64, beta), smooth_relu_grad(z64, beta)
+    for dtype in (torch.float64, torch.float32):
+        z = z64.to(dtype)
+        u, V = f.in_scale * z, torch.empty_like(z)
+        f.fill(u, V)
+        s, ds = (f.v_scale * V).double(), u.double()
+        zr = z.double()                                  # what the float32 step sees: z already rounded
+        if dtype == torch.float64:
+            torch.testing.assert_close(s, exact, rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(ds, dexact, rtol=1e-13, atol=0)
+        else:
+            ref, dref = smooth_relu(zr, beta), smooth_relu_grad(zr, beta)
+            assert ((s - ref).abs() <= 2.0 ** -24 / beta + 4e-7 * ref.abs()).all()
+            assert ((ds - dref).abs() <= (1e-6 + 2.0 ** -23 * (beta * zr).abs()) * dref).all()
+    r = step_form("relu")
+    z = torch.tensor([-2.0, -0.0, 0.0, 0.5, 3.0])
+    u, V = r.in_scale * z, torch.empty_like(z)
+    r.fill(u, V)
+    assert V.tolist() == [0.0, 0.0, 0.0, 0.5, 3.0] and u.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_float32_step_agrees_with_float64_autograd_at_the_papers_size():
+    """Width 1000, batch 50: the written-out step equals autograd on the exact softplus in float64 (1e-10), and in
+    float32 its loss and every gradient are within 1e-5 (relative, per run) of the float64 values."""
+    teacher, s, g = _setup(runs=2, width=1000)
+    for p in s.parameters():
+        p.mul_(3.0)                                      # pre-activations up to ~20: both tails of the activation
+    x = torch.randn(2, 50, 2, generator=g)
+    y = teacher(x)
+    params = [s.W, s.biases[0], s.a]
+    loss, grads = loss_and_grads(s, x, y, TrainConfig(), params)
+    from NeuralNetworks.model import Student
+    s64 = Student([s.W.double()], [s.biases[0].double()], s.a.double())
+    loss64, grads64 = loss_and_grads(s64, x.double(), y.double(), TrainConfig(), s64.parameters())
+    ref = [p.detach().clone().requires_grad_() for p in s64.parameters()]
+    from NeuralNetworks.train import pointwise_loss
+    exact = pointwise_loss(Student([ref[0]], [ref[1]], ref[2]).forward(x.double()) - y.double(), "mse").mean(1)
+    grads_exact = torch.autograd.grad(exact.sum(), ref)
+    torch.testing.assert_close(loss64, exact.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(loss.double(), exact.detach(), rtol=1e-5, atol=0)
+    for a, b, c in zip(grads, grads64, grads_exact):
+        torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-14)
+        err = (a.double() - c).norm(dim=-1 if c.dim() == 2 else (1, 2))
+        assert (err <= 1e-5 * c.norm(dim=-1 if c.dim() == 2 else (1, 2))).all()
+
+
+def test_overflowing_activation_input_is_computed_by_autograd():
+    """A pre-activation above ~44 overflows e^{βz} in float32: loss_and_grads and a training step then use
+    autograd on the exact softplus, so the step is what plain gradient descent gives."""
+    teacher, s, g = _setup(runs=1, width=8)
+    s.biases[0][0, 0] = 60.0                             # one neuron far in the linear tail
+    x = torch.randn(1, 50, 2, generator=torch.Generator().manual_seed(1))
+    y = teacher(x)
+    params = [s.W, s.biases[0]]
+    loss, grads = loss_and_grads(s, x, y, TrainConfig(), params)
+    from NeuralNetworks.train import _autograd_loss_and_grads
+    loss_ag, grads_ag = _autograd_loss_and_grads(s, x, y, TrainConfig(), params)
+    assert torch.isfinite(loss).all() and torch.equal(loss, loss_ag)
+    for a, b in zip(grads, grads_ag):
+        assert torch.equal(a, b)
+    # one GD step in train(): its first batch is the first of a (256, R, n, d) block from the generator
+    W0, b0 = s.W.clone(), s.biases[0].clone()
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(256, 1, 50, 2, generator=torch.Generator().manual_seed(7))[0]
+    _, (gW, gb) = _autograd_loss_and_grads(s, x, teacher(x), TrainConfig(), params)
+    train(s, teacher, TrainConfig(steps=1, optimizer="gd"), gen, progress=False)
+    torch.testing.assert_close(s.W, W0 * (1 - 1e-4) - gW, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(s.biases[0], b0 - gb, rtol=1e-6, atol=1e-7)
+
+
+def test_train_updates_the_students_own_tensors():
+    """Training a one-hidden-layer student works on one array holding W and b; afterwards the student holds its
+    own tensors again, updated in place (a reference taken before training sees the trained values)."""
+    teacher, s, g = _setup()
+    W, b, W0 = s.W, s.biases[0], s.W.clone()
+    train(s, teacher, TrainConfig(steps=20), g, progress=False)
+    assert s.W is W and s.biases[0] is b and s.W.is_contiguous() and not torch.equal(W, W0)
+
+
+def test_per_run_rates_and_decays_in_one_batch_equal_each_run_alone():
+    cfgs = [dict(lr=1.0, lam=1e-4, lr_bias=1.0), dict(lr=0.5, lam=1e-2, lr_bias=0.1), dict(lr=0.2, lam=0.0, lr_bias=2.0)]
+    U = make_subspace(3, 1, torch.Generator())
+    init = init_student(3, 3, 32, 1, torch.Generator().manual_seed(0))
+
+    def student(rows):
+        from NeuralNetworks.model import Student
+        return Student([init.W[rows].clone()], [init.biases[0][rows].clone()], init.a[rows].clone())
+    both = student([0, 1, 2])
+    per_run = {k: [c[k] for c in cfgs] for k in cfgs[0]}
+    h = train(both, Teacher(U), TrainConfig(steps=300, **per_run), [torch.Generator().manual_seed(i) for i in range(3)],
+              progress=False)
+    for i, c in enumerate(cfgs):
+        one = student([i])
+        h1 = train(one, Teacher(U), TrainConfig(steps=300, **c), [torch.Generator().manual_seed(i)], progress=False)
+        torch.testing.assert_close(one.W[0], both.W[i], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(one.biases[0][0], both.biases[0][i], rtol=1e-5, atol=1e-6)
+        assert h1["perturbations"][0] == h["perturbations"][i]
