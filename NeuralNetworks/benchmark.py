@@ -4,6 +4,7 @@ Fig. 3 idle, beside busy processes and two seeds side by side.
 
     python NeuralNetworks/benchmark.py [--steps 1000] [--seeds 3]
     python NeuralNetworks/benchmark.py --contended [--repeats 3] [--threads N]
+    python NeuralNetworks/benchmark.py --profile [--steps 20000]
 
 Both sides of the grid comparison run the same rows, seeds and steps (every run draws its data from its own
 generator, so the batched and one-by-one results agree, which the script also checks). Wall-clock seconds on
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from NeuralNetworks.claims import ROWS, run_claims  # noqa: E402
+from NeuralNetworks.main import _Parser, _positive_int  # noqa: E402
 from NeuralNetworks.model import Teacher, init_student, make_subspace  # noqa: E402
 from NeuralNetworks.train import TrainConfig, train  # noqa: E402
 from NeuralNetworks.utils import set_threads  # noqa: E402
@@ -55,20 +57,28 @@ def autograd_loop(steps: int, seed: int = 0) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=1000, help="steps per run (the default grid uses 10 000)")
-    p.add_argument("--seeds", type=int, default=3)
+    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="steps per run of the grid comparison (default 1000; the claims grid uses 10 000), or of "
+                        "--profile (default 20 000, the Fig. 3 run)")
+    p.add_argument("--seeds", type=_positive_int, default=3)
     p.add_argument("--contended", action="store_true",
                    help="time Fig. 3 (python NeuralNetworks/main.py) idle, beside 1 and 2 busy processes, and two "
                         "seeds side by side, in fresh processes")
-    p.add_argument("--repeats", type=int, default=3, help="--contended: runs per condition")
-    p.add_argument("--threads", type=int, default=None, help="--contended: pass --threads N to main.py; "
+    p.add_argument("--repeats", type=_positive_int, default=3, help="--contended: runs per condition")
+    p.add_argument("--profile", action="store_true",
+                   help="where a Fig. 3 training step's time goes: torch's profiler over --steps steps (default 20 000)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="--contended: pass --threads N to main.py; "
                    "otherwise: threads of this process (default 1)")
     args = p.parse_args(argv)
     if args.contended:
         print(contended_table([("Fig. 3 (optimize_s)", [], "optimize_s")], args.repeats, args.threads))
         return
     set_threads(args.threads or 1)
+    if args.profile:
+        print(profile_fig3(args.steps or 20_000))
+        return
+    args.steps = args.steps or 1000
     cpu, seeds = torch.device("cpu"), list(range(args.seeds))
     t = time.perf_counter()
     batched = run_claims(seeds, 20, 2, args.steps, 1.0, cpu)
@@ -82,16 +92,49 @@ def main(argv=None):
     print(f"  batched by architecture: {t_batched:.1f} s; one run at a time: {t_single:.1f} s; "
           f"speed-up {t_single / t_batched:.1f}x; largest difference in final ||W_perp||/||W||: {diff:.1e}")
     ours, plain = [], []
-    for rep in range(3):
+    for rep in range(FIG3_PAIRS):           # alternating, so that a drift of the machine's speed hits both
         g = torch.Generator().manual_seed(rep)
         s = init_student(1, 2, 1000, 1, g)
         t = time.perf_counter()
         train(s, Teacher(make_subspace(2, 1, g)), TrainConfig(steps=20_000), g, progress=False)
         ours.append(time.perf_counter() - t)
         plain.append(autograd_loop(20_000, rep))
-    print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), 3 runs each: "
-          f"ours (closed-form backward) {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], the plain autograd "
-          f"loop {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]: {np.median(plain) / np.median(ours):.2f}x")
+    ratios = [p / o for p, o in zip(plain, ours)]
+    print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), {FIG3_PAIRS} runs each, "
+          f"alternating: ours (written-out step) {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], the plain "
+          f"autograd loop {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]; ratio of each pair: median "
+          f"{np.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}] (target 3x)")
+
+
+FIG3_PAIRS = 5
+
+
+def profile_fig3(steps: int, top: int = 12) -> str:
+    """Where Fig. 3's training step goes (width 1000, batch 50, the paper's settings, ``steps`` steps): the run's
+    time without the profiler, then, from a second run under torch's profiler, the operators with the most time
+    of their own, in microseconds a step and as a share of the unprofiled step; the remainder is Python (the
+    loop, each call's argument parsing and dispatch) and the profiler's own cost."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def run():
+        g = torch.Generator().manual_seed(0)
+        s, teacher = init_student(1, 2, 1000, 1, g), Teacher(make_subspace(2, 1, g))
+        t = time.perf_counter()
+        train(s, teacher, TrainConfig(steps=steps), g, progress=False)
+        return (time.perf_counter() - t) / steps * 1e6
+    wall = run()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    lines = [f"Fig. 3 training, {steps} steps, {torch.get_num_threads()} thread(s): {wall:.0f} us a step without "
+             "the profiler; operators by their own time under it:",
+             "| operator | calls a step | us a step | share of the step |", "|---|---|---|---|"]
+    for e in rows[:top]:
+        us = e.self_cpu_time_total / steps
+        lines.append(f"| {e.key} | {e.count / steps:.2f} | {us:.1f} | {us / wall:.0%} |")
+    ops = sum(e.self_cpu_time_total for e in rows) / steps
+    lines.append(f"| all operators | | {ops:.1f} | {ops / wall:.0%} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -251,14 +251,15 @@ def parse_args(argv=None):
 
 def memory_needed(args) -> float:
     """Bytes an experiment needs at its peak, roughly: per training run (float32) its data block (256 steps of
-    batches), the hidden activations and their gradients, the weights with their snapshots; the test set's
+    batches, with the labels and the one-hidden-layer step's prepared copies of ``[x, 1]``), the hidden activations and their gradients, the weights with their snapshots; the test set's
     activations; for sosp also the quadrature chunks and the dense Hessian or Lanczos basis (float64)."""
     exp, d = args.experiment, args.d
     if exp == "fig2":
         return 0.0
 
     def training(runs, width, batch, depth):
-        return 4.0 * runs * (256 * batch * d + 12 * batch * width * depth + 48 * width * d + width * width * (depth - 1))
+        return 4.0 * runs * (256 * batch * (5 * d + 8) + 12 * batch * width * depth + 48 * width * d
+                             + width * width * (depth - 1))
     if exp == "claims":
         from NeuralNetworks.claims import ROWS
         from NeuralNetworks.train import TrainConfig

@@ -178,7 +178,7 @@ class _OneLayer:
 
         dL/dP[:, j] = a_j / n * sum_n q_n s'(z_nj) [x_n, 1]        dL/da_j = 1/n * sum_n q_n s(z_nj),
 
-    so the ``(n, h)`` arrays are touched only by the two passes of the activation's :class:`StepForm` and by
+    so the ``(n, h)`` arrays are touched only by the activation's elementwise passes (:class:`StepForm`) and by
     three products; every other operation is on ``(d + 1, n)`` or ``(d + 1, h)``. The per-step inputs are
     prepared a block of steps at a time (:meth:`prepare`)."""
 
@@ -193,14 +193,21 @@ class _OneLayer:
                 raise ValueError("the one-hidden-layer step computes gradients for W, b and a only")
         self.which = [ids.index(id(p)) for p in params]
         self.fixed_a = None if 2 in self.which else self._a_views(student.a)
-        self.buffers = _buffers((student.a.shape[0], n, self.h), student.a)
+        R, d, like = student.a.shape[0], student.W.shape[2], student.a
+        self.buffers = _buffers((R, n, self.h), like)
+        self.VT = self.buffers[1].transpose(1, 2)
+        # the step's small arrays, written in place every step (the results are views of G)
+        self.r, self.xd, self.G = (torch.empty(shape, dtype=like.dtype, device=like.device)
+                                   for shape in ((R, 1, n), (R, d + 1, n), (R, d + 1, self.h)))
+        self.GW = self.G.narrow(1, 0, d)
 
     def _a_views(self, a):
         return (self.form.v_scale * a).unsqueeze(1), a.unsqueeze(1)
 
     def prepare(self, x, y):
-        """``x: (..., n, d)``, ``y: (..., n)`` -> ``in_scale [x, 1]: (..., n, d + 1)``, ``c [x, 1]^T / n: (..., d + 1, n)``
-        (``c = 2`` for the squared error, whose derivative ``2 r`` is folded in here; else 1) and ``-y: (..., 1, n)``."""
+        """``x: (..., n, d)``, ``y: (..., n)`` -> ``in_scale [x, 1]: (..., n, d + 1)``, ``c [x, 1]^T / n:
+        (..., d + 1, n)`` (``c = 2`` for the squared error, whose derivative ``2 r`` is folded in here; else 1) and
+        ``-y: (..., 1, n)``."""
         xe = torch.cat([x, torch.ones_like(x[..., :1])], -1)
         xg = (xe * ((2.0 if self.mse else 1.0) / self.n)).transpose(-1, -2).contiguous()
         return xe * self.form.in_scale, xg, -y.unsqueeze(-2)
@@ -208,13 +215,14 @@ class _OneLayer:
     def __call__(self, P, a, xs, xg, ny):
         """The residuals ``r = F(x) - y: (R, 1, n)`` and the first layer's gradient ``G: (R, d + 1, h)`` (rows: W's
         columns, then b) for one step's prepared inputs (:meth:`prepare`); :meth:`total` gives the loss from
-        ``r`` and :meth:`grads` the gradients of the requested parameters."""
+        ``r`` and :meth:`grads` the gradients of the requested parameters. Both are overwritten by the next call."""
         Z, V = self.buffers
         a_row, a_w = self.fixed_a or self._a_views(a)
         self.form.fill(torch.bmm(xs, P, out=Z), V)                  # V ~ s(z), Z = s'(z)
-        r = torch.baddbmm(ny, a_row, V.transpose(1, 2))             # F(x) - y
+        r = torch.baddbmm(ny, a_row, self.VT, out=self.r)           # F(x) - y
         self.q = q = r if self.mse else _select(r, self.names, loss_derivative)
-        return r, torch.bmm(q * xg, Z).mul_(a_w)                    # (l'(r_n) [x_n, 1] / n) s'(z_n) a
+        torch.mul(q, xg, out=self.xd)                               # l'(r_n) [x_n, 1] / n
+        return r, torch.bmm(self.xd, Z, out=self.G).mul_(a_w)       # ... times s'(z_n) a, summed over n
 
     def total(self, r):
         """``n`` times the per-run loss ``(R,)`` from the residuals."""
@@ -327,7 +335,7 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
             G = grads = None
             if step is not None:        # residuals and the first layer's gradient, written out
                 r, G = _train_step(student, cfg, params, step, P, arrays, i)
-                gnorm = torch.linalg.vector_norm(G.narrow(1, 0, d), dim=(1, 2))
+                gnorm = torch.linalg.vector_norm(step.GW, dim=(1, 2))
                 gnorms = gnorm.tolist()                                 # one sync per step
                 # a non-finite residual makes G non-finite, so the squared error needs its loss only when recorded
                 loss = None if step.mse and t not in rec else step.total(r) / n
