@@ -234,5 +234,29 @@ class Graph:
         return self._cut2(s.reshape(-1, s.shape[-1])).reshape(s.shape[:-1])
 
     def _cut2(self, S):
-        AS = S @ self.A if self.dense else (self.A @ S.T).T
-        return (AS * S).sum(1).mul_(-0.25).add_(0.5 * self.w_total)
+        if S.requires_grad:
+            quad = _QuadraticForm.apply(S, self.A, self.dense)
+        else:
+            quad = (self._product(S) * S).sum(1)
+        return quad.mul_(-0.25).add_(0.5 * self.w_total)
+
+    def _product(self, S):
+        """``S A: (B, n)`` for ``S: (B, n)``."""
+        return S @ self.A if self.dense else (self.A @ S.T).T
+
+
+class _QuadraticForm(torch.autograd.Function):
+    """``q_b = s_b^T A s_b`` for the rows of ``S: (B, n)`` and a symmetric ``A``. Its gradient ``2 S A`` is the
+    forward's own product, so the backward pass costs one elementwise product where autograd would form a
+    second sparse product (``Aᵀ`` times the incoming gradient) — about a third of a pathwise step on G-set
+    graphs."""
+
+    @staticmethod
+    def forward(ctx, S, A, dense):
+        SA = S @ A if dense else (A @ S.T).T
+        ctx.SA = SA
+        return (SA * S).sum(1)
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2.0 * ctx.SA * g[:, None], None, None

@@ -380,14 +380,13 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
 
 def _first_layer_sgd(trained, student):
     """For (P)GD on a one-hidden-layer student: the factors of the update ``P <- keep * P + mlr * G`` of the first
-    layer, ``(R or 1, d + 1, 1)`` each (``keep = 1 - lr lam`` on W's rows and 1 on b's, None when all 1;
+    layer, ``(R, d + 1, 1)`` each (``keep = 1 - lr lam`` on W's rows and 1 on b's, None when all 1;
     ``mlr = -lr`` and ``-lr_b``, 0 for a frozen bias, which then stays bit for bit), and the other trained
     parameters (a trained second layer) for the ordinary update."""
     (_, lr, lam, _), rest = trained[0], trained[1:]
     lr_b = 0.0
     if rest and rest[0][0] is student.biases[0]:
         lr_b, rest = rest[0][1], rest[1:]
-
     W = student.W
 
     def rows(w_value, b_value):

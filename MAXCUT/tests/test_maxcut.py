@@ -14,7 +14,7 @@ from MAXCUT.baselines import brute_force, gw_expected, local_search, solve_sdp, 
 from MAXCUT.benchmark import authors_gradients_loop
 from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients, run_pathwise, run_score,
                                 score_gradients, smooth_step, smoothed_objective)
-from MAXCUT.graphs import GSET_DIR, Graph, authors_graph, cut_value, random_graph, read_graph
+from MAXCUT.graphs import GSET_DIR, Graph, authors_graph, cut_value, dense_adjacency, random_graph, read_graph
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -77,6 +77,27 @@ def test_pathwise_gradient_equals_finite_differences():
                 p[idx] += h
                 fd[idx] = (up - down) / (2 * h)
         torch.testing.assert_close(grad, fd, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("n", [40, 600])   # dense adjacency, and sparse CSR (above Graph.DENSE_UP_TO)
+def test_cut_gradient_from_the_forward_product_equals_autograd(n):
+    """The cut's backward reuses the forward's S A (A symmetric): equal to autograd through the plain formula,
+    and the value equal to the no-gradient path's bit for bit."""
+    nn_, e, w = random_graph(n, 0.05, 3)
+    w = w * np.linspace(-1.0, 2.0, len(w))                       # weighted, some negative
+    G = Graph(nn_, e, w, "cpu")
+    assert G.dense == (n <= Graph.DENSE_UP_TO)
+    g = torch.Generator().manual_seed(0)
+    S = torch.tanh(torch.randn(7, n, generator=g, dtype=torch.float64)).requires_grad_(True)
+    c = torch.randn(7, generator=g, dtype=torch.float64)
+    value = G.cut(S)
+    (grad,) = torch.autograd.grad((value * c).sum(), S)
+    A = torch.as_tensor(dense_adjacency(nn_, e, w))
+    plain = 0.5 * G.w_total - 0.25 * ((S @ A) * S).sum(1)
+    (ref,) = torch.autograd.grad((plain * c).sum(), S)
+    torch.testing.assert_close(grad, ref, rtol=1e-12, atol=1e-12)
+    assert torch.equal(value.detach(), G.cut(S.detach()))
+    torch.testing.assert_close(value.detach(), plain.detach(), rtol=1e-13, atol=1e-10)
 
 
 def test_score_and_pathwise_gradients_agree_in_expectation():
