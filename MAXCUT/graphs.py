@@ -235,7 +235,7 @@ class Graph:
 
     def _cut2(self, S):
         if S.requires_grad:
-            quad = _QuadraticForm.apply(S, self.A, self.dense)
+            quad = _QuadraticForm.apply(S, self)
         else:
             quad = (self._product(S) * S).sum(1)
         return quad.mul_(-0.25).add_(0.5 * self.w_total)
@@ -246,17 +246,16 @@ class Graph:
 
 
 class _QuadraticForm(torch.autograd.Function):
-    """``q_b = s_b^T A s_b`` for the rows of ``S: (B, n)`` and a symmetric ``A``. Its gradient ``2 S A`` is the
+    """``q_b = s_b^T A s_b`` for the rows of ``S: (B, n)`` and a graph's symmetric ``A``. Its gradient ``2 S A`` is the
     forward's own product, so the backward pass costs one elementwise product where autograd would form a
     second sparse product (``Aᵀ`` times the incoming gradient) — about a third of a pathwise step on G-set
     graphs."""
 
     @staticmethod
-    def forward(ctx, S, A, dense):
-        SA = S @ A if dense else (A @ S.T).T
-        ctx.SA = SA
-        return (SA * S).sum(1)
+    def forward(ctx, S, graph):
+        ctx.SA = graph._product(S)
+        return (ctx.SA * S).sum(1)
 
     @staticmethod
     def backward(ctx, g):
-        return 2.0 * ctx.SA * g[:, None], None, None
+        return 2.0 * ctx.SA * g[:, None], None

@@ -25,17 +25,13 @@ def smooth_relu_grad(z: torch.Tensor, beta: float = BETA) -> torch.Tensor:
     return torch.sigmoid(beta * z)
 
 
-def relu_grad(z: torch.Tensor) -> torch.Tensor:
-    """Derivative of ReLU, taken as 0 at ``z = 0``."""
-    return (z > 0).to(z.dtype)
-
-
 def get_activation(name: str):
-    """Map a name from :data:`ACTIVATIONS` to ``(function, derivative)``, both ``Tensor -> Tensor``."""
+    """Map a name from :data:`ACTIVATIONS` to its function ``Tensor -> Tensor`` (the training step evaluates
+    derivatives through :func:`step_form`)."""
     if name == "smooth_relu":
-        return smooth_relu, smooth_relu_grad
+        return smooth_relu
     if name == "relu":
-        return torch.relu, relu_grad
+        return torch.relu
     raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
 
 

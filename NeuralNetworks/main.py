@@ -251,8 +251,9 @@ def parse_args(argv=None):
 
 def memory_needed(args) -> float:
     """Bytes an experiment needs at its peak, roughly: per training run (float32) its data block (256 steps of
-    batches, with the labels and the one-hidden-layer step's prepared copies of ``[x, 1]``), the hidden activations and their gradients, the weights with their snapshots; the test set's
-    activations; for sosp also the quadrature chunks and the dense Hessian or Lanczos basis (float64)."""
+    batches, with the labels and the one-hidden-layer step's prepared copies of ``[x, 1]``), the hidden
+    activations and their gradients, the weights with their snapshots; the test set's activations; for sosp
+    also the quadrature chunks and the dense Hessian or Lanczos basis (float64)."""
     exp, d = args.experiment, args.d
     if exp == "fig2":
         return 0.0

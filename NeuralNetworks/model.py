@@ -55,10 +55,9 @@ class Student:
     a: torch.Tensor
     activation: str = "smooth_relu"
     act: object = field(init=False, repr=False)
-    act_grad: object = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.act, self.act_grad = get_activation(self.activation)
+        self.act = get_activation(self.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (R, n, d)`` -> predictions ``(R, n)``."""

@@ -187,6 +187,7 @@ class _OneLayer:
         self.names = cfg.loss
         self.mse = cfg.loss == "mse"
         self.n, self.h = n, student.a.shape[1]
+        self.c = (2.0 if self.mse else 1.0) / n     # xg's factor: the squared error's l'(r) = 2 r, over n
         ids = [id(student.W), id(student.biases[0]), id(student.a)]
         for p in params:
             if id(p) not in ids:
@@ -209,7 +210,7 @@ class _OneLayer:
         (..., d + 1, n)`` (``c = 2`` for the squared error, whose derivative ``2 r`` is folded in here; else 1) and
         ``-y: (..., 1, n)``."""
         xe = torch.cat([x, torch.ones_like(x[..., :1])], -1)
-        xg = (xe * ((2.0 if self.mse else 1.0) / self.n)).transpose(-1, -2).contiguous()
+        xg = (xe * self.c).transpose(-1, -2).contiguous()
         return xe * self.form.in_scale, xg, -y.unsqueeze(-2)
 
     def __call__(self, P, a, xs, xg, ny):
@@ -239,8 +240,7 @@ class _OneLayer:
             elif i == 1:
                 out.append(G[:, -1])
             else:
-                c = (2.0 if self.mse else 1.0) / self.n * self.form.v_scale
-                out.append(torch.bmm(self.q, self.buffers[1]).view(-1, self.h).mul_(c))
+                out.append(torch.bmm(self.q, self.buffers[1]).view(-1, self.h).mul_(self.c * self.form.v_scale))
         return out
 
 
@@ -400,7 +400,7 @@ def _first_layer_sgd(trained, student):
 
 
 def _train_step(student, cfg, params, step, P, arrays, i):
-    """Step ``i`` of the data block ``arrays``: with ``step`` (:class:`_OneLayer`), ``n * loss`` and ``G`` from the
+    """Step ``i`` of the data block ``arrays``: with ``step`` (:class:`_OneLayer`), the residuals and ``G`` from the
     prepared inputs; without, autograd's loss and gradients of ``params`` for ``x, y = arrays[0][i], arrays[1][i]``."""
     if step is None:
         return _autograd_loss_and_grads(student, arrays[0][i], arrays[1][i], cfg, params)
@@ -456,6 +456,7 @@ def _step(trained, grads, adam, t: int):
 def test_mse(student: Student, teacher: Teacher, n: int, generator: torch.Generator) -> np.ndarray:
     """Mean squared error against the noiseless teacher on ``n`` fresh samples, per run ``(R,)``."""
     R, _, d = student.W.shape
-    x = _Data(generator, R, n, d, student.W, block=1).next()[0][0][0]
+    (x,), i = _Data(generator, R, n, d, student.W, block=1).next()
+    x = x[i]
     clean = Teacher(teacher.U, 0.0, teacher.offset)
     return ((student.forward(x) - clean(x)) ** 2).mean(1).cpu().numpy()

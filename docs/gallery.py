@@ -3,7 +3,7 @@
 
     python docs/gallery.py [--rerun]
 
-The sosp figure comes from ``python NeuralNetworks/main.py --experiment sosp`` (about 5 minutes); the
+The sosp figure comes from ``python NeuralNetworks/main.py --experiment sosp`` (about 3 minutes); the
 others take seconds. The three experiment folders are run as a user would, each through its own main.py.
 """
 import argparse
