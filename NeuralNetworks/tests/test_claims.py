@@ -8,7 +8,7 @@ import torch
 
 from NeuralNetworks.claims import ROWS, run_claims, verdict
 from NeuralNetworks.main import main
-from NeuralNetworks.tests.test_fig3 import assert_plot_only_redraws
+from NeuralNetworks.tests.test_run import assert_plot_only_redraws
 from NeuralNetworks.model import Teacher, init_student, make_subspace, stable_rank
 from NeuralNetworks.toy import gauss_hermite, minimise, objective
 from NeuralNetworks.train import TrainConfig, train
@@ -114,7 +114,7 @@ def test_quick_fig2_writes_every_output(tmp_path):
     saved = json.load(open(tmp_path / "results.json"))
     assert len(saved["lambda"]) == 9 and max(abs(w) for w in saved["w_trained"]) < 1e-10
     assert saved["w_frozen"][0] > 0.3 and res["w_frozen"][-1] < 1e-12   # lambda = 10: w* = 0
-    assert_plot_only_redraws(main, tmp_path)
+    assert_plot_only_redraws(tmp_path)
 
 
 def test_quick_claims_writes_every_output(tmp_path):
@@ -139,25 +139,6 @@ def test_quick_claims_writes_every_output(tmp_path):
         expected = ("loss" if final < 0.5 * alone else "regulariser"
                     if alone < 0.95 * init and (final <= 1.05 * alone or final < 0.5 * init) else "no")
         assert row["verdict"] == expected, row["row"]
-    assert_plot_only_redraws(main, tmp_path)
+    assert_plot_only_redraws(tmp_path)
     lam0 = next(r for r in res["rows"] if r["row"] == "λ = 0")
     np.testing.assert_allclose(lam0["decay_only"], lam0["perp_init"])   # no decay without λ
-
-
-@pytest.mark.parametrize("argv,expect", [
-    (["--k", "3", "--d", "2"], "--k"), (["--depth", "0"], "--depth"), (["--loss", "foo"], "--loss"),
-    (["--activation", "bar"], "--activation"), (["--experiment", "fig2", "--lam-grid", "0", "1", "5"], "--lam-grid"),
-    (["--experiment", "fig2", "--lam-grid", "-1", "1", "5"], "--lam-grid"),
-    (["--experiment", "claims", "--k", "21"], "--k"),
-    # every option acts or is refused: these would be silently ignored by the experiment named
-    (["--experiment", "claims", "--batch", "10"], "--batch"), (["--experiment", "claims", "--width", "8"], "--width"),
-    (["--experiment", "sosp", "--lam", "1e-3"], "--lam"), (["--experiment", "fig2", "--seed", "1"], "--seed"),
-    (["--offset", "1"], "--offset"), (["--experiment", "sosp", "--activation", "relu"], "--activation")])
-def test_bad_input(tmp_path, argv, expect, capsys):
-    out = tmp_path / "out"
-    with pytest.raises(SystemExit) as e:
-        main([*argv, "--out-dir", str(out)])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and expect in err
-    assert not out.exists()

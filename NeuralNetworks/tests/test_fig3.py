@@ -2,8 +2,6 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -117,53 +115,19 @@ def test_short_default_run_beats_weight_decay_alone():
     assert perp[-1] / wn[-1] < 0.85 * perp[0] / wn[0]  # weight decay alone leaves the ratio unchanged
 
 
-def _results_without_times(path):
-    res = json.load(open(path))
-    return {k: v for k, v in res.items() if not k.endswith("_s")}
-
-
 def test_quick_run_writes_every_output_and_is_reproducible(tmp_path):
+    from NeuralNetworks.tests.test_run import assert_plot_only_redraws
     a, b = tmp_path / "a", tmp_path / "b"
     res = main(["--quick", "--no-progress", "--out-dir", str(a)])
     main(["--quick", "--no-progress", "--out-dir", str(b)])
     for name in ["fig3_weights.png", "fig3_weights.pdf", "fig3_perp.png", "fig3_perp.pdf",
                  "results.json", "config.json", "history.npz"]:
         assert (a / name).stat().st_size > 0, name
-    assert _results_without_times(a / "results.json") == _results_without_times(b / "results.json")
-    config = json.load(open(a / "config.json"))
-    assert config["threads"] == 1 and config["args"]["threads_resolved"] == 1   # the policy for training loops
-    for key in ["perp_ratio_init", "perp_ratio_final", "perp_norm_init", "perp_norm_final",
-                "decay_only_perp_norm_final", "test_mse", "steps_run", "optimize_s", "wall_s"]:
-        assert key in res
-    assert res["steps_run"] == 2000
-    assert res["perp_norm_final"] < res["decay_only_perp_norm_final"]
-    hist = np.load(a / "history.npz")
-    assert hist["snapshots"].shape[1:] == (1000, 2)
-    assert list(os.listdir(a)) and not [f for f in os.listdir(a) if f.startswith(".tmp")]
-    assert_plot_only_redraws(main, a)
-
-
-@pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--bogus"],
-                                  ["--width", "1e12"], ["--batch", "100000000000"], ["--d", "1000000000"],
-                                  ["--d", "1", "--k", "1"], ["--k", "2", "--experiment", "claims", "--d", "2"]]
-                         + ([] if torch.cuda.is_available() else [["--device", "cuda"]]))
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, capsys):
-    out = tmp_path / "out"
-    with pytest.raises(SystemExit) as e:
-        main([*argv, "--out-dir", str(out)])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and argv[0] in err
-    assert not out.exists()
-
-
-def test_bad_input_from_the_command_line(tmp_path):
-    out = tmp_path / "out"
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "NeuralNetworks", "main.py"), "--width", "0",
-                        "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "Traceback" not in p.stderr
-    assert "--width" in p.stderr and not out.exists()
+    untimed = [{k: v for k, v in json.load(open(f / "results.json")).items() if not k.endswith("_s")} for f in (a, b)]
+    assert untimed[0] == untimed[1]
+    assert res["steps_run"] == 2000 and res["perp_norm_final"] < res["decay_only_perp_norm_final"]
+    assert np.load(a / "history.npz")["snapshots"].shape[1:] == (1000, 2)
+    assert_plot_only_redraws(a)
 
 
 def test_divergence_stops_with_advice(tmp_path, capsys):
@@ -172,130 +136,6 @@ def test_divergence_stops_with_advice(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "smaller --lr" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
-
-
-def test_thread_policy():
-    """One thread for the training loops; every available core for the large quadrature passes of sosp;
-    --threads overrides both; 0 is refused."""
-    from NeuralNetworks.main import parse_args
-    from NeuralNetworks.utils import available_cores
-    assert parse_args([]).threads_resolved == 1
-    assert parse_args(["--experiment", "claims"]).threads_resolved == 1
-    assert parse_args(["--experiment", "sosp"]).threads_resolved == available_cores()
-    assert parse_args(["--experiment", "sosp", "--quick"]).threads_resolved == 1      # width 64
-    assert parse_args(["--experiment", "sosp", "--threads", "1"]).threads_resolved == 1
-    with pytest.raises(SystemExit) as e:
-        parse_args(["--threads", "0"])
-    assert e.value.code == 2
-
-
-def assert_plot_only_redraws(main, folder):
-    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
-    files alone; with another option it is refused."""
-    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
-    assert pngs
-    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
-    for p in os.listdir(folder):
-        if p.endswith((".png", ".pdf")):
-            os.remove(os.path.join(folder, p))
-    main(["--plot-only", str(folder)])
-    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
-    for p in pngs:
-        assert open(os.path.join(folder, p), "rb").read() == before[p], p
-        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
-    with pytest.raises(SystemExit) as e:
-        main(["--plot-only", str(folder), "--seed", "3"])
-    assert e.value.code == 2
-
-
-@pytest.mark.parametrize("where", ["file_child", "proc", "long_name"])
-def test_unwritable_out_dir_refused_before_any_work(tmp_path, where, capsys):
-    """An --out-dir that cannot be written ends in one line and exit 2 before any work, not after it."""
-    blocker = tmp_path / "a_file"
-    blocker.write_text("x")
-    out = {"file_child": blocker / "out", "proc": "/proc/x/out", "long_name": tmp_path / ("n" * 300)}[where]
-    with pytest.raises(SystemExit) as e:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--out-dir" in err
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-def test_outputs_follow_the_umask_and_stale_temporaries_go(tmp_path):
-    """Result files get the usual 0666 & ~umask (not mkstemp's 0600); a killed run's .tmp-* files are removed."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / ".tmp-abc.npz").write_bytes(b"truncated")
-    old = os.umask(0o022)
-    try:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    finally:
-        os.umask(old)
-    assert (os.stat(out / "results.json").st_mode & 0o777) == 0o644
-    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
-
-
-def test_seeds_outside_the_range_refused(capsys):
-    """Negative seeds and seeds past 2^29 - 1 (torch's CPU generator reads only a seed's low 32 bits) end in
-    one line and exit 2; non-finite numbers are written to JSON as null, never as NaN."""
-    for bad in ("-1", "123456789012345678901234", str(2 ** 29)):
-        with pytest.raises(SystemExit) as e:
-            main(["--seed", bad])
-        assert e.value.code == 2 and "--seed" in capsys.readouterr().err
-    import importlib
-    utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
-    assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
-        {"a": [1.0, None], "b": [None, 2.0]}
-
-
-def signal_in(monkeypatch, module, name, call=1):
-    """Patch ``module.name`` so that its ``call``-th call delivers a real SIGINT (as one Ctrl-C would), then runs
-    it."""
-    import signal
-    original, calls = getattr(module, name), []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            signal.raise_signal(signal.SIGINT)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(module, name, interrupted)
-
-
-def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
-    """Ctrl-C before training leaves the previous complete run in place; during training the run keeps what was
-    trained (the loop's own catch); after it (in the test error) the run writes everything and says
-    'interrupted'; a failed write is one line, exit 1, the folder unchanged."""
-    from NeuralNetworks import model, train, utils
-    out = tmp_path / "out"
-    argv = ["--quick", "--no-progress", "--steps", "50", "--width", "32", "--out-dir", str(out)]
-    main(argv)
-    before = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))}
-    with monkeypatch.context() as m:
-        signal_in(m, model, "init_student")
-        with pytest.raises(KeyboardInterrupt):
-            main(argv + ["--seed", "5"])
-    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    with monkeypatch.context() as m:
-        m.setattr(utils, "write_npz", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-        with pytest.raises(SystemExit) as e:
-            main(argv + ["--seed", "5"])
-    assert e.value.code == 1 and "No space left" in capsys.readouterr().err
-    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    with monkeypatch.context() as m:
-        signal_in(m, train, "_train_step")                     # the first training step: nothing to keep
-        with pytest.raises(KeyboardInterrupt):
-            main(argv + ["--seed", "6"])
-    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    with monkeypatch.context() as m:
-        signal_in(m, train, "_train_step", call=10)             # mid-training: what was trained is kept
-        res = main(argv + ["--seed", "6"])
-    assert res["interrupted"] and 0 < res["steps_run"] < 50 and json.load(open(out / "results.json"))["interrupted"]
-    with monkeypatch.context() as m:
-        signal_in(m, train, "test_mse")                        # after training
-        res = main(argv + ["--seed", "5"])
-    assert res["interrupted"] and res["steps_run"] == 50 and json.load(open(out / "results.json"))["interrupted"]
-    assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]
 
 
 @pytest.mark.parametrize("beta", [2.0, 20.0])

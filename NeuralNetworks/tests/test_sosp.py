@@ -152,8 +152,8 @@ def test_quick_sosp_writes_every_output(tmp_path):
     assert len(lines) == 1 + len(saved["points"])
     pts = np.load(tmp_path / "sosp_points.npz")
     assert pts["W"].shape == (len(saved["points"]), 64, 2)
-    from NeuralNetworks.tests.test_fig3 import assert_plot_only_redraws
-    assert_plot_only_redraws(main, tmp_path)
+    from NeuralNetworks.tests.test_run import assert_plot_only_redraws
+    assert_plot_only_redraws(tmp_path)
     # the saved points re-check: rebuild the objective and recompute the gradient
     i = int(np.argmax(pts["bias_trained"]))
     pop = Population.build(torch.as_tensor(pts["U"]), torch.as_tensor(pts["a"][i]), torch.as_tensor(pts["b"][i]),
@@ -161,38 +161,6 @@ def test_quick_sosp_writes_every_output(tmp_path):
                                                          saved["points"][i]["nodes_perp"]))
     Th = torch.cat([torch.as_tensor(pts["W"][i]), torch.as_tensor(pts["b"][i])[:, None]], 1)
     assert float(torch.linalg.matrix_norm(pop.grad_g(Th))) == pytest.approx(saved["points"][i]["grad_norm"], rel=1e-3)
-
-
-@pytest.mark.parametrize("argv,expect", [
-    (["--lam-grid", "-1e-3", "1e-1", "5"], "--lam-grid"), (["--d", "4"], "d <= 3"), (["--width", "0"], "--width"),
-    (["--activation", "relu"], "--activation"), (["--nodes", "2"], "--nodes"), (["--lam", "1e-3"], "--lam-grid")])
-def test_sosp_bad_arguments(tmp_path, argv, expect, capsys):
-    out = tmp_path / "out"
-    with pytest.raises(SystemExit) as e:
-        main(["--experiment", "sosp", *argv, "--out-dir", str(out)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and expect in err
-    assert not out.exists()
-
-
-def test_sosp_flags_are_refused_elsewhere(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--offset", "1", "--out-dir", str(tmp_path / "o")])
-    assert e.value.code == 2 and "--offset" in capsys.readouterr().err
-
-
-def test_ctrl_c_in_the_sweep_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
-    """A Ctrl-C during the sweep of certified points keeps those already certified (csv, npz, results saying
-    'interrupted'), without the PGD runs, table or figure, in a complete folder of its own."""
-    from NeuralNetworks import sosp
-    from NeuralNetworks.tests.test_fig3 import signal_in
-    signal_in(monkeypatch, sosp, "certified_point", call=2)
-    out = tmp_path / "out"
-    res = main(["--experiment", "sosp", "--quick", "--no-progress", "--width", "16", "--out-dir", str(out)])
-    assert res["interrupted"] and len(res["points"]) == 1 and res["pgd"] == [] and res["points_planned"] == 6
-    assert sorted(os.listdir(out)) == ["config.json", "results.json", "sosp.csv", "sosp_points.npz"]
-    assert np.load(out / "sosp_points.npz")["W"].shape == (1, 16, 2)
-    assert "interrupted after 1 of 6" in capsys.readouterr().out
 
 
 def test_sweep_in_worker_processes_equals_one_process():
@@ -206,18 +174,3 @@ def test_sweep_in_worker_processes_equals_one_process():
     assert len(one) == 10 and one[-1]["lam"] == 3e-2 and one[-1]["seed"] == 0
     for a, b in zip(one, two):
         assert torch.equal(a["theta"], b["theta"]) and a["g"] == b["g"]
-
-
-def test_ctrl_c_with_worker_processes_keeps_the_points_and_ends_the_workers(tmp_path, monkeypatch, capsys):
-    """--threads 2: the points and PGD run in two worker processes; a Ctrl-C after the first point arrives keeps
-    it, writes the interrupted folder as with one process, and leaves no worker behind."""
-    import multiprocessing
-    from NeuralNetworks import sosp
-    from NeuralNetworks.tests.test_fig3 import signal_in
-    signal_in(monkeypatch, sosp, "_received", call=2)
-    out = tmp_path / "out"
-    res = main(["--experiment", "sosp", "--quick", "--no-progress", "--width", "16", "--threads", "2",
-                "--out-dir", str(out)])
-    assert res["interrupted"] and len(res["points"]) == 1 and res["pgd"] == []
-    assert sorted(os.listdir(out)) == ["config.json", "results.json", "sosp.csv", "sosp_points.npz"]
-    assert multiprocessing.active_children() == []

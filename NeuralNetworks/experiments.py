@@ -1,0 +1,386 @@
+"""The four experiments of Section 4, each a config (its command-line options and defaults, declared once), a
+``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them.
+
+fig3    Fig. 3: the width-1000 student of App. E trained by PGD on tanh(<x, u>), u = (1, 1)/sqrt(2).
+fig2    Fig. 2: the one-neuron toy, minimisers against lambda with the bias frozen and trained (toy.py).
+claims  claims (a)-(e) along PGD runs on a multi-index teacher (claims.py).
+sosp    Lemma 3.1 at certified stationary points of the population objective, and PGD from the same inits (sosp.py).
+"""
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from NeuralNetworks.activations import ACTIVATIONS
+from NeuralNetworks.train import LOSSES, TrainConfig
+from NeuralNetworks.utils import save_figure
+
+def option(default, help, **check):
+    """A config field that is also a command-line option (main.py builds it): ``check`` holds ``lo``/``hi`` (with
+    ``open``: strict bounds), ``choices``, ``nargs``."""
+    return dataclasses.field(default=default, metadata={"help": help, **check})
+
+
+FLOAT_MAX = 1e30           # training runs in float32 (largest 3.4e38)
+POS, NONNEG = dict(lo=0.0, hi=FLOAT_MAX, open=True), dict(lo=0.0, hi=FLOAT_MAX)
+TEST_SEED_OFFSET = 1_000_003   # fig3's test samples: seed + this
+SOSP_PGD_LAMS = (1e-3, 3e-3, 1e-2, 3e-2)   # sosp: PGD runs (and certified points) beside every λ of the grid
+SOSP_PERP_NODES = 8        # sosp: Gauss–Hermite nodes across span(U) of the first rule
+THREADS_MIN_SOSP_WIDTH = 128   # sosp from this width: one worker process per core by default
+
+
+def _lam_grid(grid):
+    lo, hi, count = grid
+    if not (0 < lo < hi and count >= 2 and count == int(count)):
+        raise ValueError(f"--lam-grid {lo:g} {hi:g} {count:g}: needs 0 < MIN < MAX and an integer COUNT >= 2")
+    return [float(x) for x in np.geomspace(lo, hi, int(count))]
+
+
+def _teacher_dims(d, k):
+    if k >= d:
+        raise ValueError(f"--k {k} with --d {d}: W_perp lives in the orthogonal complement of the teacher's k "
+                         "directions in R^d, so k must be smaller than d")
+
+
+def _training(runs, d, width, batch, depth):
+    """Bytes of a batch of float32 training runs: a 256-step data block, activations, weights and snapshots."""
+    return 4.0 * runs * (256 * batch * (5 * d + 8) + 12 * batch * width * depth + 48 * width * d
+                         + width * width * (depth - 1))
+
+
+@dataclasses.dataclass
+class Fig3Config:
+    d: int = option(2, "input dimension (paper: 2)", lo=1, hi=10**6)
+    k: int = option(1, "teacher directions (paper: 1)", lo=1, hi=10**6)
+    width: int = option(1000, "hidden width h (paper App. E: 1000)", lo=1, hi=10**7)
+    depth: int = option(1, "hidden layers (paper: 1)", lo=1, hi=100)
+    activation: str = option("smooth_relu", "1/2 log(1+e^{2z}) (paper) or relu", choices=ACTIVATIONS)
+    loss: str = option("mse", "training loss (paper: mse)", choices=LOSSES)
+    steps: int = option(20_000, "training steps (paper: 20 000)", lo=1, hi=10**9)
+    batch: int = option(TrainConfig.batch, "fresh Gaussian samples per step (paper: 50)", lo=1, hi=10**7)
+    lr: float = option(TrainConfig.lr, "learning rate of W (paper: 1)", **POS)
+    lr_bias: float = option(TrainConfig.lr_bias, "learning rate of b (paper: 1)", **POS)
+    lam: float = option(TrainConfig.lam, "weight decay on W (paper: 1e-4)", **NONNEG)
+    pgd_threshold: float = option(TrainConfig.pgd_threshold, "perturb when ||loss gradient in W|| is below this "
+                                  "(paper: 1e-3)", **NONNEG)
+    pgd_radius: float = option(TrainConfig.pgd_radius, "std of the PGD perturbation (paper: 0.005)", **NONNEG)
+    noise: float = option(0.0, "std of the teacher's label noise (paper: 0)", **NONNEG)
+    freeze_bias: bool = option(False, "keep b at its initial value (paper: b trained)")
+    seed: int = 0
+
+    def __post_init__(self):
+        _teacher_dims(self.d, self.k)
+
+    def quick(self, given):
+        return dataclasses.replace(self, steps=min(self.steps, 2000))
+
+    def memory(self):
+        return _training(1, self.d, self.width, self.batch, self.depth) + 4.0 * 10_000 * (6 * self.width + self.d)
+
+    def train_config(self):
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
+                              if hasattr(self, f.name)})
+
+
+def run_fig3(cfg: Fig3Config, folder, device, progress=True) -> dict:
+    """Train the Fig. 3 student; writes ``history.npz``, the figures and returns the results."""
+    from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
+    from NeuralNetworks.train import log_spaced_steps, test_mse, train
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    U = make_subspace(cfg.d, cfg.k, gen, device)
+    teacher = Teacher(U, cfg.noise)
+    student = init_student(1, cfg.d, cfg.width, cfg.depth, gen, cfg.activation, device=device)
+    t1 = time.perf_counter()
+    hist = train(student, teacher, cfg.train_config(), gen, snapshot_steps=log_spaced_steps(cfg.steps, 40),
+                 progress=progress)
+    optimize_s = time.perf_counter() - t1
+    test_gen = torch.Generator(device=device).manual_seed(cfg.seed + TEST_SEED_OFFSET)
+    perp, wn = hist["perp_norm"][:, 0], hist["w_norm"][:, 0]
+    decay = (1 - cfg.lr * cfg.lam) ** hist["step"] * perp[0]
+    np.savez_compressed(os.path.join(folder, "history.npz"), u=U[:, 0].cpu().numpy(), U=U.cpu().numpy(),
+                        snapshot_steps=hist["snapshot_steps"], snapshots=hist["snapshots"][:, 0], step=hist["step"],
+                        perp_norm=perp, w_norm=wn, loss=hist["loss"][:, 0], grad_norm=hist["grad_norm"][:, 0],
+                        decay_only_perp_norm=decay)
+    draw_fig3(folder, {})
+    return {"perp_ratio_init": float(perp[0] / wn[0]), "perp_ratio_final": float(perp[-1] / wn[-1]),
+            "perp_norm_init": float(perp[0]), "perp_norm_final": float(perp_norm(student.W, U).item()),
+            "decay_only_perp_norm_final": float(decay[-1]), "w_norm_init": float(wn[0]), "w_norm_final": float(wn[-1]),
+            "stable_rank_final": float(stable_rank(student.W).item()),
+            "test_mse": float(test_mse(student, teacher, 10_000, test_gen)[0]),
+            "steps_run": int(hist["step"][-1]), "perturbations": int(hist["perturbations"][0]),
+            "interrupted": bool(hist["interrupted"]), "optimize_s": optimize_s}
+
+
+def draw_fig3(folder, res):
+    from NeuralNetworks.plot import plot_perp, plot_weights
+    with np.load(os.path.join(folder, "history.npz")) as h:
+        save_figure(plot_weights(h["snapshots"], h["u"]), os.path.join(folder, "fig3_weights"))
+        save_figure(plot_perp(h["step"], h["perp_norm"], h["w_norm"], h["decay_only_perp_norm"]),
+                    os.path.join(folder, "fig3_perp"))
+
+
+def summary_fig3(res):
+    return (f"fig3: steps={res['steps_run']} ||W_perp||/||W|| {res['perp_ratio_init']:.3f} -> "
+            f"{res['perp_ratio_final']:.3f}, ||W_perp||_F {res['perp_norm_init']:.2f} -> {res['perp_norm_final']:.2f} "
+            f"(weight decay alone: {res['decay_only_perp_norm_final']:.2f}), test MSE {res['test_mse']:.2e}")
+
+
+@dataclasses.dataclass
+class Fig2Config:
+    activation: str = option("smooth_relu", "1/2 log(1+e^{2z}) (paper) or relu", choices=ACTIVATIONS)
+    lam_grid: tuple = option((1e-4, 10.0, 41), "log-spaced lambda grid MIN MAX COUNT", nargs=3,
+                            metavar=("MIN", "MAX", "COUNT"), **NONNEG)
+
+    def __post_init__(self):
+        _lam_grid(self.lam_grid)
+
+    def quick(self, given):
+        return dataclasses.replace(self, lam_grid=(*self.lam_grid[:2], min(self.lam_grid[2], 9)))
+
+    def memory(self):
+        return 0.0
+
+
+def run_fig2(cfg: Fig2Config, folder, device, progress=True) -> dict:
+    """Minimisers of the one-neuron toy over the λ grid, bias frozen and trained (exact expectations)."""
+    from NeuralNetworks.toy import minimise
+    lams = np.array(_lam_grid(cfg.lam_grid))
+    wf, _, ff = minimise(lams, False, cfg.activation)
+    wt, bt, ft = minimise(lams, True, cfg.activation)
+    res = {"activation": cfg.activation, "lambda": lams, "w_frozen": wf, "objective_frozen": ff,
+           "w_trained": wt, "b_trained": bt, "objective_trained": ft, "max_abs_w_trained": float(np.max(np.abs(wt))),
+           "smallest_lambda_with_w_frozen_zero": float(lams[np.argmax(wf < 1e-8)]) if np.any(wf < 1e-8) else None,
+           "interrupted": False}
+    draw_fig2(folder, res)
+    return res
+
+
+def draw_fig2(folder, res):
+    from NeuralNetworks.plot import plot_fig2
+    save_figure(plot_fig2(np.asarray(res["lambda"]), np.asarray(res["w_frozen"]), np.asarray(res["w_trained"]),
+                          res["activation"]), os.path.join(folder, "fig2_bias"))
+
+
+def summary_fig2(res):
+    return (f"fig2 ({res['activation']}): |w*| with bias frozen {res['w_frozen'][0]:.4f} at lambda "
+            f"{res['lambda'][0]:.0e}, reaches 0 at lambda {res['smallest_lambda_with_w_frozen_zero']}; with bias "
+            f"trained max |w*| = {res['max_abs_w_trained']:.1e}")
+
+
+@dataclasses.dataclass
+class ClaimsConfig:
+    d: int = option(20, "input dimension (multi-index teacher)", lo=1, hi=10**5)
+    k: int = option(2, "teacher directions", lo=1, hi=10**5)
+    steps: int = option(10_000, "training steps of every run (fits the grid in about 3 minutes on 2 cores)",
+                        lo=1, hi=10**9)
+    seeds: int = option(3, "seeds per row", lo=1, hi=1000)
+    lr: float = option(1.0, "learning rate of W and b in the GD/PGD rows (Fig. 3's)", **POS)
+    seed: int = 0
+
+    def __post_init__(self):
+        _teacher_dims(self.d, self.k)
+
+    def quick(self, given):
+        return dataclasses.replace(self, steps=min(self.steps, 1000))
+
+    def memory(self):
+        from NeuralNetworks.claims import ROWS
+        return (_training(len(ROWS) * self.seeds, self.d, 1024, TrainConfig.batch, 3)
+                + 4.0 * 10_000 * (6 * 1024 + self.d) * self.seeds)
+
+
+def run_claims(cfg: ClaimsConfig, folder, device, progress=True) -> dict:
+    """Every row of the claims grid over the seeds; writes the table, CSV, history and figure."""
+    from NeuralNetworks import claims
+    results = claims.run_claims(list(range(cfg.seed, cfg.seed + cfg.seeds)), cfg.d, cfg.k, cfg.steps, cfg.lr,
+                                device, progress=progress)
+    head = (f"Claims grid: d = {cfg.d}, k = {cfg.k}, {cfg.steps} steps, lr {cfg.lr} (Adam 1e-3), batch "
+            f"{TrainConfig.batch}, {cfg.seeds} seeds; mean ± sd over seeds.\n\n")
+    with open(os.path.join(folder, "claims.md"), "w") as f:
+        f.write(head + claims.to_markdown(claims.table_rows(results, cfg.k)))
+    with open(os.path.join(folder, "claims.csv"), "w") as f:
+        f.write(claims.to_csv(results))
+    np.savez_compressed(os.path.join(folder, "claims_history.npz"),
+                        **{f"{key}_{i}": r[name] for i, r in enumerate(results)
+                           for key, name in (("step", "step"), ("perp", "perp_history"))})
+    res = {"d": cfg.d, "k": cfg.k, "steps": cfg.steps, "seeds": cfg.seeds, "lr": cfg.lr,
+           "rows": [{"row": r["row"].name, "claim": r["row"].claim, "setting": r["row"].setting,
+                     "ratio_init": r["ratio_init"], "ratio_final": r["ratio_final"], "perp_init": r["perp_init"],
+                     "perp_final": r["perp_final"], "decay_only": r["decay_only"], "stable_rank": r["stable_rank"],
+                     "test_mse": r["test_mse"], "verdict": claims.verdict(r)} for r in results],
+           "interrupted": any(r["interrupted"] for r in results)}
+    draw_claims(folder, res)
+    return res
+
+
+def draw_claims(folder, res):
+    from NeuralNetworks.claims import ROWS
+    from NeuralNetworks.plot import plot_claims
+    rows = {r.name: r for r in ROWS}
+    with np.load(os.path.join(folder, "claims_history.npz")) as h:
+        results = [{"row": rows[r["row"]], "step": h[f"step_{i}"], "perp_history": h[f"perp_{i}"],
+                    "decay_only": np.asarray(r["decay_only"])} for i, r in enumerate(res["rows"])]
+    save_figure(plot_claims(results, res["lr"]), os.path.join(folder, "claims_perp"))
+
+
+def summary_claims(res):
+    return (f"claims: {len(res['rows'])} rows x {res['seeds']} seeds, {res['steps']} steps; "
+            + "; ".join(f"{r['row']}: {np.mean(r['ratio_final']):.2f} ({r['verdict']})" for r in res["rows"]))
+
+
+@dataclasses.dataclass
+class SospConfig:
+    d: int = option(2, "input dimension (the quadrature is a tensor grid: d <= 3)", lo=2, hi=3)
+    k: int = option(1, "teacher directions", lo=1, hi=2)
+    width: int = option(1000, "hidden width h (paper App. E: 1000)", lo=1, hi=10**5)
+    seeds: int = option(3, "seeds (inits) per point", lo=1, hi=1000)
+    lam_grid: tuple = option((1e-5, 1e-1, 9), "log-spaced lambda grid MIN MAX COUNT", nargs=3,
+                            metavar=("MIN", "MAX", "COUNT"), **NONNEG)
+    offset: float = option(0.0, "constant added to the teacher, y = c + tanh(<x, u>) (paper: 0)", lo=-1e6, hi=1e6)
+    a_init: str = option("paper", "second layer a ~ N(0, 1/h^2) (paper) or a = 1/h for every neuron",
+                         choices=("paper", "constant"))
+    nodes: int = option(None, "Gauss-Hermite nodes along each axis of span(U) of the first rule (default 90, 40 "
+                        "for k = 2; 8 across it), refined until doubling it moves g by < 1e-10", lo=4, hi=640)
+    collapse_tol: float = option(0.01, "PGD has collapsed when ||W_perp||/||W|| is within this of the certified "
+                                 "point's", **POS)
+    steps: int = option(20_000, "PGD steps (paper: 20 000)", lo=1, hi=10**9)
+    batch: int = option(TrainConfig.batch, "PGD: fresh Gaussian samples per step (paper: 50)", lo=1, hi=10**7)
+    lr: float = option(TrainConfig.lr, "PGD: learning rate of W (paper: 1)", **POS)
+    lr_bias: float = option(TrainConfig.lr_bias, "PGD: learning rate of b (paper: 1)", **POS)
+    pgd_threshold: float = option(TrainConfig.pgd_threshold, "PGD: perturbation threshold (paper: 1e-3)", **NONNEG)
+    pgd_radius: float = option(TrainConfig.pgd_radius, "PGD: perturbation std (paper: 0.005)", **NONNEG)
+    seed: int = 0
+
+    def __post_init__(self):
+        from NeuralNetworks.sosp import MAX_GRID
+        _teacher_dims(self.d, self.k)
+        _lam_grid(self.lam_grid)
+        self.nodes = self.nodes or {1: 90, 2: 40}[self.k]
+        if self.nodes ** self.k * SOSP_PERP_NODES ** (self.d - self.k) > MAX_GRID:
+            raise ValueError(f"--nodes {self.nodes}: the first rule may have at most {MAX_GRID} nodes")
+
+    def quick(self, given):
+        grid = (*self.lam_grid[:2], min(self.lam_grid[2], 3)) if "lam_grid" in given else (1e-3, 1e-1, 3)
+        return dataclasses.replace(self, width=min(self.width, 64), seeds=1, lam_grid=grid, steps=min(self.steps, 2000))
+
+    def default_threads(self):
+        return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
+            if self.width >= THREADS_MIN_SOSP_WIDTH else 1
+
+    def memory(self):
+        from NeuralNetworks.sosp import CHUNK, MAX_GRID
+        p = self.width * (self.d + 1)
+        runs = 2 * (self.lam_grid[2] + len(SOSP_PGD_LAMS))
+        return (_training(runs, self.d, self.width, self.batch, 1) + 8.0 * 6 * CHUNK * self.width
+                + 8.0 * MAX_GRID * (self.d + 2) + 8.0 * (3 * p * p if p <= 4500 else 70 * p))
+
+
+def run_sosp(cfg: SospConfig, folder, device, progress=True, workers=1) -> dict:
+    """Certified points over the λ grid x seeds x bias trained / frozen, and PGD from the first seed's init
+    (``workers`` > 1: in that many single-threaded processes, PGD one of their jobs; see ``sosp.run_jobs``)."""
+    from NeuralNetworks import sosp
+    grid, seeds = _lam_grid(cfg.lam_grid), list(range(cfg.seed, cfg.seed + cfg.seeds))
+    extra = [lam for lam in SOSP_PGD_LAMS if grid[0] <= lam <= grid[-1] and not np.isclose(grid, lam).any()]
+    pgd_lams = sorted(set(grid) | set(extra))
+    pgd_cfg = TrainConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, lr_bias=cfg.lr_bias,
+                          pgd_threshold=cfg.pgd_threshold, pgd_radius=cfg.pgd_radius)
+    pgd_args = (pgd_lams, cfg.seed, cfg.d, cfg.k, cfg.width, cfg.offset, cfg.a_init, pgd_cfg, device)
+    t0 = time.perf_counter()
+    rows, U, stopped, side = sosp.sweep(grid, seeds, d=cfg.d, k=cfg.k, width=cfg.width, offset=cfg.offset,
+                                        a_init=cfg.a_init, coarse=(cfg.nodes, SOSP_PERP_NODES), extra_lams=extra,
+                                        workers=workers, beside=(sosp.pgd_runs, pgd_args), progress=progress)
+    res = {"width": cfg.width, "d": cfg.d, "k": cfg.k, "offset": cfg.offset, "a_init": cfg.a_init,
+           "lambda_grid": grid, "seeds": seeds, "collapse_tol": cfg.collapse_tol, "workers": workers,
+           "points_planned": 2 * (len(grid) * len(seeds) + len(extra)), "sweep_s": time.perf_counter() - t0}
+    if not stopped and side is None:        # one process: PGD after the points (a Ctrl-C keeps what was trained)
+        try:
+            t1 = time.perf_counter()
+            side = sosp.pgd_runs(*pgd_args, progress=progress), time.perf_counter() - t1
+        except KeyboardInterrupt:           # before PGD's first step: keep the certified points
+            stopped = True
+    res["points"] = _write_points(folder, rows, U, cfg.offset)
+    if stopped:                              # no PGD, table or figure: they compare whole λ columns
+        return {**res, "pgd": [], "interrupted": True}
+    (hist, lam_r, frozen_r), res["pgd_s"] = side
+    res["pgd"] = _pgd_rows(cfg, hist, lam_r, frozen_r, rows)
+    np.savez_compressed(os.path.join(folder, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
+                        w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
+    with open(os.path.join(folder, "sosp.md"), "w") as f:
+        f.write(sosp.summary_markdown(res["points"], res["pgd"], grid))
+    draw_sosp(folder, res)
+    by = {b: [p["perp_ratio"] for p in res["points"] if p["bias"] == b] for b in ("trained", "frozen")}
+    return {**res, "trained_max_perp_ratio": max(by["trained"]), "frozen_max_perp_ratio": max(by["frozen"]),
+            "max_grad_norm": max(p["grad_norm"] for p in res["points"]),
+            "max_quad_change": max(p["quad_change"] for p in res["points"]),
+            "saddles": sum(p["type"] == "saddle" for p in res["points"]), "interrupted": bool(hist["interrupted"])}
+
+
+def _pgd_rows(cfg, hist, lam_r, frozen_r, rows):
+    """Per PGD run: its end and floor ratio against the certified point's, and the steps to collapse."""
+    from NeuralNetworks.sosp import decay_only_steps, steps_to_collapse
+    ratio = hist["perp_norm"] / hist["w_norm"]
+    tail = hist["step"] >= 0.8 * hist["step"][-1]
+    target = {(r["lam"], r["bias"]): r["perp_ratio"] for r in rows if r["seed"] == cfg.seed}
+    out = []
+    for i, (lam, fb) in enumerate(zip(lam_r, frozen_r)):
+        bias = "frozen" if fb else "trained"
+        tgt = target[(float(lam), bias)]
+        out.append({"lam": float(lam), "bias": bias, "ratio_certified": tgt, "ratio_end": float(ratio[-1, i]),
+                    "ratio_floor": float(np.median(ratio[tail, i])), "one_over_lr_lam": 1.0 / (cfg.lr * lam),
+                    "steps_to_collapse": steps_to_collapse(hist["step"], ratio[:, i], tgt, cfg.collapse_tol),
+                    "decay_only_steps": decay_only_steps(hist["step"], hist["perp_norm"][0, i], hist["w_norm"][:, i],
+                                                         lam, cfg.lr, tgt, cfg.collapse_tol)})
+    return out
+
+
+POINT_COLUMNS = ["seed", "lam", "bias", "type", "perp_ratio", "perp_norm", "par_norm", "bound", "grad_norm",
+                 "grad_w_norm", "lam_min_hessian", "lam_min_hb", "stein_residual", "g", "loss", "nodes_par",
+                 "nodes_perp", "quad_change", "grad_norm_fine", "nfev", "escapes", "seconds"]
+
+
+def _write_points(folder, rows, U, offset):
+    """``sosp.csv`` and ``sosp_points.npz`` of the certified points; returns them as plain dicts."""
+    from NeuralNetworks.sosp import SADDLE_TOL
+    points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
+    for p in points:
+        p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
+    if not rows:
+        return points
+    cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
+    with open(os.path.join(folder, "sosp.csv"), "w") as f:
+        f.write("\n".join([",".join(POINT_COLUMNS)] + [",".join(cell(p[c]) for c in POINT_COLUMNS)
+                                                       for p in points]) + "\n")
+    np.savez_compressed(os.path.join(folder, "sosp_points.npz"),
+                        W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
+                        b=np.stack([r["theta"][:, -1].numpy() for r in rows]), a=np.stack([r["a"].numpy() for r in rows]),
+                        lam=np.array([r["lam"] for r in rows]), bias_trained=np.array([r["bias"] == "trained" for r in rows]),
+                        seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=offset)
+    return points
+
+
+def draw_sosp(folder, res):
+    from NeuralNetworks.plot import plot_sosp
+    if res["pgd"]:
+        save_figure(plot_sosp([p for p in res["points"] if p["lam"] in res["lambda_grid"]], res["pgd"],
+                              res["collapse_tol"]), os.path.join(folder, "sosp"))
+
+
+def summary_sosp(res):
+    if not res["pgd"]:
+        return (f"sosp: {len(res['points'])} of {res['points_planned']} certified points (sosp.csv, "
+                "sosp_points.npz), without PGD, table or figure")
+    col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
+    return (f"sosp: width {res['width']}, {len(res['points'])} certified points ({res['saddles']} saddles), max "
+            f"||grad g|| {res['max_grad_norm']:.1e}, quadrature change {res['max_quad_change']:.1e}; max "
+            f"||W_perp||/||W||: bias trained {res['trained_max_perp_ratio']:.1e}, frozen "
+            f"{res['frozen_max_perp_ratio']:.2g}; PGD steps to collapse (trained): "
+            + ", ".join(f"{lam:g}: {p['steps_to_collapse']}" for lam, p in sorted(col.items()) if lam >= 1e-3))
+
+
+EXPERIMENTS = {"fig3": (Fig3Config, run_fig3, draw_fig3, summary_fig3),
+               "fig2": (Fig2Config, run_fig2, draw_fig2, summary_fig2),
+               "claims": (ClaimsConfig, run_claims, draw_claims, summary_claims),
+               "sosp": (SospConfig, run_sosp, draw_sosp, summary_sosp)}

@@ -1,0 +1,193 @@
+"""The command line and the run folder: options declared once per experiment, one line and exit 2 for bad input,
+one rule for interrupts (exit 130; what was computed goes beside the run folder, never over it)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from NeuralNetworks.main import main, parse_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUICK = ["--quick", "--no-progress"]
+
+
+def signal_in(monkeypatch, module, name, call=1):
+    """Patch ``module.name`` so that its ``call``-th call delivers a real SIGINT (one Ctrl-C), then runs it."""
+    original, calls = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, name, interrupted)
+
+
+def exits(argv, code, capsys):
+    """Run ``main(argv)``, expect exit status ``code`` and one line on stderr; return that line."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == code and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def snapshot(folder):
+    return {f: (folder / f).read_bytes() for f in sorted(os.listdir(folder))}
+
+
+def assert_plot_only_redraws(folder):
+    """``--plot-only folder`` redraws every figure of the run there, byte for byte (PNG), from its saved files."""
+    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
+    assert pngs
+    before = {p: (folder / p).read_bytes() for p in pngs}
+    for p in os.listdir(folder):
+        if p.endswith((".png", ".pdf")):
+            os.remove(folder / p)
+    main(["--plot-only", str(folder)])
+    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
+    for p in pngs:
+        assert (folder / p).read_bytes() == before[p], p
+        assert (folder / (p[:-4] + ".pdf")).stat().st_size > 0
+
+
+def test_each_experiment_takes_only_its_own_options(capsys):
+    """Refused by construction whatever the value, a default included (claims trains width 256)."""
+    for argv, name in [(["--experiment", "claims", "--width", "1000"], "--width"),
+                       (["--experiment", "claims", "--batch", "50"], "--batch"),
+                       (["--experiment", "fig2", "--seed", "0"], "--seed"),
+                       (["--experiment", "sosp", "--lam", "1e-4"], "--lam"),
+                       (["--experiment", "sosp", "--activation", "smooth_relu"], "--activation"),
+                       (["--offset", "0"], "--offset"), (["--bogus"], "--bogus")]:
+        err = exits(argv, 2, capsys)
+        assert name in err and ("does not apply" in err or "unrecognized" in err)
+    assert parse_args(["--experiment", "claims", "--seeds", "2"]) == ("claims", {"seeds": 2})
+
+
+@pytest.mark.parametrize("argv", [["--width", "0"], ["--steps", "-5"], ["--lr", "nan"], ["--width", "1e12"],
+                                  ["--batch", "100000000000"], ["--d", "1000000"], ["--d", "1", "--k", "1"],
+                                  ["--k", "2", "--experiment", "claims", "--d", "2"], ["--depth", "0"],
+                                  ["--loss", "foo"], ["--seed", "-1"], ["--seed", str(2 ** 29)], ["--threads", "0"],
+                                  ["--experiment", "fig2", "--lam-grid", "0", "1", "5"],
+                                  ["--experiment", "fig2", "--lam-grid", "1e-3", "1", "2.5"],
+                                  ["--experiment", "sosp", "--d", "4"], ["--experiment", "sosp", "--nodes", "2"]]
+                         + ([] if torch.cuda.is_available() else [["--device", "cuda"]]))
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, capsys):
+    out = tmp_path / "out"
+    err = exits([*argv, "--out-dir", str(out)], 2, capsys)
+    assert argv[0] in err or argv[-2] in err or "memory" in err, err
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_bad_input_from_the_command_line(tmp_path):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "NeuralNetworks", "main.py"), "--width", "0",
+                        "--out-dir", str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "--width" in p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["file_child", "proc", "long_name", "foreign"])
+def test_unwritable_out_dir_refused_before_any_work(tmp_path, where, capsys):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    out = {"file_child": tmp_path / "a_file" / "out", "proc": "/proc/x/out", "long_name": tmp_path / ("n" * 300),
+           "foreign": tmp_path / "other"}[where]
+    assert "--out-dir" in exits([*QUICK, "--out-dir", str(out)], 2, capsys)
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "other"] and os.listdir(tmp_path / "other") == ["notes.txt"]
+
+
+def test_plot_only_refuses_other_options_and_other_folders(tmp_path, capsys):
+    out = tmp_path / "out"
+    main([*QUICK, "--steps", "20", "--width", "8", "--out-dir", str(out)])
+    assert "--seed" in exits(["--plot-only", str(out), "--seed", "3"], 2, capsys)
+    assert "--plot-only" in exits(["--plot-only", str(tmp_path)], 2, capsys)
+    config = json.load(open(out / "config.json"))
+    config["package"] = "MAXCUT"
+    json.dump(config, open(out / "config.json", "w"))
+    assert "not a run of NeuralNetworks" in exits(["--plot-only", str(out)], 2, capsys)
+
+
+def test_outputs_follow_the_umask_and_killed_runs_leave_nothing(tmp_path):
+    out = tmp_path / "out"
+    stale = tmp_path / ".out.staging-999999999.abc"        # a killed run's staging folder (no such process)
+    stale.mkdir()
+    old = os.umask(0o022)
+    try:
+        main([*QUICK, "--steps", "20", "--width", "8", "--out-dir", str(out)])
+    finally:
+        os.umask(old)
+    assert (os.stat(out).st_mode & 0o777) == 0o755 and (os.stat(out / "results.json").st_mode & 0o777) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    config = json.load(open(out / "config.json"))
+    assert config["experiment"] == "fig3" and config["args"]["width"] == 8 and config["threads"] == 1
+    assert json.loads(json.dumps(__import__("NeuralNetworks.utils").utils.plain(
+        {"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == {"a": [1.0, None], "b": [None, 2.0]}
+
+
+def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before the optimisation or while writing: exit 130, nothing written. During the optimisation:
+    exit 130, what was trained in ``out.interrupted``. A failed write: exit 1. The run folder is never touched."""
+    from NeuralNetworks import experiments, model, train, utils
+    out = tmp_path / "out"
+    argv = [*QUICK, "--steps", "50", "--width", "32", "--out-dir", str(out)]
+    main(argv)
+    before = snapshot(out)
+    cases = [(model, "init_student", 1, 130), (train, "_train_step", 1, 130), (experiments, "draw_fig3", 1, 130),
+             (utils, "write_config", 1, 130)]
+    for module, name, call, code in cases:
+        with monkeypatch.context() as m:
+            signal_in(m, module, name, call)
+            assert "nothing written" in exits(argv + ["--seed", "5"], code, capsys)
+        assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out"], name
+    with monkeypatch.context() as m:
+        m.setattr(utils, "write_json", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        assert "No space left" in exits(argv + ["--seed", "5"], 1, capsys)
+    assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
+    with monkeypatch.context() as m:
+        signal_in(m, train, "_train_step", call=10)             # mid-training: what was trained is kept beside
+        assert "out.interrupted" in exits(argv + ["--seed", "6"], 130, capsys)
+    assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out", "out.interrupted"]
+    res = json.load(open(tmp_path / "out.interrupted" / "results.json"))
+    assert res["interrupted"] and 0 < res["steps_run"] < 50
+    assert sorted(os.listdir(tmp_path / "out.interrupted")) == sorted(before)
+
+
+def test_sosp_ctrl_c_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
+    """In the sweep, a Ctrl-C keeps the points already certified (csv, npz, results), without PGD, table or figure."""
+    from NeuralNetworks import sosp
+    signal_in(monkeypatch, sosp, "certified_point", call=2)
+    out = tmp_path / "out"
+    assert "1 of 10 certified points" in exits(["--experiment", "sosp", *QUICK, "--width", "16", "--out-dir",
+                                               str(out)], 130, capsys)
+    kept = tmp_path / "out.interrupted"
+    assert not out.exists() and sorted(os.listdir(kept)) == ["config.json", "results.json", "sosp.csv",
+                                                             "sosp_points.npz"]
+    assert np.load(kept / "sosp_points.npz")["W"].shape == (1, 16, 2)
+    res = json.load(open(kept / "results.json"))
+    assert res["interrupted"] and res["pgd"] == [] and res["points_planned"] == 10
+
+
+def test_sosp_ctrl_c_with_worker_processes_ends_the_workers(tmp_path, monkeypatch, capsys):
+    import multiprocessing
+    from NeuralNetworks import sosp
+    signal_in(monkeypatch, sosp, "_received", call=2)
+    out = tmp_path / "out"
+    exits(["--experiment", "sosp", *QUICK, "--width", "16", "--threads", "2", "--out-dir", str(out)], 130, capsys)
+    assert sorted(os.listdir(tmp_path / "out.interrupted")) == ["config.json", "results.json", "sosp.csv",
+                                                                "sosp_points.npz"]
+    assert multiprocessing.active_children() == []
+
+
+def test_thread_policy(tmp_path):
+    """One thread for training loops; sosp at width >= 128 one worker process per core; --threads overrides."""
+    from NeuralNetworks.experiments import SospConfig
+    cores = len(os.sched_getaffinity(0))
+    assert SospConfig().default_threads() == cores and SospConfig(width=64).default_threads() == 1
+    main(["--experiment", "fig2", *QUICK, "--out-dir", str(tmp_path / "f")])
+    assert json.load(open(tmp_path / "f" / "config.json"))["threads"] == 1
