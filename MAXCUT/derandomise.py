@@ -26,6 +26,10 @@ from tqdm import tqdm
 from MAXCUT.graphs import Graph
 
 
+class DivergenceError(RuntimeError):
+    """The objective became NaN or infinite."""
+
+
 @dataclass
 class ScoreConfig:
     """The authors' settings (their Fig. 5 script)."""
@@ -66,17 +70,6 @@ def smooth_step(u: torch.Tensor, delta: float) -> torch.Tensor:
     return 1.5 * t - 0.5 * t ** 3
 
 
-def score_gradients(V, graph: Graph, m, sigma, z, delta=None):
-    """Score-function estimates for an isotropic ``sigma`` (a float). ``V: (n, r)``, ``z: (S, r)``.
-    Returns ``(grad_m (r,), dE[cut]/dsigma (float), cuts (S,))``, penalty not included:
-    ``grad_m = E[cut z] / sigma`` and ``dE/dsigma = E[cut (|z|^2 - r)] / sigma``. With ``delta`` the
-    cut is the smoothed one (:func:`smooth_step`), as in the theory; without, the sign."""
-    u = torch.add(V @ m, z @ V.T, alpha=sigma)
-    cuts = graph.cut(sign(u) if delta is None else smooth_step(u, delta))  # (S,)
-    scale = 1.0 / (z.shape[0] * sigma)
-    return (cuts @ z).mul_(scale), float(cuts @ ((z * z).sum(1) - z.shape[1])) * scale, cuts
-
-
 def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float, zV=None, zsq=None):
     """One step's estimates of the authors' rule (their script's step 3), vectorised over the draws.
     ``V: (n, r)``, ``m: (r,)``, ``z: (S, r)``; the draws are ``r_s = m + s_eff z_s`` and ``c_s`` the cut of
@@ -88,6 +81,19 @@ def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float, zV=None, 
     c = graph.cut(sign(torch.add(V @ m, zV, alpha=s_eff)))
     scale = 1.0 / (z.shape[0] * s_eff)
     return (c @ z).mul_(scale), (c @ zsq).mul_(scale).sub_(2 * lam * s_eff), c
+
+
+def authors_gradients_per_draw(V, graph: Graph, m, s_eff: float, z, lam: float):
+    """:func:`authors_gradients` with a Python loop over the draws, written as the rule reads: the reference
+    that tests hold the vectorised step to and that ``benchmark.py`` times
+    (``run_score(..., gradients=authors_gradients_per_draw)``). Returns ``(g_m, g_i)``."""
+    g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)
+    for k in range(z.shape[0]):
+        r = m + s_eff * z[k]
+        c = graph.cut(sign(V @ r))
+        g_m = g_m + c * (r - m) / s_eff ** 2
+        g_i = g_i + c * ((r - m) ** 2 / s_eff ** 3 - 1 / s_eff)
+    return g_m / z.shape[0], g_i / z.shape[0] - 2 * lam * s_eff
 
 
 def _noise_blocks(shape, generator, like, block=256):
@@ -199,7 +205,7 @@ def run_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True)
             M.append(m.detach().clone())
             sig.append(log_sigma.detach().exp())
             if t % 50 == 0 and not math.isfinite(loss.item()):
-                raise FloatingPointError(f"the objective became {loss.item()} at step {t}")
+                raise DivergenceError(f"the objective became {loss.item()} at step {t}")
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - t0

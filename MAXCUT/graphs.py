@@ -54,11 +54,6 @@ def _parse_float(tok, path, lineno):
 GRAPH_FORMATS = ("auto", "gset", "edges")
 
 
-def read_graph(path, fmt="auto"):
-    """``(n, edges, weights)`` of a graph file; see :func:`read_graph_file`."""
-    return read_graph_file(path, fmt)[0]
-
-
 def read_graph_file(path, fmt="auto"):
     """Read a graph file in one of two formats, decided once for the whole file:
 

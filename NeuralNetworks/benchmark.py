@@ -15,60 +15,47 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from NeuralNetworks.claims import ROWS, run_claims  # noqa: E402
-from NeuralNetworks.main import _Parser, _positive_int  # noqa: E402
+from NeuralNetworks.main import Parser, number  # noqa: E402
 from NeuralNetworks.model import Teacher, init_student, make_subspace  # noqa: E402
-from NeuralNetworks.train import TrainConfig, train  # noqa: E402
+from NeuralNetworks.train import TrainConfig, reference_pgd, train  # noqa: E402
 from NeuralNetworks.utils import set_threads  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def autograd_loop(steps: int, seed: int = 0) -> float:
-    """Seconds for ``steps`` steps of Fig. 3's PGD written the plain way, as the authors' script does it: the
-    network's forward pass, ``loss.backward()``, the gradient-norm test and the update by hand (width 1000,
-    d = 2, batch 50, lr 1, λ = 1e-4, perturbation 0.005 below 1e-3)."""
-    g = torch.Generator().manual_seed(seed)
-    d, h, lam = 2, 1000, 1e-4
-    u = torch.ones(d) / d ** 0.5
-    W = (torch.randn(h, d, generator=g) / d ** 0.5).requires_grad_()
-    b = (torch.randn(h, generator=g) / h).requires_grad_()
-    a = torch.randn(h, generator=g) / h
-    t = time.perf_counter()
-    for _ in range(steps):
-        x = torch.randn(50, d, generator=g)
-        pred = torch.nn.functional.softplus(x @ W.T + b, beta=2.0) @ a
-        loss = ((pred - torch.tanh(x @ u)) ** 2).mean() + 0.5 * lam * (W ** 2).sum()
-        W.grad = b.grad = None
-        loss.backward()
-        with torch.no_grad():
-            if torch.linalg.vector_norm(W.grad) < 1e-3:
-                W.add_(5e-3 * torch.randn(W.shape, generator=g))
-                b.add_(5e-3 * torch.randn(b.shape, generator=g))
-            W.sub_(W.grad)
-            b.sub_(b.grad)
-    return time.perf_counter() - t
+def fig3_loops(seed):
+    """Seconds of Fig. 3's 20 000 PGD steps by :func:`train` and by :func:`train.reference_pgd` (the same
+    algorithm by plain autograd), from the same init and data stream."""
+    out = []
+    for fn in (train, reference_pgd):
+        g = torch.Generator().manual_seed(seed)
+        s = init_student(1, 2, 1000, 1, g)
+        t = time.perf_counter()
+        fn(s, Teacher(make_subspace(2, 1, g)), TrainConfig(steps=20_000), g, **({"progress": False} if fn is train
+                                                                               else {}))
+        out.append(time.perf_counter() - t)
+    return out
 
 
 def main(argv=None):
-    p = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=_positive_int, default=None,
+    p = Parser(description=__doc__)
+    p.add_argument("--steps", type=number(int, 1, 10**9), default=None,
                    help="steps per run of the grid comparison (default 1000; the claims grid uses 10 000), or of "
                         "--profile (default 20 000, the Fig. 3 run)")
-    p.add_argument("--seeds", type=_positive_int, default=3)
-    p.add_argument("--contended", action="store_true",
+    p.add_argument("--seeds", type=number(int, 1, 10**9), default=3)
+    p.add_argument("--contended", action="store_true", default=False,
                    help="time Fig. 3 (python NeuralNetworks/main.py) idle, beside 1 and 2 busy processes, and two "
                         "seeds side by side, in fresh processes")
-    p.add_argument("--repeats", type=_positive_int, default=3, help="--contended: runs per condition")
-    p.add_argument("--profile", action="store_true",
+    p.add_argument("--repeats", type=number(int, 1, 10**9), default=3, help="--contended: runs per condition")
+    p.add_argument("--profile", action="store_true", default=False,
                    help="where a Fig. 3 training step's time goes: torch's profiler over --steps steps (default 20 000)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="--contended: pass --threads N to main.py; "
+    p.add_argument("--threads", type=number(int, 1, 10**9), default=None, help="--contended: pass --threads N to main.py; "
                    "otherwise: threads of this process (default 1)")
     args = p.parse_args(argv)
     if args.contended:
@@ -91,18 +78,11 @@ def main(argv=None):
     print(f"claims grid, {len(ROWS)} rows x {args.seeds} seeds x {args.steps} steps, threads {torch.get_num_threads()}:")
     print(f"  batched by architecture: {t_batched:.1f} s; one run at a time: {t_single:.1f} s; "
           f"speed-up {t_single / t_batched:.1f}x; largest difference in final ||W_perp||/||W||: {diff:.1e}")
-    ours, plain = [], []
-    for rep in range(FIG3_PAIRS):           # alternating, so that a drift of the machine's speed hits both
-        g = torch.Generator().manual_seed(rep)
-        s = init_student(1, 2, 1000, 1, g)
-        t = time.perf_counter()
-        train(s, Teacher(make_subspace(2, 1, g)), TrainConfig(steps=20_000), g, progress=False)
-        ours.append(time.perf_counter() - t)
-        plain.append(autograd_loop(20_000, rep))
+    ours, plain = zip(*[fig3_loops(rep) for rep in range(FIG3_PAIRS)])   # alternating: a drift hits both
     ratios = [p / o for p, o in zip(plain, ours)]
     print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), {FIG3_PAIRS} runs each, "
           f"alternating: ours (written-out step) {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], the plain "
-          f"autograd loop {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]; ratio of each pair: median "
+          f"autograd reference {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]; ratio of each pair: median "
           f"{np.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}] (target 3x)")
 
 

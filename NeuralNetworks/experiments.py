@@ -7,7 +7,6 @@ claims  claims (a)-(e) along PGD runs on a multi-index teacher (claims.py).
 sosp    Lemma 3.1 at certified stationary points of the population objective, and PGD from the same inits (sosp.py).
 """
 import dataclasses
-import math
 import os
 import time
 

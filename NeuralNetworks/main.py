@@ -56,15 +56,15 @@ class Parser(argparse.ArgumentParser):
             m, name = f.metadata, "--" + f.name.replace("_", "-")
             if "help" not in m:
                 continue
+            help = m["help"] + (f" (default: {f.default})" if f.default not in (None, False) else "")
             if f.type is bool:
-                self.add_argument(name, action="store_true", help=m["help"])
-            elif "choices" in m:
-                self.add_argument(name, choices=m["choices"], help=f"{m['help']} (default: {f.default})")
+                self.add_argument(name, action="store_true", help=help)
+            elif "choices" in m or f.type is str:
+                self.add_argument(name, choices=m.get("choices"), help=help)
             else:
-                kind = int if f.type is int else float
-                check = number(kind, m.get("lo", -math.inf), m.get("hi", math.inf), m.get("open", False))
-                self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"),
-                                  help=f"{m['help']} (default: {f.default})")
+                check = number(int if f.type is int else float, m.get("lo", -math.inf), m.get("hi", math.inf),
+                               m.get("open", False))
+                self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed):
         a, cores = self.add_argument, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1

@@ -29,39 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from NeuralNetworks.activations import derivatives
+
 SQRT_2PI = math.sqrt(2 * math.pi)
-ACTIVATIONS = ("smooth_relu", "tanh")
 CHUNK = 200            # quadrature nodes per pass (see Population._chunks)
-
-
-def activation_derivatives(name: str, beta: float = 2.0):
-    """``(z, second) -> (s(z), s'(z), s''(z) or None)`` for ``smooth_relu`` ((1/β) log(1 + e^{βz}), the paper's
-    with β = 2) or ``tanh``; computed stably for any z.
-
-    The smooth ReLU comes from one logistic value u = σ(−βz): s = −log(u)/β, s' = 1 − u, s'' = β u (1 − u)
-    (exact identities; absolute error ~1e-16, about 1.8x faster than torch's float64 softplus and sigmoid,
-    which call the scalar log1p). Where βz > 700, u would underflow: there z is cut at 700/β and the rest added
-    back, s = z to working precision."""
-    if name == "smooth_relu":
-        def fn(z, second=False):
-            t = z * -beta
-            if float(t.detach().min()) < -700.0:  # only for very large z
-                v = t.clamp(min=-700.0)
-                u = torch.sigmoid(v)
-                s = u.log().neg_().sub_(t - v).mul_(1.0 / beta)
-            else:
-                u = torch.sigmoid(t)
-                s = u.log().neg_().mul_(1.0 / beta)
-            s1 = 1.0 - u
-            return s, s1, (u.mul_(s1).mul_(beta) if second else None)
-        return fn
-    if name == "tanh":
-        def fn(z, second=False):
-            t = torch.tanh(z)
-            d1 = 1 - t * t
-            return t, d1, (-2 * t * d1 if second else None)
-        return fn
-    raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
 
 
 def gauss_hermite_nodes(counts, frame: torch.Tensor, prune: float = 0.0):
@@ -128,7 +99,7 @@ class Population:
     def build(cls, U, a, b0, lam, freeze_bias, nodes=(40, 40), offset=0.0, activation="smooth_relu", beta=2.0):
         """``nodes = (along span(U), across it)``: Gauss–Hermite nodes per axis of the frame [U, U⊥]."""
         return cls(*_rule(U, nodes, offset), a, b0, U, float(lam), bool(freeze_bias),
-                   activation_derivatives(activation, beta), offset, tuple(nodes))
+                   derivatives(activation, beta), offset, tuple(nodes))
 
     def refined(self, nodes, prune=PRUNE):
         """The same objective under the quadrature rule ``nodes = (n_par, n_perp)`` (``prune=0``: every node of

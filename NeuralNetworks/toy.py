@@ -13,14 +13,15 @@ import math
 import numpy as np
 import torch
 
-SQRT_2PI = math.sqrt(2 * math.pi)
+from NeuralNetworks.activations import derivatives, smooth_relu
+from NeuralNetworks.sosp import SQRT_2PI, gauss_hermite_nodes
 
 
 def gauss_hermite(n=201):
     """Nodes and weights with ``Σ w_q g(x_q) = E[g(x)]`` for ``x ~ N(0, 1)`` (exact for polynomials of degree
     < 2n). Float64 tensors ``(n,)``."""
-    x, w = np.polynomial.hermite_e.hermegauss(n)
-    return torch.as_tensor(x), torch.as_tensor(w / SQRT_2PI)
+    x, w = gauss_hermite_nodes([n], torch.eye(1, dtype=torch.float64))
+    return x[:, 0], w
 
 
 def _relu_moments(w, b):
@@ -39,19 +40,19 @@ def objective(w, b, lam, activation="smooth_relu", nodes=None):
     if activation == "relu":
         m1, m2 = _relu_moments(w, b)
         return m2 - 2 * m1 + 1 + lam * w * w
-    x, q = nodes or gauss_hermite()
-    z = w[..., None] * x + b[..., None]
-    s = torch.nn.functional.softplus(z, beta=2.0, threshold=40.0)
-    return ((s - 1) ** 2 * q).sum(-1) + lam * w * w
+    return fit(w, b, nodes or gauss_hermite()) + lam * w * w
+
+
+def fit(w, b, nodes):
+    """``E[(s(wx + b) − 1)²]`` under the quadrature ``nodes``, elementwise over broadcast ``w, b``."""
+    x, q = nodes
+    return ((smooth_relu(w[..., None] * x + b[..., None]) - 1) ** 2 * q).sum(-1)
 
 
 def _derivatives(w, b, lam, nodes):
     """Gradient and Hessian of the smooth-ReLU objective in ``(w, b)``, exact under the quadrature."""
     x, q = nodes
-    z = w[..., None] * x + b[..., None]
-    s = torch.nn.functional.softplus(z, beta=2.0, threshold=40.0)
-    s1 = torch.sigmoid(2 * z)
-    s2 = 2 * s1 * (1 - s1)
+    s, s1, s2 = derivatives("smooth_relu")(w[..., None] * x + b[..., None], second=True)
     g1, h = 2 * (s - 1) * s1 * q, 2 * (s1 * s1 + (s - 1) * s2) * q
     grad = torch.stack([(g1 * x).sum(-1) + 2 * lam * w, g1.sum(-1)], -1)
     hess = torch.stack([torch.stack([(h * x * x).sum(-1) + 2 * lam, (h * x).sum(-1)], -1),
@@ -69,8 +70,8 @@ def minimise(lams, train_bias, activation="smooth_relu", iters=100):
     wg = torch.linspace(0 if not train_bias else -4, 4, 401, dtype=torch.float64)
     bg = torch.linspace(-4, 4, 401, dtype=torch.float64) if train_bias else torch.zeros(1, dtype=torch.float64)
     W, B = torch.meshgrid(wg, bg, indexing="ij")
-    F = torch.stack([objective(W, B, l, nodes=nodes) for l in lam])          # (L, |w|, |b|), start only
-    k = F.flatten(1).argmin(1)
+    base = torch.cat([fit(W[i:i + 16], B[i:i + 16], nodes) for i in range(0, len(wg), 16)])  # λ-free part
+    k = (base + lam[:, None, None] * W * W).flatten(1).argmin(1)             # (L, |w|, |b|): the start only
     w, b = W.flatten()[k].clone(), B.flatten()[k].clone()
     for _ in range(iters):
         grad, hess = _derivatives(w, b, lam, nodes)

@@ -17,7 +17,6 @@ from NeuralNetworks.activations import step_form
 from NeuralNetworks.model import Student, Teacher, perp_norm
 
 LOSSES = ("mse", "huber", "logcosh")
-OPTIMIZERS = ("pgd", "gd", "adam")
 
 
 class DivergenceError(RuntimeError):
@@ -450,6 +449,32 @@ def _step(trained, grads, adam, t: int):
         if which is not None:                      # GD for the runs that are not Adam
             upd = torch.where(_bcast(which, p), upd, g)
         p.sub_(upd * lr)
+
+
+def reference_pgd(student: Student, teacher: Teacher, cfg: TrainConfig, generator) -> tuple:
+    """The algorithm of :func:`train` for the paper's case, written plainly with autograd: the reference that
+    tests hold the fast step to and that ``benchmark.py`` times. One hidden layer, ``a`` fixed, PGD, one
+    generator drawn in :func:`train`'s order (inputs 256 steps at a time, then their labels, then the kicks).
+    Each step: ``g = ∇ loss`` at the current ``(W, b)`` (the loss without the regulariser); if
+    ``‖g_W‖ < pgd_threshold`` add ``pgd_radius · N(0, 1)`` to W and b; then ``W ← (1 − lr λ) W − lr g_W`` and
+    ``b ← b − lr_bias g_b`` (weight decay coupled, as ``torch.optim.SGD``). Returns the final ``(W, b)``."""
+    W, b, a = (p.detach().clone() for p in (student.W, student.biases[0], student.a))
+    for t in range(cfg.steps):
+        if t % 256 == 0:
+            xs = torch.randn(256, *W.shape[:1], cfg.batch, W.shape[2], generator=generator, dtype=W.dtype)
+            ys = teacher(xs, generator)
+        W.requires_grad_(True), b.requires_grad_(True)
+        pred = Student([W], [b], a, student.activation).forward(xs[t % 256])
+        loss = pointwise_loss(pred - ys[t % 256], cfg.loss).mean(1).sum()
+        gW, gb = torch.autograd.grad(loss, [W, b])
+        W, b = W.detach(), b.detach()
+        if torch.linalg.vector_norm(gW) < cfg.pgd_threshold:
+            W = W + cfg.pgd_radius * torch.randn(W.shape, generator=generator, dtype=W.dtype)
+            if not cfg.freeze_bias:
+                b = b + cfg.pgd_radius * torch.randn(b.shape, generator=generator, dtype=b.dtype)
+        W = (1 - cfg.lr * cfg.lam) * W - cfg.lr * gW
+        b = b if cfg.freeze_bias else b - cfg.lr_bias * gb
+    return W, b
 
 
 @torch.no_grad()

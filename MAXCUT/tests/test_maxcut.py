@@ -11,12 +11,23 @@ import torch
 
 from MAXCUT.main import main
 from MAXCUT.baselines import brute_force, gw_expected, local_search, solve_sdp, spectral_embedding
-from MAXCUT.benchmark import authors_gradients_loop
-from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients, run_pathwise, run_score,
-                                score_gradients, smooth_step, smoothed_objective)
-from MAXCUT.graphs import GSET_DIR, Graph, authors_graph, cut_value, dense_adjacency, random_graph, read_graph
+from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients, authors_gradients_per_draw,
+                                run_pathwise, run_score, sign, smooth_step, smoothed_objective)
+from MAXCUT.graphs import (GSET_DIR, Graph, authors_graph, cut_value, dense_adjacency, random_graph,
+                           read_graph_file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def score_gradients(V, graph: Graph, m, sigma, z, delta=None):
+    """Score-function estimates for an isotropic ``sigma`` (a float). ``V: (n, r)``, ``z: (S, r)``.
+    Returns ``(grad_m (r,), dE[cut]/dsigma (float), cuts (S,))``, penalty not included:
+    ``grad_m = E[cut z] / sigma`` and ``dE/dsigma = E[cut (|z|^2 - r)] / sigma``. With ``delta`` the
+    cut is the smoothed one (:func:`smooth_step`), as in the theory; without, the sign."""
+    u = torch.add(V @ m, z @ V.T, alpha=sigma)
+    cuts = graph.cut(sign(u) if delta is None else smooth_step(u, delta))  # (S,)
+    scale = 1.0 / (z.shape[0] * sigma)
+    return (cuts @ z).mul_(scale), float(cuts @ ((z * z).sum(1) - z.shape[1])) * scale, cuts
 
 
 def cycle(n):
@@ -143,11 +154,11 @@ def test_authors_step_vectorised_equals_the_rule_written_per_draw():
     G = Graph(n, e, w, "cpu")
     g = torch.Generator().manual_seed(5)
     m, z = torch.randn(n, generator=g, dtype=torch.float64), torch.randn(100, n, generator=g, dtype=torch.float64)
-    for a, b in zip(authors_gradients(V, G, m, 0.7, z, 1.0)[:2], authors_gradients_loop(V, G, m, 0.7, z, 1.0)):
+    for a, b in zip(authors_gradients(V, G, m, 0.7, z, 1.0)[:2], authors_gradients_per_draw(V, G, m, 0.7, z, 1.0)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     cfg = ScoreConfig(steps=60)
     a = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
-    b = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, gradients=authors_gradients_loop)
+    b = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, gradients=authors_gradients_per_draw)
     np.testing.assert_allclose(a["m"], b["m"], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(a["sigma_max"], b["sigma_max"], rtol=1e-10)
     np.testing.assert_array_equal(a["cut_mean"], b["cut_mean"])
@@ -218,14 +229,14 @@ def test_local_search_reaches_a_one_flip_optimum():
 def test_gset_reader(tmp_path):
     f = tmp_path / "g.txt"
     f.write_text("4 4\n1 2 1\n2 3 -1\n3 4 2\n1 4 1\n")
-    n, e, w = read_graph(str(f))
+    (n, e, w), _ = read_graph_file(str(f))
     assert n == 4
     assert e.tolist() == [[0, 1], [0, 3], [1, 2], [2, 3]] and w.tolist() == [1, 1, -1, 2]
-    n, e, w = read_graph(os.path.join(GSET_DIR, "G11.txt"))
+    (n, e, w), _ = read_graph_file(os.path.join(GSET_DIR, "G11.txt"))
     assert (n, len(e)) == (800, 1600) and set(w.tolist()) == {-1.0, 1.0}
     el = tmp_path / "el.txt"
     el.write_text("# comment\n10 20 1\n20 30 2.5\n30 10 1\n")
-    n, e, w = read_graph(str(el))
+    (n, e, w), _ = read_graph_file(str(el))
     assert n == 3 and e.tolist() == [[0, 1], [0, 2], [1, 2]] and w.tolist() == [1.0, 1.0, 2.5]
 
 
@@ -242,7 +253,7 @@ def test_graph_format_is_decided_once_and_can_be_named(tmp_path):
     with pytest.raises(GraphFormatError, match="g.txt:2: a G-set edge line is 'i j w'"):
         read_graph_file(str(f), "gset")
     f.write_text("4 3\n1 2 1\n2 3 1\n3 4 1\n")
-    assert read_graph_file(str(f))[1] == "gset" and read_graph(str(f))[0] == 4
+    assert read_graph_file(str(f))[1] == "gset" and read_graph_file(str(f))[0][0] == 4
     with pytest.raises(GraphFormatError, match="g.txt:2: 3 fields, but this edge list"):
         read_graph_file(str(f), "edges")                        # '4 3' then three-field lines: not one edge list
     res = main(["--graph", str(f), "--quick", "--no-progress", "--out-dir", str(tmp_path / "out")])
@@ -269,7 +280,8 @@ def test_quick_default_run_writes_every_output(tmp_path):
         assert key in saved
     config = json.load(open(tmp_path / "config.json"))
     assert config["threads"] == 1 and config["args"]["threads"] == 1     # the default: one CPU thread
-    assert_plot_only_redraws(main, tmp_path)
+    from MAXCUT.tests.test_run import assert_plot_only_redraws
+    assert_plot_only_redraws(tmp_path)
 
 
 def test_networkx_graph_source_keeps_gnp(tmp_path):
@@ -280,11 +292,13 @@ def test_networkx_graph_source_keeps_gnp(tmp_path):
 
 def test_quick_is_quick_at_every_size(tmp_path):
     """--quick caps the SDP's iterations too (a 2000-node random graph took minutes): its bound stays a bound."""
-    from MAXCUT.main import QUICK_SDP_ITERS, parse_args
-    args, graph = parse_args(["--nodes", "300", "--edge-prob", "0.1", "--quick", "--out-dir", str(tmp_path / "o")])
-    assert args.sdp_iters == QUICK_SDP_ITERS and args.steps == 500 and args.rounds == 200
-    n, e, w = graph
-    V, value = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=args.sdp_iters)
+    from MAXCUT.experiments import MaxcutConfig
+    cfg = MaxcutConfig(nodes=300, edge_prob=0.1)
+    graph, n, m = cfg.read_graph()
+    cfg = cfg.quick(n, m)
+    assert cfg.sdp_iters == 200 and cfg.steps == 500 and cfg.rounds == 200
+    n, e, w = cfg.make_graph(graph)
+    V, value = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=cfg.sdp_iters)
     assert np.allclose(np.linalg.norm(V, axis=1), 1) and gw_expected(V, e, w) <= value <= w.sum()
 
 
@@ -370,162 +384,3 @@ def test_bad_input_from_the_command_line(tmp_path):
                         "--out-dir", str(out)], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [p.stderr.strip()]
     assert "bad.txt:3:" in p.stderr and "Traceback" not in p.stderr and not out.exists()
-
-
-def assert_plot_only_redraws(main, folder):
-    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
-    files alone; with another option it is refused."""
-    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
-    assert pngs
-    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
-    for p in os.listdir(folder):
-        if p.endswith((".png", ".pdf")):
-            os.remove(os.path.join(folder, p))
-    main(["--plot-only", str(folder)])
-    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
-    for p in pngs:
-        assert open(os.path.join(folder, p), "rb").read() == before[p], p
-        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
-    with pytest.raises(SystemExit) as e:
-        main(["--plot-only", str(folder), "--seed", "3"])
-    assert e.value.code == 2
-
-
-@pytest.mark.parametrize("where", ["file_child", "proc", "long_name"])
-def test_unwritable_out_dir_refused_before_any_work(tmp_path, where, capsys):
-    """An --out-dir that cannot be written ends in one line and exit 2 before any work, not after it."""
-    blocker = tmp_path / "a_file"
-    blocker.write_text("x")
-    out = {"file_child": blocker / "out", "proc": "/proc/x/out", "long_name": tmp_path / ("n" * 300)}[where]
-    with pytest.raises(SystemExit) as e:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--out-dir" in err
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-def test_outputs_follow_the_umask_and_stale_temporaries_go(tmp_path):
-    """Result files get the usual 0666 & ~umask (not mkstemp's 0600); a killed run's .tmp-* files are removed."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / ".tmp-abc.npz").write_bytes(b"truncated")
-    old = os.umask(0o022)
-    try:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    finally:
-        os.umask(old)
-    assert (os.stat(out / "results.json").st_mode & 0o777) == 0o644
-    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
-
-
-def test_seeds_outside_the_range_refused(capsys):
-    """Negative seeds and seeds past 2^29 - 1 (torch's CPU generator reads only a seed's low 32 bits) end in
-    one line and exit 2; non-finite numbers are written to JSON as null, never as NaN."""
-    for bad in ("-1", "123456789012345678901234", str(2 ** 29)):
-        with pytest.raises(SystemExit) as e:
-            main(["--seed", bad])
-        assert e.value.code == 2 and "--seed" in capsys.readouterr().err
-    import importlib
-    utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
-    assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
-        {"a": [1.0, None], "b": [None, 2.0]}
-
-
-def _signal_in(monkeypatch, module, name):
-    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
-    import signal
-    original, calls = getattr(module, name), []
-
-    def interrupted(*args, **kwargs):
-        if not calls:
-            calls.append(1)
-            signal.raise_signal(signal.SIGINT)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(module, name, interrupted)
-
-
-def _folder_bytes(folder):
-    return {p: open(os.path.join(folder, p), "rb").read() for p in sorted(os.listdir(folder))}
-
-
-def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
-    """Ctrl-C before the optimisation has ended (here: in the SDP, or in the baselines) stops the run and leaves
-    the folder holding the previous complete run; after it (here: in the polish) the run writes everything it
-    computed and says 'interrupted'; a failed write (disk full) is one line, exit 1, the folder unchanged."""
-    from MAXCUT import baselines, utils
-    out = tmp_path / "out"
-    argv = ["--graph", os.path.join(GSET_DIR, "G14.txt"), "--quick", "--polish", "--no-progress", "--sdp-iters",
-            "50", "--out-dir", str(out)]
-    main(argv)
-    before = _folder_bytes(out)
-    for phase in ("solve_sdp", "gw_round"):
-        with monkeypatch.context() as m:
-            _signal_in(m, baselines, phase)
-            with pytest.raises(KeyboardInterrupt):
-                main(argv + ["--seed", "5"])
-        assert _folder_bytes(out) == before and sorted(os.listdir(tmp_path)) == ["out"], phase
-
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-    with monkeypatch.context() as m:
-        m.setattr(utils, "write_npz", disk_full)
-        with pytest.raises(SystemExit) as e:
-            main(argv + ["--seed", "5"])
-    err = capsys.readouterr().err
-    assert e.value.code == 1 and "No space left" in err and len(err.strip().splitlines()) == 1
-    assert _folder_bytes(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
-
-    with monkeypatch.context() as m:
-        _signal_in(m, baselines, "local_search")
-        res = main(argv + ["--seed", "5"])
-    assert res["interrupted"] and res["cut_polished"] is not None
-    saved = json.load(open(out / "results.json"))
-    assert saved["interrupted"] and saved["cut"] == res["cut"] and sorted(os.listdir(tmp_path)) == ["out"]
-    assert json.load(open(out / "config.json"))["args"]["seed"] == 5 and len(os.listdir(out)) == len(before)
-
-
-def test_a_killed_runs_leftovers_are_cleaned(tmp_path):
-    """kill -9 leaves a staging folder beside the run folder (and, if it struck mid-swap, the previous run moved
-    aside): the next run removes the first and puts the second back before it starts."""
-    out = tmp_path / "out"
-    dead = 2 ** 22 + 12345                            # above the usual pid_max of 4194304: no such process
-    stale = tmp_path / f".out.staging-{dead}"
-    stale.mkdir()
-    (stale / ".tmp-x.npz").write_bytes(b"truncated")
-    aside = tmp_path / f".out.staging-{dead}.old"
-    aside.mkdir()
-    (aside / "config.json").write_text("{}")
-    from MAXCUT.utils import check_writable
-    assert check_writable(str(out)) is None
-    assert sorted(os.listdir(tmp_path)) == ["out"] and os.listdir(out) == ["config.json"]
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("not a run's")
-    assert "not a run's outputs" in check_writable(str(tmp_path / "mine"))
-
-
-def test_a_symlinked_run_folder_is_updated_through_the_link(tmp_path):
-    """--out-dir a link to a folder: the run replaces the folder it points to and leaves the link a link."""
-    target, link = tmp_path / "target", tmp_path / "link"
-    target.mkdir()
-    link.symlink_to(target)
-    main(["--quick", "--no-progress", "--steps", "5", "--out-dir", str(link)])
-    assert link.is_symlink() and (target / "results.json").exists()
-    assert sorted(os.listdir(tmp_path)) == ["link", "target"]
-
-
-def test_ctrl_c_from_the_command_line_is_one_line(tmp_path):
-    """A real SIGINT to the real command, early (during its imports or the SDP): one line on stderr, no
-    traceback, the exit status of a SIGINT, and nothing written."""
-    import signal
-    import time
-    out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "MAXCUT", "main.py"), "--quick", "--no-progress",
-                          "--out-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         cwd=tmp_path)
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode in (-signal.SIGINT, 128 + signal.SIGINT)
-    assert "Traceback" not in err and err.strip().splitlines() == ["main.py: interrupted; no outputs written (the "
-                                                                    "output folder is as it was)"]
-    assert not out.exists() and sorted(os.listdir(tmp_path)) == []

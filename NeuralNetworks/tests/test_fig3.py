@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from NeuralNetworks.activations import smooth_relu, smooth_relu_grad
+from NeuralNetworks.activations import derivatives, smooth_relu
+
 from NeuralNetworks.main import main
 from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, perp_part
 from NeuralNetworks.train import TrainConfig, loss_and_grads, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def smooth_relu_grad(z, beta=2.0):
+    """s'(z) = σ(βz), the closed form (relative accuracy everywhere)."""
+    return torch.sigmoid(beta * z)
 
 
 def test_smooth_relu_value_derivative_and_relu_limit():
@@ -25,6 +31,14 @@ def test_smooth_relu_value_derivative_and_relu_limit():
         gap = (smooth_relu(z, beta) - torch.relu(z)).abs().max().item()
         assert gap == pytest.approx(math.log(2) / beta, rel=1e-9)
     assert smooth_relu(torch.tensor([1e4])).item() == 1e4  # no overflow
+    # the exact objectives' form (one logistic) gives the same s, s' and s'' = β σ(βz)(1 − σ(βz))
+    for beta in (2.0, 20.0):
+        zz = torch.cat([z, torch.tensor([400.0, -400.0], dtype=torch.float64)])
+        s, s1, s2 = derivatives("smooth_relu", beta)(zz, second=True)
+        sig = torch.sigmoid(beta * zz)
+        torch.testing.assert_close(s, smooth_relu(zz, beta), rtol=1e-14, atol=1e-15)
+        torch.testing.assert_close(s1, sig, rtol=0, atol=1e-15)
+        torch.testing.assert_close(s2, beta * sig * (1 - sig), rtol=0, atol=1e-14 * beta)
 
 
 def test_perp_part_of_hand_made_matrix():
@@ -243,3 +257,19 @@ def test_per_run_rates_and_decays_in_one_batch_equal_each_run_alone():
         torch.testing.assert_close(one.W[0], both.W[i], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(one.biases[0][0], both.biases[0][i], rtol=1e-5, atol=1e-6)
         assert h1["perturbations"][0] == h["perturbations"][i]
+
+
+@pytest.mark.parametrize("freeze_bias,threshold", [(False, 1e-3), (False, 10.0), (True, 10.0)])
+def test_fast_training_equals_the_plain_autograd_reference(freeze_bias, threshold):
+    """train() (the written-out step, W and b in one array, data in blocks) is reference_pgd -- Fig. 3's PGD by
+    plain autograd -- step for step: in float64 the two agree to rounding after 300 steps, perturbations included
+    (threshold 10: a kick at every step)."""
+    from NeuralNetworks.train import reference_pgd
+    U = make_subspace(2, 1, torch.Generator())
+    s = init_student(1, 2, 64, 1, torch.Generator().manual_seed(3), dtype=torch.float64)
+    cfg = TrainConfig(steps=300, pgd_threshold=threshold, freeze_bias=freeze_bias)
+    W_ref, b_ref = reference_pgd(s, Teacher(U.double()), cfg, torch.Generator().manual_seed(4))
+    h = train(s, Teacher(U.double()), cfg, torch.Generator().manual_seed(4), progress=False)
+    assert h["perturbations"][0] == (300 if threshold == 10.0 else h["perturbations"][0])
+    torch.testing.assert_close(s.W, W_ref, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(s.biases[0], b_ref, rtol=1e-9, atol=1e-11)

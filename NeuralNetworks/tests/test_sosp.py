@@ -2,7 +2,6 @@
 Stein's identity, the certificate and its inequality, a small sweep, the experiment's outputs."""
 import json
 import math
-import os
 
 import numpy as np
 import pytest

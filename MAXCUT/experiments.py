@@ -1,0 +1,244 @@
+"""The MAXCUT experiment of Section 5.1: a config (its command-line options and defaults, declared once), the graph
+it reads or draws, a ``run`` that computes and writes the outputs into a folder, and a ``draw`` for its figures.
+
+With no ``--graph``: Fig. 5 as the authors ran it -- their G(15, 0.6) graph (torch, seed 42: 62 edges, optimum
+41), their spectral "GW vectors" and score-function rule, optimisation seed 43. With ``--graph FILE``: a G-set
+or edge-list file, a real GW SDP embedding (Burer-Monteiro) and the pathwise estimator of the smoothed objective.
+"""
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
+from MAXCUT.graphs import GRAPH_FORMATS
+from MAXCUT.utils import save_figure
+
+EXACT_MAX_NODES = 24       # brute force up to this many nodes (2^(n-1) cuts)
+NX_AUTO_MAX_NODES = 300    # networkx's one_exchange is slow beyond
+ROUNDING_SEED_OFFSET = 1   # the GW roundings draw from seed + this
+SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
+QUICK_WORK = 2e10          # --quick: about this many multiply-adds for the steps (1% of it for the SDP)
+WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: beyond, sums of squares over- or underflow
+RANDOM_GRAPH = {"nodes": 15, "edge_prob": 0.6, "graph_source": "torch", "graph_seed": 42}   # the authors'
+SC, PW = ScoreConfig(), PathwiseConfig()
+
+
+def option(default, help, **check):
+    """A config field that is also a command-line option (main.py builds it): ``check`` holds ``lo``/``hi`` (with
+    ``open``: strict bounds), ``choices``."""
+    return dataclasses.field(default=default, metadata={"help": help, **check})
+
+
+@dataclasses.dataclass
+class MaxcutConfig:
+    graph: str = option(None, "G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' per "
+                        "line); default: the authors' random graph", kind=str)
+    graph_format: str = option(None, "how --graph is read: auto (default) = gset when the first line has two "
+                               "fields and the second three, else edges; a file that could be either is refused",
+                               choices=GRAPH_FORMATS)
+    nodes: int = option(None, "nodes of the random graph (paper: 15)", lo=2, hi=10**6)
+    edge_prob: float = option(None, "edge probability of the random graph (paper: 0.6)", lo=0.0, hi=1.0)
+    graph_source: str = option(None, "the random graph: 'torch' (default), the authors' construction (rand(n, n) "
+                               "< p, upper triangle mirrored), or networkx's gnp_random_graph",
+                               choices=("torch", "networkx"))
+    graph_seed: int = option(None, "seed of the random graph (paper: 42)", lo=0, hi=2 ** 29 - 1)
+    embedding: str = option("auto", "vectors v_i: the authors' adjacency eigenvectors or the GW SDP solution; "
+                            "auto = spectral for the random graph (paper), sdp for --graph",
+                            choices=("auto", "spectral", "sdp"))
+    estimator: str = option("auto", "gradient estimator; auto = score for the random graph (paper), pathwise for "
+                            "--graph", choices=("auto", "score", "pathwise"))
+    steps: int = option(None, f"optimisation steps (score: {SC.steps}, the paper's; pathwise: {PW.steps})",
+                        lo=1, hi=10**9)
+    samples: int = option(None, f"Monte-Carlo samples per step (score: {SC.samples}, the paper's; pathwise: "
+                          f"{PW.samples})", lo=1, hi=10**12)
+    lr_mean: float = option(None, f"step size of m (score: {SC.lr_mean}, paper; pathwise: {PW.lr_mean})",
+                            lo=0.0, hi=1e30, open=True)
+    lr_sigma: float = option(None, f"step size of log sigma (score: {SC.lr_sigma}, paper; pathwise: "
+                             f"{PW.lr_sigma})", lo=0.0, hi=1e30, open=True)
+    lam: float = option(None, f"penalty on sigma (score: {SC.lam}, paper; pathwise: {PW.lam}, relative to the "
+                        "total |weight|)", lo=0.0, hi=1e30)
+    delta: float = option(None, f"pathwise only: width of the smooth step (default {PW.delta})", lo=1e-6, hi=1e3)
+    chains: int = option(None, f"pathwise only: (m, sigma) chains optimised at once, the best final hyperplane "
+                         f"kept (default {PW.chains})", lo=1, hi=10**5)
+    rounds: int = option(1000, "random GW roundings for the best-of-k baseline", lo=1, hi=10**7)
+    exact: str = option("auto", f"brute-force optimum (auto: up to {EXACT_MAX_NODES} nodes)",
+                        choices=("auto", "yes", "no"))
+    nx: str = option("auto", f"networkx approximation baselines (auto: up to {NX_AUTO_MAX_NODES} nodes)",
+                     choices=("auto", "yes", "no"))
+    polish: bool = option(False, "also report a greedy one-flip local search from the derandomised cut")
+    sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
+    seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
+
+    def __post_init__(self):
+        given = [f for f in RANDOM_GRAPH if getattr(self, f) is not None]
+        if self.graph is not None and given:
+            raise ValueError(f"--{given[0].replace('_', '-')} chooses the random graph; it does not apply with "
+                             "--graph")
+        if self.graph is None and self.graph_format is not None:
+            raise ValueError("--graph-format says how --graph is read; there is no --graph")
+        for f, v in RANDOM_GRAPH.items():
+            setattr(self, f, v if getattr(self, f) is None and self.graph is None else getattr(self, f))
+        auto = self.graph is None
+        self.embedding = self.embedding if self.embedding != "auto" else ("spectral" if auto else "sdp")
+        self.estimator = self.estimator if self.estimator != "auto" else ("score" if auto else "pathwise")
+        own = [f for f in ("delta", "chains") if getattr(self, f) is not None]
+        if self.estimator == "score" and own:
+            raise ValueError(f"--{own[0]} applies to the pathwise estimator only, not to --estimator score")
+        self.seed = self.seed if self.seed is not None else 43 if self.estimator == "score" else 0
+        self.name = (os.path.splitext(os.path.basename(self.graph))[0] if self.graph else
+                     f"{'torch' if self.graph_source == 'torch' else 'gnp'}_{self.nodes}_{self.edge_prob:g}_"
+                     f"seed{self.graph_seed}")
+
+    def optimiser(self):
+        """The estimator's config: its defaults (derandomise.py), overridden by the options given."""
+        cfg = ScoreConfig() if self.estimator == "score" else PathwiseConfig(delta=self.delta or PW.delta,
+                                                                              chains=self.chains or PW.chains)
+        for f in ("steps", "samples", "lr_mean", "lr_sigma", "lam"):
+            if getattr(self, f) is not None:
+                setattr(cfg, f, getattr(self, f))
+        return cfg
+
+    def quick(self, n, m):
+        """Quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget."""
+        from MAXCUT.baselines import sdp_rank
+        cfg, r = self.optimiser(), sdp_rank(n)
+        per_step = cfg.samples * min(getattr(cfg, "chains", 1), 8) * n * (n if self.embedding == "spectral" else r)
+        steps = min(cfg.steps, 500 if self.estimator == "score" else 100, max(10, int(QUICK_WORK / per_step)))
+        return dataclasses.replace(self, rounds=min(self.rounds, 200), steps=steps,
+                                   chains=min(cfg.chains, 8) if self.estimator == "pathwise" else None,
+                                   sdp_iters=min(self.sdp_iters, 200, max(5, int(QUICK_WORK / 100 / (m * r)))),
+                                   nodes=self.nodes if self.graph is None else None,
+                                   edge_prob=self.edge_prob if self.graph is None else None,
+                                   graph_source=self.graph_source if self.graph is None else None,
+                                   graph_seed=self.graph_seed if self.graph is None else None)
+
+    def memory(self, n, m):
+        """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
+        the SDP factor and its per-edge gathers, the roundings and the optimiser's sampled hyperplanes."""
+        from MAXCUT.baselines import sdp_rank
+        cfg, r = self.optimiser(), sdp_rank(n)
+        dims = n if self.embedding == "spectral" else r
+        per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
+        return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
+                + (8.0 * n * n if n <= 512 else 24.0 * m) + 8.0 * (8 * n * r + 4 * m * r)
+                + 8.0 * self.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
+
+    def read_graph(self):
+        """``(graph or None, n, m)``: the file's graph, or None and the random graph's size (m expected)."""
+        from MAXCUT.graphs import read_graph_file
+        if self.graph is None:
+            return None, self.nodes, self.edge_prob * self.nodes * (self.nodes - 1) / 2
+        graph, self.graph_format = read_graph_file(self.graph, self.graph_format or "auto")
+        return graph, graph[0], len(graph[1])
+
+    def make_graph(self, graph):
+        """The graph to cut (the random one drawn here), refused when every cut is 0 or its weights overflow."""
+        from MAXCUT.graphs import authors_graph, random_graph
+        if graph is None:
+            graph = (authors_graph if self.graph_source == "torch" else random_graph)(self.nodes, self.edge_prob,
+                                                                                        self.graph_seed)
+        if self.exact == "yes" and graph[0] > EXACT_MAX_NODES:
+            raise ValueError(f"--exact yes enumerates 2^(n-1) cuts; {graph[0]} nodes is more than the "
+                             f"{EXACT_MAX_NODES} allowed")
+        total = float(np.abs(graph[2]).sum())
+        if total == 0 or not np.any(graph[2]):
+            raise ValueError(f"the graph {self.name} has no edges of non-zero weight: every cut is 0")
+        if not WEIGHT_RANGE[0] <= total <= WEIGHT_RANGE[1]:
+            raise ValueError(f"the graph {self.name}'s total |weight| is {total:.3g}; it must lie in "
+                             f"[{WEIGHT_RANGE[0]:g}, {WEIGHT_RANGE[1]:g}]: rescale the weights")
+        return graph
+
+
+def _nx_baselines(cfg, graph):
+    """networkx's randomized_partitioning and one_exchange, or (None, None, why not)."""
+    n = graph[0]
+    if cfg.nx == "no" or (cfg.nx == "auto" and n > NX_AUTO_MAX_NODES):
+        return None, None, ("--nx no" if cfg.nx == "no" else
+                            f"{n} nodes > {NX_AUTO_MAX_NODES} (one_exchange is slow; --nx yes forces it)")
+    from networkx.algorithms.approximation import one_exchange, randomized_partitioning
+    from MAXCUT.graphs import to_networkx
+    g = to_networkx(*graph)
+    return (float(randomized_partitioning(g, seed=cfg.seed, weight="weight")[0]),
+            float(one_exchange(g, seed=cfg.seed, weight="weight")[0]), None)
+
+
+def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
+    """Embedding, baselines, derandomisation, polishing; writes ``history.npz`` and the figures."""
+    from MAXCUT import baselines as B
+    from MAXCUT.derandomise import run_pathwise, run_score
+    from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
+    n, edges, weights = graph
+    ts = time.perf_counter()       # separate streams: the SDP start, the roundings, the optimisation
+    sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
+    V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, max_iter=cfg.sdp_iters, device=device)
+    sdp_s = time.perf_counter() - ts
+    V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, weights)
+    # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
+    # cut is recomputed in float64 from the partition
+    dtype = torch.float32 if cfg.estimator == "pathwise" else torch.float64
+    gw_exp = B.gw_expected(V, edges, weights)
+    round_cuts, _ = B.gw_round(V, edges, weights, cfg.rounds, torch.Generator().manual_seed(cfg.seed
+                                                                                           + ROUNDING_SEED_OFFSET))
+    exact = B.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
+        cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
+    nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
+    optimise = run_score if cfg.estimator == "score" else run_pathwise
+    hist = optimise(torch.as_tensor(V, dtype=dtype, device=device), Graph(n, edges, weights, device, dtype=dtype),
+                    cfg.optimiser(), torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
+    partition = (V @ hist["m"] < 0).astype(np.int64)
+    cut = float(cut_value(edges, weights, partition))
+    if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
+        raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
+    polished = polish_s = None
+    if cfg.polish:  # from every chain's final hyperplane (one chain for the score estimator)
+        tp = time.perf_counter()
+        starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
+        polished = max(float(cut_value(edges, weights, B.local_search(n, edges, weights, x))) for x in starts)
+        polish_s = time.perf_counter() - tp
+    np.savez_compressed(os.path.join(folder, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
+                        cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
+                        m=hist["m"], gw_round_cuts=round_cuts)
+    last = hist["sigma_max"].size > 0
+    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "nodes": n, "edges": int(len(edges)),
+           "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
+           "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
+           "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
+           "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
+           "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
+           "best_known": GSET_REFERENCE.get(cfg.name, (None, None))[0] if cfg.graph else None,
+           "sigma_final": float(hist["sigma_max"][-1]) if last else None,
+           "sigma_relative_final": float(hist["sigma_relative"][-1]) if last else None,
+           "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
+           "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
+           "polish_s": polish_s, "partition": partition.tolist()}
+    draw(folder, res)
+    return res
+
+
+def draw(folder, res):
+    """The cut and sigma per iteration (Fig. 5 for the authors' graph) from ``history.npz`` and the results."""
+    from MAXCUT.plot import plot_cut, plot_sigma
+    ref = ((res["exact"], "optimum (brute force)") if res["exact"] is not None else
+           (res["best_known"], "best known cut"))
+    with np.load(os.path.join(folder, "history.npz")) as h:
+        save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], res["gw_expected"], ref[0], ref[1],
+                             res["sdp_value"] if res["embedding"] == "sdp" else None), os.path.join(folder, "fig5_cut"))
+        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, "fig5_sigma"))
+
+
+def summary(res):
+    extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
+    ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
+           f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
+    read_as = f"read as {res['graph_format']}, " if res.get("graph_format") else ""
+    return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
+            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {res['gw_expected']:.1f}, best of "
+            f"{res['rounds']} {res['gw_best_of_k']:g}, SDP bound {res['sdp_value']:.2f}; sdp {res['sdp_s']:.1f} s, "
+            f"optimise {res['optimize_s']:.1f} s" + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
+
+
+EXPERIMENTS = {"derandomise": (MaxcutConfig, run, draw, summary)}
