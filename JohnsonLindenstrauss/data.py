@@ -4,6 +4,7 @@ digits, or a ``.npy`` file, every row normalised to unit length.
 import os
 
 import numpy as np
+import torch
 
 
 DATASETS = ("uniform", "gaussian", "digits")
@@ -65,7 +66,8 @@ def _load_npy(path, rows=None):
         raise DataError(f"{path}: expected real numbers, got dtype {P.dtype}")
     P = P[:rows] if rows is not None else P
     from JohnsonLindenstrauss.utils import memory_problem
-    problem = memory_problem(2 * 8.0 * P.size, f"{path}: {P.shape[0]} x {P.shape[1]} values (as float64, twice)")
+    problem = memory_problem(2 * 8.0 * P.size, f"{path}: {P.shape[0]} x {P.shape[1]} values (as float64, twice)",
+                             torch.device("cpu"))
     if problem:
         raise DataError(problem)
     P = np.array(P, dtype=np.float64)

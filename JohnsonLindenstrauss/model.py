@@ -23,9 +23,6 @@ from tqdm import tqdm
 from JohnsonLindenstrauss.sampler import GaussianSampler
 from JohnsonLindenstrauss.targets import Targets
 
-OBJECTIVES = ("max", "surrogate")
-
-
 class DivergenceError(RuntimeError):
     """The objective became NaN or infinite."""
 
@@ -178,6 +175,27 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
                     "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
                     "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted})
     return out
+
+
+def reference_max(targets: Targets, cfg: JLConfig, generator) -> tuple:
+    """The authors' objective by plain autograd, one step at a time: the reference that tests hold
+    :func:`_optimise_max` to and that ``benchmark.py`` times. Each step samples ``A = M + σ G`` (a batch of
+    ``G`` with N(0, 1) entries), takes the largest distortion over the batch and the targets, stops once it is
+    below ``tol``, else takes an Adam step (torch's) on ``(M, log σ²)``. Returns the last ``M`` and the steps run.
+    The fast path draws ``G Xᵀ`` instead of ``G`` when n < d (sampler.py); with n ≥ d it draws the same numbers."""
+    X, k = targets.X, cfg.k
+    M = torch.zeros(k, X.shape[1], dtype=X.dtype, device=X.device, requires_grad=True)
+    log_var = torch.zeros((), dtype=X.dtype, device=X.device, requires_grad=True)
+    opt = torch.optim.Adam([M, log_var], lr=cfg.lr)
+    for t in range(cfg.steps):
+        G = torch.randn(cfg.batch, k, X.shape[1], generator=generator, dtype=X.dtype, device=X.device)
+        loss = targets.distortions((M + (0.5 * log_var).exp() * G) @ X.T, k).max()
+        if loss.item() < cfg.tol:
+            break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return M.detach(), t + 1
 
 
 def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=True) -> dict:

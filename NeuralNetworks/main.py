@@ -62,8 +62,8 @@ class Parser(argparse.ArgumentParser):
             elif "choices" in m or f.type is str:
                 self.add_argument(name, choices=m.get("choices"), help=help)
             else:
-                check = number(int if f.type is int else float, m.get("lo", -math.inf), m.get("hi", math.inf),
-                               m.get("open", False))
+                check = number(m.get("kind", int if f.type is int else float), m.get("lo", -math.inf),
+                               m.get("hi", math.inf), m.get("open", False))
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed):

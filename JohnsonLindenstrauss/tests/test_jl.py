@@ -12,6 +12,7 @@ import torch
 
 from JohnsonLindenstrauss.data import load_points
 from JohnsonLindenstrauss.main import main
+from JohnsonLindenstrauss.tests.test_run import assert_plot_only_redraws
 from JohnsonLindenstrauss.model import JLConfig, optimise, surrogate_loss
 from JohnsonLindenstrauss.sampler import GaussianSampler
 from JohnsonLindenstrauss.targets import distortion, holdout_pairs, make_targets, matrix_distortion
@@ -121,6 +122,20 @@ def test_max_objective_gradient_is_autograds(kind):
 
 
 @pytest.mark.parametrize("kind", ["norms", "pairwise"])
+def test_fast_optimiser_equals_the_plain_autograd_reference(kind):
+    """With n >= d the fast path draws G itself, so _optimise_max (written-out gradient, own Adam, batched runs)
+    and reference_max (autograd, torch's Adam) take the same steps: in float64 the same M after 200 steps."""
+    from JohnsonLindenstrauss.model import reference_max
+    X = torch.randn(40, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    T = make_targets(X / X.norm(dim=1, keepdim=True), kind)
+    cfg = JLConfig(k=4, steps=200, tol=1e-6)
+    M_ref, steps = reference_max(T, cfg, torch.Generator().manual_seed(3))
+    h = optimise(T, cfg, torch.Generator().manual_seed(3), progress=False)
+    assert steps == h["steps_run"] == 200
+    torch.testing.assert_close(h["M_last"], M_ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["norms", "pairwise"])
 def test_runs_batched_equal_runs_alone(kind):
     """Several seeds as one batch: each run's history and matrices equal those of the same seed run alone
     (each run draws from its own generator; a run that stops early keeps its matrix while the others go on)."""
@@ -185,7 +200,7 @@ def test_quick_run_writes_every_output_and_projection_reproduces(tmp_path):
         assert key in saved
     assert saved["jl_min_dim"] == 3947
     assert json.load(open(tmp_path / "config.json"))["threads"] == 1      # the default: one CPU thread
-    assert_plot_only_redraws(main, tmp_path)
+    assert_plot_only_redraws(tmp_path)
     P = np.load(tmp_path / "projection.npy")
     assert P.shape == (30, 500)
     X, Xh = load_points("uniform", 100, 20, 500, 0)
@@ -264,25 +279,6 @@ def test_bad_input_from_the_command_line(tmp_path):
     assert "--k" in p.stderr and "Traceback" not in p.stderr and not out.exists()
 
 
-def assert_plot_only_redraws(main, folder):
-    """``--plot-only folder`` redraws every figure of the run saved there, byte for byte (PNG), from its saved
-    files alone; with another option it is refused."""
-    pngs = sorted(p for p in os.listdir(folder) if p.endswith(".png"))
-    assert pngs
-    before = {p: open(os.path.join(folder, p), "rb").read() for p in pngs}
-    for p in os.listdir(folder):
-        if p.endswith((".png", ".pdf")):
-            os.remove(os.path.join(folder, p))
-    main(["--plot-only", str(folder)])
-    assert sorted(p for p in os.listdir(folder) if p.endswith(".png")) == pngs
-    for p in pngs:
-        assert open(os.path.join(folder, p), "rb").read() == before[p], p
-        assert os.path.getsize(os.path.join(folder, p[:-4] + ".pdf")) > 0
-    with pytest.raises(SystemExit) as e:
-        main(["--plot-only", str(folder), "--seed", "3"])
-    assert e.value.code == 2
-
-
 def test_baselines_have_their_own_streams(tmp_path):
     """The baselines do not depend on how many steps the optimiser ran (each has its own generator)."""
     a = main(["--quick", "--steps", "5", "--no-progress", "--out-dir", str(tmp_path / "a")])
@@ -290,46 +286,6 @@ def test_baselines_have_their_own_streams(tmp_path):
     assert a["steps_run"] != b["steps_run"]
     for key in ("gaussian_mean", "gaussian_min", "orthogonal_mean", "sparse_mean", "pca"):
         assert a[key] == b[key], key
-
-
-@pytest.mark.parametrize("where", ["file_child", "proc", "long_name"])
-def test_unwritable_out_dir_refused_before_any_work(tmp_path, where, capsys):
-    """An --out-dir that cannot be written ends in one line and exit 2 before any work, not after it."""
-    blocker = tmp_path / "a_file"
-    blocker.write_text("x")
-    out = {"file_child": blocker / "out", "proc": "/proc/x/out", "long_name": tmp_path / ("n" * 300)}[where]
-    with pytest.raises(SystemExit) as e:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--out-dir" in err
-    assert sorted(os.listdir(tmp_path)) == ["a_file"]
-
-
-def test_outputs_follow_the_umask_and_stale_temporaries_go(tmp_path):
-    """Result files get the usual 0666 & ~umask (not mkstemp's 0600); a killed run's .tmp-* files are removed."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / ".tmp-abc.npz").write_bytes(b"truncated")
-    old = os.umask(0o022)
-    try:
-        main(["--quick", "--no-progress", "--out-dir", str(out)])
-    finally:
-        os.umask(old)
-    assert (os.stat(out / "results.json").st_mode & 0o777) == 0o644
-    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
-
-
-def test_seeds_outside_the_range_refused(capsys):
-    """Negative seeds and seeds past 2^29 - 1 (torch's CPU generator reads only a seed's low 32 bits) end in
-    one line and exit 2; non-finite numbers are written to JSON as null, never as NaN."""
-    for bad in ("-1", "123456789012345678901234", str(2 ** 29)):
-        with pytest.raises(SystemExit) as e:
-            main(["--seed", bad])
-        assert e.value.code == 2 and "--seed" in capsys.readouterr().err
-    import importlib
-    utils = importlib.import_module(main.__module__.rsplit(".", 1)[0] + ".utils")
-    assert json.loads(json.dumps(utils._plain({"a": [1.0, float("nan")], "b": np.array([np.inf, 2.0])}))) == \
-        {"a": [1.0, None], "b": [None, 2.0]}
 
 
 def test_huge_entries_tiny_sizes_and_overshooting_steps(tmp_path, capsys):
@@ -349,45 +305,6 @@ def test_huge_entries_tiny_sizes_and_overshooting_steps(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "smaller --lr" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists()
-
-
-def _signal_in(monkeypatch, module, name):
-    """Patch ``module.name`` so that its first call delivers a real SIGINT (as one Ctrl-C would), then runs it."""
-    import signal
-    original, calls = getattr(module, name), []
-
-    def interrupted(*args, **kwargs):
-        if not calls:
-            calls.append(1)
-            signal.raise_signal(signal.SIGINT)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(module, name, interrupted)
-
-
-def test_interrupts_and_write_failures_never_leave_a_mixed_folder(tmp_path, monkeypatch, capsys):
-    """Ctrl-C before the optimisation has ended leaves the previous complete run; after it (in the baselines)
-    the run writes everything and says 'interrupted'; a failed write is one line, exit 1, the folder unchanged."""
-    from JohnsonLindenstrauss import baselines, sampler, utils
-    out = tmp_path / "out"
-    argv = ["--quick", "--no-progress", "--steps", "20", "--draws", "10", "--out-dir", str(out)]
-    main(argv)
-    before = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))}
-    with monkeypatch.context() as m:
-        _signal_in(m, sampler.GaussianSampler, "__init__")      # before the first step
-        with pytest.raises(KeyboardInterrupt):
-            main(argv + ["--seed", "5"])
-    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    with monkeypatch.context() as m:
-        m.setattr(utils, "write_npy", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-        with pytest.raises(SystemExit) as e:
-            main(argv + ["--seed", "5"])
-    assert e.value.code == 1 and "No space left" in capsys.readouterr().err
-    assert {f: (out / f).read_bytes() for f in sorted(os.listdir(out))} == before
-    with monkeypatch.context() as m:
-        _signal_in(m, baselines, "pca_projection")             # after the optimisation
-        res = main(argv + ["--seed", "5"])
-    assert res["interrupted"] and json.load(open(out / "results.json"))["interrupted"]
-    assert sorted(os.listdir(out)) == sorted(before) and sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_smallest_k_rule_on_a_hand_made_curve():
@@ -428,14 +345,25 @@ def test_short_ksweep_learned_beats_the_best_gaussian_and_numbers_recompute(tmp_
     csv = (out / "ksweep.csv").read_text().splitlines()
     assert len(csv) == 1 + 2 * len(METHODS) and csv[0].startswith("target,k,method")
     assert json.load(open(out / "results.json"))["smallest_k"] == res["smallest_k"]
-    assert_plot_only_redraws(main, out)
+    assert_plot_only_redraws(out)
+
+
+def test_ksweep_takes_data_of_any_dimension(tmp_path):
+    """The sweep has no --k: data of dimension 5 (below Fig. 7's k = 30) is swept over its own grid up to d."""
+    np.save(tmp_path / "low.npy", np.random.default_rng(1).standard_normal((20, 5)))
+    res = main(["--experiment", "ksweep", "--data", str(tmp_path / "low.npy"), "--k-grid", "2", "5", "--quick",
+                "--no-progress", "--out-dir", str(tmp_path / "o")])
+    assert res["d"] == 5 and res["grid"] == [2, 5]
+    assert {r["method"]: r["max_distortion"] for r in res["rows"] if r["k"] == 5 and r["target"] == "norms"}["pca"] \
+        == pytest.approx(0, abs=1e-9)                      # k = d: PCA is a rotation
 
 
 @pytest.mark.parametrize("argv,expect", [
     (["--experiment", "ksweep", "--k-grid", "0"], "--k-grid"), (["--experiment", "ksweep", "--k-grid", "501"], "[1, d = 500]"),
     (["--experiment", "ksweep", "--k-grid"], "--k-grid"), (["--experiment", "ksweep", "--eps", "1.5"], "(0, 1)"),
-    (["--k-grid", "4", "8"], "ksweep only"), (["--experiment", "ksweep", "--k", "8"], "--k-grid"),
-    (["--experiment", "ksweep", "--objective", "surrogate"], "objective max"), (["--seeds", "2"], "ksweep only"),
+    (["--k-grid", "4", "8"], "--k-grid does not apply"), (["--experiment", "ksweep", "--k", "8"], "--k does not"),
+    (["--experiment", "ksweep", "--objective", "max"], "--objective does not"), (["--seeds", "2"], "--seeds does"),
+    (["--data", "digits", "--d", "30"], "--d sets the dimension of generated data"),
     (["--experiment", "ksweep", "--seeds", "0"], "--seeds")])
 def test_ksweep_bad_arguments(tmp_path, argv, expect, capsys):
     out = tmp_path / "out"

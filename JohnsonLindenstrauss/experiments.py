@@ -1,0 +1,319 @@
+"""The two experiments of Section 5.2, each a config (its command-line options and defaults, declared once), a
+``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them.
+
+fig7    Fig. 7: 100 unit vectors in R^500 (uniform[0,1] rows, normalised), k = 30, a Gaussian distribution over
+        30 x 500 matrices with mean 0 and one scalar log-variance 0, optimised by Adam on the largest distortion
+        of a batch of 20 sampled matrices; against Gaussian, orthogonal, sparse and PCA projections.
+ksweep  every method's max distortion against k, for norms and pairwise distances (ksweep.py).
+"""
+import dataclasses
+import math
+import os
+
+import numpy as np
+import torch
+
+from JohnsonLindenstrauss.data import DATASETS
+from JohnsonLindenstrauss.model import JLConfig
+from JohnsonLindenstrauss.utils import save_figure
+
+JC = JLConfig()
+BASELINE_SEED_OFFSETS = {"gaussian": 1_000_003, "orthogonal": 2_000_003}   # each baseline's own stream: seed + this
+KSWEEP_QUICK_GRID = (2, 8, 32)
+POS = dict(lo=0.0, hi=1e30, open=True)
+
+
+def option(default, help, **check):
+    """A config field that is also a command-line option (main.py builds it): ``check`` holds ``lo``/``hi`` (with
+    ``open``: strict bounds), ``choices``, ``nargs``."""
+    return dataclasses.field(default=default, metadata={"help": help, **check})
+
+
+@dataclasses.dataclass
+class Data:
+    """The points: options shared by both experiments, and the checks of their data source."""
+    data: str = option("uniform", "uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy (rows are points, "
+                       "normalised on load) (paper: uniform)", kind=str)
+    n: int = option(None, "training points (paper: 100; a .npy: all rows but the holdout)", lo=1, hi=10**12)
+    d: int = option(None, "dimension of generated data, uniform or gaussian (paper: 500)", lo=1, hi=10**9)
+    holdout: int = option(0, "further points from the same source, never trained on", lo=0, hi=10**9)
+    batch: int = option(JC.batch, "matrices sampled per step (paper: 20)", lo=1, hi=10**12)
+    lr: float = option(JC.lr, "Adam step size (paper: 0.01)", **POS)
+    tol: float = option(None, f"objective max: stop once the sampled max distortion is below this, in (0, 1) "
+                        f"(default {JC.tol}, the paper's; the initial M = 0 has distortion 1)", lo=0.0, hi=1.0,
+                        open=True)
+    draws: int = option(1000, "Gaussian matrices for the baseline (paper: 1000)", lo=1, hi=10**7)
+    seed: int = 0
+
+    def check_data(self):
+        if self.data not in DATASETS and not self.data.endswith(".npy"):
+            raise ValueError(f"--data {self.data!r}: choose uniform, gaussian, digits or a .npy file")
+        if self.d is not None and self.data not in ("uniform", "gaussian"):
+            raise ValueError(f"--d sets the dimension of generated data; --data {self.data} has its own")
+        self.d = self.d or (500 if self.data in ("uniform", "gaussian") else None)
+        self.n = self.n if self.n is not None or self.data.endswith(".npy") else 100
+
+    def load(self, targets, device, memory_problem):
+        """``(X, X_holdout)``: the points, after a memory check of a generated draw; ``ValueError`` if unusable."""
+        from JohnsonLindenstrauss.data import load_points
+        from JohnsonLindenstrauss.targets import make_targets
+        if self.data in ("uniform", "gaussian"):
+            problem = memory_problem(24.0 * (self.n + self.holdout) * self.d, f"--n {self.n}, --holdout "
+                                     f"{self.holdout}, --d {self.d}", device)
+            if problem:
+                raise ValueError(problem)
+        X, Xh = load_points(self.data, self.n, self.holdout, self.d, self.seed)
+        if "pairwise" in targets:
+            if len(X) < 2:
+                raise ValueError("--target pairwise needs at least 2 training points: one point has no distances")
+            make_targets(torch.as_tensor(np.vstack([X, Xh])), "pairwise")     # refuses coinciding points
+        return X, Xh
+
+    def memory(self, X, Xh, targets, k):
+        """Bytes at the peak, roughly: the targets (for pairs, one pass over every difference), the sampled
+        matrices and their images (float32), the baselines' chunks of 50 matrices (float64)."""
+        n, h, d = len(X), len(Xh), X.shape[1]
+        m = n if targets == ["norms"] else n * (n - 1) // 2 + h * n + h * (h - 1) // 2
+        return (8.0 * m * d + 16.0 * m + 4.0 * self.batch * (3 * k * d + 2 * k * (n + h) + 3 * m + 2 * k * m)
+                + 8.0 * 50 * (k * d + 2 * k * m))
+
+
+@dataclasses.dataclass
+class Fig7Config(Data):
+    target: str = option("norms", "preserve the points' norms (paper) or all pairwise distances",
+                         choices=("norms", "pairwise"))
+    objective: str = option("max", "max distortion of a sampled batch (the authors' code) or the union bound of "
+                            "Eq. 9", choices=("max", "surrogate"))
+    k: int = option(JC.k, "target dimension (paper: 30)", lo=1, hi=10**6)
+    steps: int = option(JC.steps, "maximum steps (paper: 5000)", lo=1, hi=10**9)
+    eps: float = option(None, f"surrogate: distortion threshold epsilon (default {JC.eps})", **POS)
+    lam: float = option(None, f"surrogate: weight of the variance penalty (default {JC.lam}; 0: none)",
+                        lo=0.0, hi=1e30)
+    tau: float = option(None, "surrogate: width of the smoothed indicator (default sqrt(2/k))", lo=1e-6, hi=1e6)
+
+    def __post_init__(self):
+        self.check_data()
+        own = [f for f in ("eps", "lam", "tau") if getattr(self, f) is not None]
+        if self.objective == "max" and own:
+            raise ValueError(f"--{own[0]} applies to --objective surrogate only, not to --objective max")
+        if self.objective == "surrogate" and self.tol is not None:
+            raise ValueError("--tol applies to --objective max only (the surrogate runs all --steps)")
+
+    def targets(self):
+        return [self.target]
+
+    def check_k(self, d):
+        if self.k > d:
+            raise ValueError(f"--k {self.k} is larger than the data dimension d = {d}")
+        return self.k
+
+    def quick(self, given, d):
+        return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100))
+
+    def jl_config(self):
+        return JLConfig(k=self.k, batch=self.batch, lr=self.lr, steps=self.steps, tol=self.tol or JC.tol,
+                        objective=self.objective, eps=self.eps or JC.eps, lam=JC.lam if self.lam is None else self.lam,
+                        tau=self.tau)
+
+    def folder_name(self):
+        name = os.path.splitext(os.path.basename(self.data))[0]
+        paper = (self.data, self.target, self.objective) == ("uniform", "norms", "max")
+        return "fig7" if paper else f"{name}_{self.target}_{self.objective}"
+
+
+@dataclasses.dataclass
+class KsweepConfig(Data):
+    target: str = option(None, "norms or pairwise (default: both)", choices=("norms", "pairwise"))
+    k_grid: list = option(None, "the target dimensions (default 1, 2, 4, ... below d, and d)", nargs="+",
+                          kind=int, lo=1, hi=10**6, metavar="K")
+    steps: int = option(3000, "maximum steps per k and target (the sweep's 2 x 10 optimisations fit 10 minutes)",
+                        lo=1, hi=10**9)
+    eps: float = option(0.1, "the distortion a k must reach, in (0, 1)", lo=0.0, hi=1.0, open=True)
+    seeds: int = option(1, "learned runs per k, their draws seeded --seed, --seed + 1, ... (the points stay those "
+                        "of --seed), optimised as one batch", lo=1, hi=1000)
+
+    def __post_init__(self):
+        self.check_data()
+
+    def targets(self):
+        return [self.target] if self.target else ["norms", "pairwise"]
+
+    def check_k(self, d):
+        bad = [k for k in self.k_grid or () if not 1 <= k <= d]
+        if bad:
+            raise ValueError(f"--k-grid: {bad[0]} is outside [1, d = {d}]")
+        from JohnsonLindenstrauss.ksweep import default_grid
+        self.k_grid = sorted(set(self.k_grid or default_grid(d)))
+        return max(self.k_grid)
+
+    def quick(self, given, d):
+        grid = self.k_grid if "k_grid" in given else [k for k in KSWEEP_QUICK_GRID if k <= d] or [d]
+        return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100), k_grid=grid)
+
+    def folder_name(self):
+        return f"ksweep_{os.path.splitext(os.path.basename(self.data))[0]}"
+
+
+def _stream(cfg, name, device):
+    """A fresh generator for one baseline: its draws do not depend on how many steps the optimiser ran, and the
+    training and held-out targets are measured on the same matrices."""
+    return torch.Generator(device=device).manual_seed(cfg.seed + BASELINE_SEED_OFFSETS[name])
+
+
+def _targets(X, Xh, target, device):
+    """The training targets (float64) and the held-out ones (None without a holdout) of ``target``."""
+    from JohnsonLindenstrauss.targets import holdout_pairs, make_targets
+    T = make_targets(torch.as_tensor(X, dtype=torch.float64, device=device), target)
+    if not len(Xh):
+        return T, None
+    if target == "norms":
+        return T, make_targets(torch.as_tensor(Xh, dtype=torch.float64, device=device), "norms")
+    both = torch.as_tensor(np.vstack([X, Xh]), dtype=torch.float64, device=device)
+    return T, make_targets(both, "pairwise", holdout_pairs(len(X), len(Xh)))
+
+
+def _baselines(cfg, X, T, Th, k, device):
+    """Every baseline at ``k`` on the training targets and, with a holdout, on the held-out ones."""
+    from JohnsonLindenstrauss import baselines as jb
+    from JohnsonLindenstrauss.targets import matrix_distortion
+    sparse = jb.sparse_projections(X, k, min(cfg.draws, 100), cfg.seed)
+    pca = jb.pca_projection(X, k, T)
+    out = []
+    for targets in (T, Th) if Th is not None else (T,):
+        g = jb.gaussian_baseline(targets, k, cfg.draws, _stream(cfg, "gaussian", device))
+        o = jb.orthogonal_baseline(targets, k, cfg.draws, _stream(cfg, "orthogonal", device))
+        out.append(({"gaussian_mean": float(g.mean()), "gaussian_min": float(g.min()),
+                     "orthogonal_mean": float(o.mean()),
+                     "sparse_mean": float(np.mean([matrix_distortion(P, targets) for P in sparse])),
+                     "pca": matrix_distortion(pca, targets)}, g))
+    res, g = out[0]
+    if Th is not None:
+        res["holdout"] = out[1][0]
+    return {**res, "jl_min_dim": jb.jl_min_dim(len(X), 0.1)}, g
+
+
+def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
+    """One learned projection at ``k`` and every baseline; writes ``history.npz``, ``projection.npy``, figures."""
+    from JohnsonLindenstrauss.model import optimise
+    from JohnsonLindenstrauss.targets import matrix_distortion
+    T, Th = _targets(X, Xh, cfg.target, device)
+    # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
+    hist = optimise(T.to(torch.float32), cfg.jl_config(), torch.Generator(device=device).manual_seed(cfg.seed),
+                    progress=progress)
+    P = (hist["M"].double() / math.sqrt(cfg.k)).cpu().numpy()            # embedding x -> P @ x
+    base, gauss = _baselines(cfg, X, T, Th, cfg.k, device)
+    res = {"data": cfg.data, "target": cfg.target, "objective": cfg.objective, "n": len(X), "d": X.shape[1],
+           "k": cfg.k, "targets": len(T), "max_distortion": matrix_distortion(P, T),
+           "max_distortion_last": matrix_distortion((hist["M_last"].double() / math.sqrt(cfg.k)).cpu().numpy(), T),
+           "best_step": int(np.argmin(hist["mean_max"])) + 1 if hist["steps_run"] else 0,
+           "holdout_max_distortion": matrix_distortion(P, Th) if Th is not None else None, **base,
+           "sigma_final": float(np.max(hist["sigma"])), "steps_run": hist["steps_run"],
+           "interrupted": hist["interrupted"], "optimize_s": hist["optimize_s"]}
+    if cfg.objective == "surrogate":
+        Y = torch.as_tensor(P, dtype=torch.float64, device=device) @ T.X.T
+        res["fraction_above_eps"] = float(T.values(Y, 1).gt(cfg.jl_config().eps).double().mean())
+    np.savez_compressed(os.path.join(folder, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
+                        mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
+    np.save(os.path.join(folder, "projection.npy"), P)
+    draw_fig7(folder, res)
+    return res
+
+
+def draw_fig7(folder, res):
+    """Fig. 7's two figures from ``history.npz`` (``sampled_max``, ``mean_max``, ``sigma_max``) and the results."""
+    from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
+    label = "norms" if res["target"] == "norms" else "pairwise distances"
+    with np.load(os.path.join(folder, "history.npz")) as h:
+        save_figure(plot_distortion(h["sampled_max"], h["mean_max"], res["gaussian_mean"], res["gaussian_min"],
+                                    label), os.path.join(folder, "fig7_distortion"))
+        save_figure(plot_sigma(h["sigma_max"]), os.path.join(folder, "fig7_sigma"))
+
+
+def summary_fig7(res):
+    hold = (f", held-out {res['holdout_max_distortion']:.4f} (Gaussian mean {res['holdout']['gaussian_mean']:.3f})"
+            if res["holdout_max_distortion"] is not None else "")
+    return (f"jl {res['data']}/{res['target']}/{res['objective']} n={res['n']} d={res['d']} k={res['k']}: learned "
+            f"max distortion {res['max_distortion']:.4f}{hold}; Gaussian mean {res['gaussian_mean']:.3f} min "
+            f"{res['gaussian_min']:.3f}, orthogonal {res['orthogonal_mean']:.3f}, sparse {res['sparse_mean']:.3f}, "
+            f"PCA {res['pca']:.3f}; sigma {res['sigma_final']:.2e}; {res['steps_run']} steps, "
+            f"{res['optimize_s']:.1f} s optimise (JL bound for eps 0.1: k >= {res['jl_min_dim']})")
+
+
+def run_ksweep(cfg: KsweepConfig, X, Xh, folder, device, progress=True) -> dict:
+    """Every method at every k of the grid, for each target; the smallest k within ε of each (ksweep.py). The
+    ``--seeds`` learned runs of one k are one batch, run r drawing from its own generator seeded ``seed + r``."""
+    from JohnsonLindenstrauss import ksweep as ks
+    from JohnsonLindenstrauss.baselines import jl_min_dim
+    rows, learned, optimise_s, stopped = [], {}, 0.0, False
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    for target in cfg.targets():
+        T, Th = _targets(X, Xh, target, device)
+        for k in cfg.k_grid:
+            new, Ps, seconds, stopped = _ksweep_point(cfg, X, T, Th, target, k, seeds, device, progress)
+            rows += new
+            learned[f"{target}_k{k}_seeds"] = np.stack(Ps)
+            learned[f"{target}_k{k}"] = Ps[next(r for r in new if r["method"] == "learned")["best_seed"] - cfg.seed]
+            optimise_s += seconds
+            if stopped:
+                break
+        if stopped:
+            break
+    done = [t for t in cfg.targets() if any(r["target"] == t for r in rows)]
+    res = {"data": cfg.data, "n": len(X), "holdout": len(Xh), "d": X.shape[1], "targets": done, "grid": cfg.k_grid,
+           "eps": cfg.eps, "jl_bound": jl_min_dim(len(X), cfg.eps), "steps": cfg.steps, "draws": cfg.draws,
+           "seeds": seeds, "rows": rows, "smallest_k": ks.table(rows, done, cfg.eps), "optimize_s": optimise_s,
+           "interrupted": stopped}
+    with open(os.path.join(folder, "ksweep.csv"), "w") as f:
+        f.write(ks.to_csv(rows))
+    with open(os.path.join(folder, "ksweep.md"), "w") as f:
+        f.write(ks.to_markdown(res))
+    np.savez_compressed(os.path.join(folder, "ksweep_projections.npz"), **learned)
+    draw_ksweep(folder, res)
+    return res
+
+
+def _ksweep_point(cfg, X, T, Th, target, k, seeds, device, progress):
+    """The rows of one (target, k): the learned runs (a run whose iterates never beat M = 0 keeps M = 0) and
+    every baseline. Returns the rows, the learned matrices, the optimisation's seconds and whether it was stopped."""
+    from JohnsonLindenstrauss.model import optimise
+    from JohnsonLindenstrauss.targets import matrix_distortion
+    jc = JLConfig(k=k, batch=cfg.batch, lr=cfg.lr, steps=cfg.steps, tol=cfg.tol or JC.tol)
+    runs = optimise(T.to(torch.float32), jc, [torch.Generator(device=device).manual_seed(s) for s in seeds],
+                    progress=False)
+    Ps = [(r["M"].double() / math.sqrt(k)).cpu().numpy() for r in runs]
+    train = [matrix_distortion(P, T) for P in Ps]
+    held = [matrix_distortion(P, Th) for P in Ps] if Th is not None else None
+    best = int(np.argmin(train))                                  # chosen on the training targets only
+    base, _ = _baselines(cfg, X, T, Th, k, device)
+    hb = base.get("holdout", {})
+    values = {"learned": (float(np.mean(train)), float(np.mean(held)) if held else None),
+              "learned_best": (train[best], held[best] if held else None),
+              "gaussian_best": (base["gaussian_min"], hb.get("gaussian_min")),
+              **{m: (base[m], hb.get(m)) for m in ("gaussian_mean", "orthogonal_mean", "sparse_mean", "pca")}}
+    steps = [r["steps_run"] for r in runs]
+    rows = [{"target": target, "k": k, "method": m, "max_distortion": v, "holdout_max_distortion": h,
+             **({"seeds": seeds, "seed_values": train, "seed_holdout_values": held, "steps_run": steps,
+                 "best_seed": seeds[best]} if m.startswith("learned") else {})} for m, (v, h) in values.items()]
+    if progress:
+        over = f" (mean of {len(seeds)} seeds; best {train[best]:.4f})" if len(seeds) > 1 else ""
+        print(f"ksweep {target} k={k}: learned {values['learned'][0]:.4f}{over}, Gaussian best "
+              f"{base['gaussian_min']:.4f}, PCA {base['pca']:.4f} ({max(steps)} steps, "
+              f"{runs[0]['optimize_s']:.1f} s)", flush=True)
+    return rows, Ps, runs[0]["optimize_s"], runs[0]["interrupted"]
+
+
+def draw_ksweep(folder, res):
+    from JohnsonLindenstrauss.plot import plot_ksweep
+    save_figure(plot_ksweep(res["rows"], res["targets"], res["eps"], res["jl_bound"]), os.path.join(folder, "ksweep"))
+
+
+def summary_ksweep(res):
+    sk = res["smallest_k"]
+    return (f"ksweep {res['data']} n={res['n']} d={res['d']}, k in {res['grid']}: smallest k with max distortion <= "
+            f"{res['eps']:g} -- " + "; ".join(f"{t}: " + ", ".join(f"{m} {sk[t][m]}" for m in sk[t])
+                                              for t in res["targets"])
+            + f"; JL bound {res['jl_bound']}; {res['optimize_s']:.0f} s optimise")
+
+
+EXPERIMENTS = {"fig7": (Fig7Config, run_fig7, draw_fig7, summary_fig7),
+               "ksweep": (KsweepConfig, run_ksweep, draw_ksweep, summary_ksweep)}
