@@ -27,8 +27,8 @@ import torch  # noqa: E402
 
 from MAXCUT.main import main as run_main  # noqa: E402
 from MAXCUT.baselines import brute_force, solve_sdp, spectral_embedding  # noqa: E402
-from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, run_pathwise,  # noqa: E402
-                                run_score)
+from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, optimise_pathwise,  # noqa: E402
+                                optimise_score)
 from MAXCUT.graphs import GSET_DIR, GSET_REFERENCE, Graph, authors_graph  # noqa: E402
 from MAXCUT.utils import set_threads  # noqa: E402
 
@@ -45,7 +45,7 @@ def paper_speed(skip_loop):
     rows = []
     for loop in ([False] if skip_loop else [False, True]):
         t = time.perf_counter()
-        h = run_score(V, G, ScoreConfig(), torch.Generator().manual_seed(AUTHORS_SEED), progress=False,
+        h = optimise_score(V, G, ScoreConfig(), torch.Generator().manual_seed(AUTHORS_SEED), progress=False,
                       gradients=authors_gradients_per_draw if loop else None)
         rows.append((loop, time.perf_counter() - t, h["cut_mean"][-1], h["m"], h["sigma_max"][-1]))
     lines = ["| implementation | time (s) | final cut | final max sigma | optimum |", "|---|---|---|---|---|"]
@@ -65,9 +65,9 @@ def paper_seeds(seeds):
     Vp = torch.as_tensor(solve_sdp(n, e, w, torch.Generator().manual_seed(2))[0])
     out = ["| method | mean final cut | min | max | runs reaching the optimum | median final max sigma "
            "| mean time (s) |", "|---|---|---|---|---|---|---|"]
-    for name, V, runner, cfg in [("score, spectral (authors')", Vs, run_score, ScoreConfig()),
-                                 ("pathwise (4 chains), spectral", Vs, run_pathwise, PathwiseConfig(chains=4)),
-                                 ("pathwise (4 chains), SDP", Vp, run_pathwise, PathwiseConfig(chains=4))]:
+    for name, V, runner, cfg in [("score, spectral (authors')", Vs, optimise_score, ScoreConfig()),
+                                 ("pathwise (4 chains), spectral", Vs, optimise_pathwise, PathwiseConfig(chains=4)),
+                                 ("pathwise (4 chains), SDP", Vp, optimise_pathwise, PathwiseConfig(chains=4))]:
         cuts, secs, sig = [], [], []
         for s in range(AUTHORS_SEED, AUTHORS_SEED + seeds):
             h = runner(V, G, cfg, torch.Generator().manual_seed(s), progress=False)

@@ -9,7 +9,7 @@ Two gradient estimators, both vectorised over the Monte-Carlo samples:
 * ``score`` -- the authors' rule, step for step as their script runs it: score-function (REINFORCE)
   estimates of ``grad E[cut(sign(V r))]`` without a baseline, a per-coordinate ``log sigma`` but one draw scale
   ``s_eff = max_i(exp(log sigma_i) + 0.5)``, the sigma-gradient added to ``log sigma`` as it is, their step
-  sizes, clipping and decay schedule (:func:`run_score`).
+  sizes, clipping and decay schedule (:func:`optimise_score`).
 * ``pathwise`` -- the reparameterisation gradient of the *smoothed* objective the theory analyses: the
   sign is replaced by the C^1 smooth step ``h(u) = 3/2 (u/delta) - 1/2 (u/delta)^3`` on ``[-delta, delta]``
   (``+-1`` outside), and the smoothed cut ``sum w (1 - h_i h_j) / 2`` is differentiated through the sample.
@@ -86,7 +86,7 @@ def authors_gradients(V, graph: Graph, m, s_eff: float, z, lam: float, zV=None, 
 def authors_gradients_per_draw(V, graph: Graph, m, s_eff: float, z, lam: float):
     """:func:`authors_gradients` with a Python loop over the draws, written as the rule reads: the reference
     that tests hold the vectorised step to and that ``benchmark.py`` times
-    (``run_score(..., gradients=authors_gradients_per_draw)``). Returns ``(g_m, g_i)``."""
+    (``optimise_score(..., gradients=authors_gradients_per_draw)``). Returns ``(g_m, g_i)``."""
     g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)
     for k in range(z.shape[0]):
         r = m + s_eff * z[k]
@@ -112,7 +112,7 @@ def _score_blocks(V, log_samples, samples, generator, block=256):
         yield from zip(Z[:, :log_samples], Zs, Zs @ V.T, Zs * Zs - 1)
 
 
-def run_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, gradients=None):
+def optimise_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, gradients=None):
     """The authors' optimisation step for step (their Fig. 5 script): ``m`` and a per-coordinate ``log sigma``
     from 0; each step (1) logs the mean cut of ``log_samples`` draws ``m + exp(log sigma) * z`` (before the
     update), (2) takes one draw scale ``s_eff = max_i(exp(log sigma_i) + 0.5)``, (3) forms the score-function
@@ -183,7 +183,7 @@ def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
     return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()
 
 
-def run_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True):
+def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True):
     """Adam on ``(m, log sigma)`` with the pathwise gradient of :func:`smoothed_objective`, for
     ``cfg.chains`` independent chains at once; the objective is divided by the total |weight| so one
     ``lam`` and one ``delta`` serve every graph. The chain whose final hyperplane ``m`` cuts most is

@@ -169,7 +169,7 @@ def _nx_baselines(cfg, graph):
 def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     """Embedding, baselines, derandomisation, polishing; writes ``history.npz`` and the figures."""
     from MAXCUT import baselines as B
-    from MAXCUT.derandomise import run_pathwise, run_score
+    from MAXCUT.derandomise import optimise_pathwise, optimise_score
     from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
     n, edges, weights = graph
     ts = time.perf_counter()       # separate streams: the SDP start, the roundings, the optimisation
@@ -186,7 +186,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     exact = B.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
         cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
     nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
-    optimise = run_score if cfg.estimator == "score" else run_pathwise
+    optimise = optimise_score if cfg.estimator == "score" else optimise_pathwise
     hist = optimise(torch.as_tensor(V, dtype=dtype, device=device), Graph(n, edges, weights, device, dtype=dtype),
                     cfg.optimiser(), torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
     partition = (V @ hist["m"] < 0).astype(np.int64)

@@ -12,7 +12,7 @@ import torch
 from MAXCUT.main import main
 from MAXCUT.baselines import brute_force, gw_expected, local_search, solve_sdp, spectral_embedding
 from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients, authors_gradients_per_draw,
-                                run_pathwise, run_score, sign, smooth_step, smoothed_objective)
+                                optimise_pathwise, optimise_score, sign, smooth_step, smoothed_objective)
 from MAXCUT.graphs import (GSET_DIR, Graph, authors_graph, cut_value, dense_adjacency, random_graph,
                            read_graph_file)
 
@@ -157,8 +157,8 @@ def test_authors_step_vectorised_equals_the_rule_written_per_draw():
     for a, b in zip(authors_gradients(V, G, m, 0.7, z, 1.0)[:2], authors_gradients_per_draw(V, G, m, 0.7, z, 1.0)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     cfg = ScoreConfig(steps=60)
-    a = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
-    b = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, gradients=authors_gradients_per_draw)
+    a = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
+    b = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, gradients=authors_gradients_per_draw)
     np.testing.assert_allclose(a["m"], b["m"], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(a["sigma_max"], b["sigma_max"], rtol=1e-10)
     np.testing.assert_array_equal(a["cut_mean"], b["cut_mean"])
@@ -172,7 +172,7 @@ def test_authors_rule_draws_at_half_or_more_and_follows_its_schedule():
     V = torch.as_tensor(spectral_embedding(n, e, w))
     G = Graph(n, e, w, "cpu")
     cfg = ScoreConfig(steps=1500)
-    h = run_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
+    h = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
     assert np.all(h["sigma_step"] >= 0.5) and np.all(h["sigma_step"] <= 1.5 + 0.5 + 1e-12)
     assert np.all(h["sigma_max"] >= 1e-3 - 1e-15) and np.all(h["sigma_max"] <= 1.5 + 1e-12)
     # the first two updates of m, recomputed from the same draws with the documented step sizes
@@ -184,7 +184,7 @@ def test_authors_rule_draws_at_half_or_more_and_follows_its_schedule():
     log_s1 = (cfg.lr_sigma * gi0).clamp(cfg.log_sigma_min, cfg.log_sigma_max)
     s_eff1 = float((log_s1.exp() + 0.5).max())
     g1 = authors_gradients(V, G, m1, s_eff1, z[1, L:], cfg.lam)[0]
-    h2 = run_score(V, G, ScoreConfig(steps=2), torch.Generator().manual_seed(43), progress=False)
+    h2 = optimise_score(V, G, ScoreConfig(steps=2), torch.Generator().manual_seed(43), progress=False)
     np.testing.assert_allclose(h2["m"], (m1 + 0.01 / 1.02 * g1).numpy(), rtol=1e-12, atol=1e-14)
 
 
@@ -192,7 +192,7 @@ def test_default_fig5_run_reaches_the_optimum_with_sigma_shrinking():
     """The authors' run (their graph, rule and seed 43), shortened to 1500 steps: their log shows the cut at
     41 from step ~950 on; max sigma falls from 1 (it ends near 0.04 after 5000 steps)."""
     n, e, w = authors_graph(15, 0.6, 42)
-    h = run_score(torch.as_tensor(spectral_embedding(n, e, w)), Graph(n, e, w, "cpu"), ScoreConfig(steps=1500),
+    h = optimise_score(torch.as_tensor(spectral_embedding(n, e, w)), Graph(n, e, w, "cpu"), ScoreConfig(steps=1500),
                   torch.Generator().manual_seed(43), progress=False)
     assert h["cut_mean"][-1] == 41 == brute_force(n, e, w)[0]
     assert h["sigma_max"][-1] < 0.5 * h["sigma_max"][0]
@@ -202,7 +202,7 @@ def test_default_fig5_run_reaches_the_optimum_with_sigma_shrinking():
 def test_derandomisation_reaches_optimum_and_beats_gw_expectation(seed):
     n, e, w = random_graph(12, 0.5, 100 + seed)
     V, _ = solve_sdp(n, e, w, torch.Generator().manual_seed(seed))
-    h = run_pathwise(torch.as_tensor(V), Graph(n, e, w, "cpu"), PathwiseConfig(steps=400, chains=4),
+    h = optimise_pathwise(torch.as_tensor(V), Graph(n, e, w, "cpu"), PathwiseConfig(steps=400, chains=4),
                      torch.Generator().manual_seed(seed), progress=False)
     x = (V @ h["m"] < 0).astype(int)
     cut = cut_value(e, w, x)
