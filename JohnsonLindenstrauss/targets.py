@@ -94,13 +94,6 @@ class Targets:
         D = self.distortions(Y, k)
         return D if self.pairs is None else D[..., self.flat]
 
-    def dense(self) -> torch.Tensor:
-        """The targets themselves ``(len, d)`` (tests)."""
-        if self.pairs is None:
-            return self.X
-        diff = self.X[self.pairs[:, 0]] - self.X[self.pairs[:, 1]]
-        return diff / diff.norm(dim=1, keepdim=True)
-
     def to(self, dtype):
         return Targets(self.X.to(dtype), self.pairs)
 

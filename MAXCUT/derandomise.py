@@ -244,7 +244,12 @@ def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds
         cut_sampled = torch.cat(parts).cpu().numpy()
     return {"step": np.arange(1, T + 1), "cut_mean": cut_all[:, k].cpu().numpy(),
             "cut_sampled": np.asarray(cut_sampled), "sigma_max": np.asarray(sigma_max)[:, k],
-            "sigma_relative": np.asarray(sigma_max)[:, k] / np.maximum(Mt[:, k].norm(dim=1).cpu().numpy(), 1e-300),
+            "sigma_relative": _ratio(np.asarray(sigma_max)[:, k], Mt[:, k].norm(dim=1).double().cpu().numpy()),
             "m": Mt[-1, k].cpu().numpy(), "chain_final_cuts": cut_all[-1].cpu().numpy(),
             "chain_m": Mt[-1].cpu().numpy(),
             "optimize_s": seconds, "interrupted": interrupted}
+
+
+def _ratio(a, b):
+    """``a / b`` elementwise, NaN where ``b = 0`` (σ/‖m‖ means nothing at m = 0, the start)."""
+    return np.divide(a, b, out=np.full(len(a), np.nan), where=b > 0)

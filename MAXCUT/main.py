@@ -55,7 +55,8 @@ class Parser(argparse.ArgumentParser):
             m, name = f.metadata, "--" + f.name.replace("_", "-")
             if "help" not in m:
                 continue
-            help = m["help"] + (f" (default: {f.default})" if f.default not in (None, False) else "")
+            said = "paper" in m["help"] or "default" in m["help"] or f.default is None or f.default is False
+            help = m["help"] + ("" if said else f" (default: {f.default})")
             if f.type is bool:
                 self.add_argument(name, action="store_true", help=help)
             elif "choices" in m or f.type is str:

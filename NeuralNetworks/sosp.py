@@ -448,7 +448,10 @@ def _worker_init():
     """A sweep worker: one thread everywhere (the workers are the parallelism), and Ctrl-C left to the parent,
     which ends the workers itself."""
     import signal
+    import threading
     from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
+    tqdm.set_lock(threading.RLock())   # not tqdm's multiprocessing lock: a terminated worker would leak it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     threadpool_limits(1)

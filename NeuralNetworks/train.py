@@ -136,21 +136,6 @@ def _adam_state(params):
     return [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
 
 
-def loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
-    """Per-run minibatch loss ``(R,)`` and its gradients with respect to ``params``, for inputs ``x: (R, n, d)``
-    and targets ``y: (R, n)``.
-
-    One hidden layer (the paper's network) uses the training step's closed-form pass (:class:`_OneLayer`);
-    deeper networks, and a step whose closed form overflowed, use autograd. Tests check the two agree."""
-    if len(student.weights) == 1:
-        step = _OneLayer(student, cfg, params, x.shape[1])
-        r, G = step(_combined(student.W, student.biases[0]), student.a, *step.prepare(x, y))
-        loss = step.total(r) / x.shape[1]
-        if bool(torch.isfinite(loss).all() and torch.isfinite(G).all()):
-            return loss, step.grads(G)
-    return _autograd_loss_and_grads(student, x, y, cfg, params)
-
-
 def _autograd_loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
     """Autograd on copies of the parameters (``params`` may be views, as in training a one-hidden-layer net)."""
     wanted = {id(p) for p in params}
@@ -356,25 +341,28 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
                 small = gnorm < thr
                 n_perturb += small.cpu().numpy()
                 _perturb(trained, small, cfg.pgd_radius, generator)
-            if G is not None and sgd is not None:   # W and b in one array: P <- keep * P + mlr * G
-                keep, mlr, rest = sgd
-                (P.mul_(keep) if keep is not None else P).addcmul_(G, mlr)
-                if rest:
-                    _step(rest, step.grads(G)[-len(rest):], None, t)
-            else:
-                _step(trained, grads if G is None else step.grads(G), adam, t)
+            _update(trained, sgd, adam, step, P, G, grads, t)
     except KeyboardInterrupt:
         if not hist["step"]:            # not one step recorded: nothing to keep, the interrupt goes on up
             raise
         interrupted = True
     finally:
         bar.close()
-    out = {k: np.asarray(v) for k, v in hist.items()}
-    out["snapshots"] = torch.stack(snapshots).numpy() if snapshots else np.zeros((0, R) + W.shape[1:])
-    out["snapshot_steps"] = np.asarray(sorted(snaps))[: len(snapshots)]
-    out["perturbations"] = n_perturb
-    out["interrupted"] = interrupted
-    return out
+    return {**{k: np.asarray(v) for k, v in hist.items()}, "perturbations": n_perturb, "interrupted": interrupted,
+            "snapshots": torch.stack(snapshots).numpy() if snapshots else np.zeros((0, R) + W.shape[1:]),
+            "snapshot_steps": np.asarray(sorted(snaps))[: len(snapshots)]}
+
+
+def _update(trained, sgd, adam, step, P, G, grads, t):
+    """The step's update: with the written-out gradient ``G`` and (P)GD, ``P <- keep * P + mlr * G`` on W and b in
+    one array (and the ordinary update of a trained second layer); otherwise :func:`_step` on every parameter."""
+    if G is not None and sgd is not None:
+        keep, mlr, rest = sgd
+        (P.mul_(keep) if keep is not None else P).addcmul_(G, mlr)
+        if rest:
+            _step(rest, step.grads(G)[-len(rest):], None, t)
+    else:
+        _step(trained, grads if G is None else step.grads(G), adam, t)
 
 
 def _first_layer_sgd(trained, student):

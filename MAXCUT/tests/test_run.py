@@ -132,3 +132,10 @@ def test_ctrl_c_from_the_command_line_is_one_line(tmp_path):
     assert "interrupted" in err and sorted(os.listdir(tmp_path)) in ([], ["out.interrupted"])
     assert np.isfinite(json.load(open(out.parent / "out.interrupted" / "results.json"))["cut"]) \
         if os.listdir(tmp_path) else True
+
+
+def test_a_plain_triangle_runs_without_warnings(tmp_path):
+    """Three nodes: the pathwise run warns of nothing (RuntimeWarnings are errors here) and cuts the optimum 2."""
+    (tmp_path / "tri.txt").write_text("0 1\n1 2\n0 2\n")
+    res = main(["--graph", str(tmp_path / "tri.txt"), *QUICK, "--out-dir", str(tmp_path / "o")])
+    assert res["cut"] == res["exact"] == 2 and np.isfinite(res["sigma_relative_final"])

@@ -191,3 +191,23 @@ def test_thread_policy(tmp_path):
     assert SospConfig().default_threads() == cores and SospConfig(width=64).default_threads() == 1
     main(["--experiment", "fig2", *QUICK, "--out-dir", str(tmp_path / "f")])
     assert json.load(open(tmp_path / "f" / "config.json"))["threads"] == 1
+
+
+def test_ctrl_c_from_the_command_line_with_worker_processes(tmp_path):
+    """A real Ctrl-C (SIGINT to the process group) during a sosp sweep in two worker processes: exit 130, one
+    line, the points so far in out.interrupted, and no warning of leaked semaphores from the ended workers."""
+    import time
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "NeuralNetworks", "main.py"), "--experiment", "sosp",
+                          "--width", "32", "--threads", "2", "--seeds", "1", "--lam-grid", "1e-3", "1e-1", "3",
+                          "--steps", "400000", "--no-progress", "--out-dir", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for _ in range(600):                 # the staging folder appears once the options are checked
+        if os.listdir(tmp_path) or p.poll() is not None:
+            break
+        time.sleep(0.05)
+    time.sleep(4)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and len(err.strip().splitlines()) == 1 and "leaked" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["out.interrupted"]
