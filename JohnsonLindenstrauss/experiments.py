@@ -198,8 +198,9 @@ def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
     from JohnsonLindenstrauss.targets import matrix_distortion
     T, Th = _targets(X, Xh, cfg.target, device)
     # optimised in float32 (Gaussian draws are 6x cheaper than in float64); every reported number in float64
-    hist = optimise(T.to(torch.float32), cfg.jl_config(), torch.Generator(device=device).manual_seed(cfg.seed),
-                    progress=progress)
+    jc = dataclasses.replace(cfg.jl_config(), snapshot_every=25 if Th is not None else 0)
+    hist = optimise(T.to(torch.float32), jc, torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
+    held = [matrix_distortion((M.double() / math.sqrt(cfg.k)).cpu().numpy(), Th) for M in hist["snapshots"]]
     P = (hist["M"].double() / math.sqrt(cfg.k)).cpu().numpy()            # embedding x -> P @ x
     base, gauss = _baselines(cfg, X, T, Th, cfg.k, device)
     res = {"data": cfg.data, "target": cfg.target, "objective": cfg.objective, "n": len(X), "d": X.shape[1],
@@ -213,20 +214,26 @@ def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
         Y = torch.as_tensor(P, dtype=torch.float64, device=device) @ T.X.T
         res["fraction_above_eps"] = float(T.values(Y, 1).gt(cfg.jl_config().eps).double().mean())
     np.savez_compressed(os.path.join(folder, "history.npz"), loss=hist["loss"], sampled_max=hist["sampled_max"],
-                        mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss)
+                        mean_max=hist["mean_max"], sigma_max=hist["sigma_max"], gaussian_draws=gauss,
+                        holdout_steps=hist["snapshot_steps"], holdout_mean_max=np.array(held))
     np.save(os.path.join(folder, "projection.npy"), P)
     draw_fig7(folder, res)
     return res
 
 
 def draw_fig7(folder, res):
-    """Fig. 7's two figures from ``history.npz`` (``sampled_max``, ``mean_max``, ``sigma_max``) and the results."""
+    """Fig. 7's two figures from ``history.npz`` and the results: the distortion per iteration against every
+    baseline (and, with a holdout, the mean matrix on the held-out targets), and σ per iteration."""
     from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
     label = "norms" if res["target"] == "norms" else "pairwise distances"
+    levels = [("Gaussian: mean of the draws", res["gaussian_mean"]), ("Gaussian: best of the draws", res["gaussian_min"]),
+              ("orthogonal rows: mean", res["orthogonal_mean"]), ("sparse (scikit-learn): mean", res["sparse_mean"]),
+              ("PCA", res["pca"])]
     with np.load(os.path.join(folder, "history.npz")) as h:
-        save_figure(plot_distortion(h["sampled_max"], h["mean_max"], res["gaussian_mean"], res["gaussian_min"],
-                                    label), os.path.join(folder, "fig7_distortion"))
-        save_figure(plot_sigma(h["sigma_max"]), os.path.join(folder, "fig7_sigma"))
+        held = (h["holdout_steps"], h["holdout_mean_max"]) if "holdout_steps" in h and len(h["holdout_steps"]) else None
+        save_figure(plot_distortion(h["sampled_max"], h["mean_max"], levels, label, held),
+                    os.path.join(folder, "fig7_distortion"))
+        save_figure(plot_sigma(h["sigma_max"], res["objective"]), os.path.join(folder, "fig7_sigma"))
 
 
 def summary_fig7(res):

@@ -47,6 +47,7 @@ class JLConfig:
     eps: float = 0.1           # 'surrogate': distortion threshold
     lam: float = 1e-2          # 'surrogate': weight of the variance penalty
     tau: float | None = None   # 'surrogate': width of the smoothed indicator (None: sqrt(2/k))
+    snapshot_every: int = 0    # keep M every this many steps (0: never), e.g. to measure it on held-out points
 
 
 def surrogate_loss(D: torch.Tensor, sigma: torch.Tensor, eps: float, lam: float, weights=None,
@@ -127,7 +128,7 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
     mom = [torch.zeros_like(M), torch.zeros_like(M), torch.zeros_like(log_var), torch.zeros_like(log_var)]
     sampler = GaussianSampler(X)
     active = torch.ones(S, dtype=torch.bool, device=X.device)
-    rows, stop_at = [], [None] * S
+    rows, stop_at, snaps = [], [None] * S, []
     best = torch.full((S,), math.inf, dtype=X.dtype, device=X.device)
     M_best = M.clone()
     t0, interrupted = time.perf_counter(), False
@@ -145,6 +146,8 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
             if not all(math.isfinite(v[0]) for v in vals):
                 raise DivergenceError(f"the objective became {[v[0] for v in vals]} at step {t}")
             rows.append(vals)
+            if cfg.snapshot_every and t % cfg.snapshot_every == 0:
+                snaps.append((t + 1, M.clone()))
             better = (mean_max < best) & active                           # best mean matrix so far, per run
             best = torch.where(better, mean_max, best)
             M_best[better] = M[better]
@@ -170,7 +173,10 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
         best_t = int(np.argmin(h[:, 1])) if len(h) else 0
         run = {} if best_t or len(h) <= 1 or interrupted else {
             "no_improvement": _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)}
+        kept = [(t, Mt[r]) for t, Mt in snaps if t <= n_r]
         out.append({**run, "loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
+                    "snapshot_steps": np.array([t for t, _ in kept], dtype=np.int64),
+                    "snapshots": [Mt for _, Mt in kept],
                     "M": M_best[r].clone(), "M_last": M[r].clone(),
                     "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
                     "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted})
@@ -209,6 +215,7 @@ def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=Tru
     opt = torch.optim.Adam([M, log_var], lr=cfg.lr)
     hist = {"loss": [], "sampled_max": [], "mean_max": [], "sigma_max": []}
     t0, interrupted, best, best_t, M_best = time.perf_counter(), False, math.inf, 0, M.detach().clone()
+    snaps = []
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="optimise")
     try:
         for t in range(cfg.steps):
@@ -224,6 +231,8 @@ def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=Tru
                 raise DivergenceError(f"the objective became {row[0]} at step {t}")
             for key, v in zip(("loss", "sampled_max", "mean_max", "sigma_max"), row):
                 hist[key].append(v)
+            if cfg.snapshot_every and t % cfg.snapshot_every == 0:
+                snaps.append((t + 1, M.detach().clone()))
             if row[2] < best:                                              # best mean matrix so far
                 best, best_t, M_best = row[2], t, M.detach().clone()
             opt.zero_grad(set_to_none=True)
@@ -238,6 +247,7 @@ def _optimise_surrogate(targets: Targets, cfg: JLConfig, generator, progress=Tru
         raise _no_improvement(len(hist["loss"]), best, float(M.detach().abs().max()), time.perf_counter() - t0,
                               " or --eps within reach of the distortions")
     out = {key: np.asarray(v) for key, v in hist.items()}
+    out.update(snapshot_steps=np.array([t for t, _ in snaps], dtype=np.int64), snapshots=[m for _, m in snaps])
     out.update(M=M_best, M_last=M.detach(), sigma=(0.5 * log_var.detach()).exp().cpu().numpy(),
                steps_run=len(hist["loss"]), optimize_s=time.perf_counter() - t0, interrupted=interrupted)
     return out

@@ -1,6 +1,6 @@
-"""Fig. 7 of the paper (Sec. 5.2): distortion and sigma per iteration.
+"""Figures of Sec. 5.2: Fig. 7 (distortion and σ per iteration, beside every baseline) and the k-sweep.
 
-Functions take arrays and return a matplotlib figure; saving happens in main.py.
+Functions take arrays and return a matplotlib figure; saving happens in experiments.py.
 """
 import matplotlib
 
@@ -9,25 +9,42 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_distortion(sampled_max, mean_max, gaussian_mean, gaussian_min, target_label):
-    """Max distortion per iteration for the sampled batch and for the mean matrix ``M``, against the mean
-    and the minimum max-distortion of standard Gaussian matrices."""
+def legend_outside(ax, **kw):
+    """The legend to the right of the axes, where it covers no data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+LEVEL_STYLES = [("k", "--"), ("C3", ":"), ("C4", "-."), ("C5", (0, (1, 3))), ("C2", (0, (5, 2, 1, 2)))]
+
+
+def plot_distortion(sampled_max, mean_max, levels, target_label, holdout=None):
+    """Max distortion per iteration of the sampled batch and of the mean matrix ``M``, against the baselines'
+    ``levels`` (``(label, value)``: Gaussian mean and best, orthogonal, sparse, PCA) and, given ``holdout =
+    (steps, values)``, ``M``'s max distortion on the held-out targets."""
     step = np.arange(1, len(sampled_max) + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(step, sampled_max, lw=0.8, alpha=0.7, label="sampled matrices (max over batch)")
-    ax.plot(step, mean_max, lw=1.2, label=r"mean matrix $M$")
-    ax.axhline(gaussian_mean, color="k", ls="--", lw=1, label="Gaussian: mean of 1000 draws")
-    ax.axhline(gaussian_min, color="C3", ls=":", lw=1, label="Gaussian: best of 1000 draws")
-    ax.set(xlabel="iteration", ylabel=f"max distortion ({target_label})", yscale="log")
-    ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.plot(step, sampled_max, lw=0.8, alpha=0.7, label="sampled matrices (max over the batch)")
+    ax.plot(step, mean_max, lw=1.2, label=r"mean matrix $M$ (learned)")
+    if holdout is not None:
+        ax.plot(holdout[0], holdout[1], lw=1.2, color="C1", ls="--", label=r"mean matrix $M$ on held-out points")
+    for (label, value), (color, ls) in zip(levels, LEVEL_STYLES):
+        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.3g}")
+    ax.set(xlabel="iteration", ylabel=f"max distortion |‖Ax‖²/k − 1| ({target_label})", yscale="log")
+    legend_outside(ax)
     return fig
 
 
-def plot_sigma(sigma_max):
-    """Largest standard deviation of the distribution per iteration (log scale)."""
+def plot_sigma(sigma_max, objective="max"):
+    """The spread σ of the distribution per iteration (log scale): one scalar for the authors' objective, the
+    largest per-entry σ for the surrogate."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    ax.plot(np.arange(1, len(sigma_max) + 1), sigma_max)
-    ax.set(xlabel="iteration", ylabel=r"max $\sigma$", yscale="log")
+    what = r"$\sigma$ (one scalar)" if objective == "max" else r"$\max_{ij} \sigma_{ij}$"
+    ax.plot(np.arange(1, len(sigma_max) + 1), sigma_max, label=what)
+    ax.set(xlabel="iteration", ylabel=what + " of the Gaussian over matrices", yscale="log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=30))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -49,8 +66,10 @@ def plot_ksweep(rows, targets, eps, jl_bound):
         ax.axhline(eps, color="k", lw=0.8, ls=":", label=f"ε = {eps:g}")
         ax.axhline(1e-6, color="0.6", lw=0.6)
         ax.text(0.02, 1.3e-6, "exact (≤ 1e-6)", fontsize=7, color="0.4", ha="left", transform=ax.get_yaxis_transform())
-        ax.set(xscale="log", yscale="log", xlabel="k", ylabel="max distortion",
+        held = any(r["holdout_max_distortion"] is not None for r in rows)
+        ax.set(xscale="log", yscale="log", xlabel="target dimension k",
+               ylabel="max distortion" + (" (dashed: held-out)" if held else ""),
                title=f"{target} (JL bound: k ≥ {jl_bound})")
-        ax.legend(fontsize=7)
+    legend_outside(axes[0][-1])
     fig.tight_layout()
     return fig

@@ -220,14 +220,18 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
 
 
 def draw(folder, res):
-    """The cut and sigma per iteration (Fig. 5 for the authors' graph) from ``history.npz`` and the results."""
+    """The cut and σ per iteration from ``history.npz`` and the results: ``fig5_cut``/``fig5_sigma`` for the
+    authors' random graph (the paper's Fig. 5), ``gset_cut``/``gset_sigma`` for a graph file."""
     from MAXCUT.plot import plot_cut, plot_sigma
-    ref = ((res["exact"], "optimum (brute force)") if res["exact"] is not None else
-           (res["best_known"], "best known cut"))
+    name = "fig5" if res.get("graph_format") is None else "gset"
+    ref = ("optimum (brute force)", res["exact"]) if res["exact"] is not None else ("best known cut", res["best_known"])
+    levels = [("gw", "GW expectation", res["gw_expected"]),
+              ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
+              ("polished", "polished (one-flip local search)", res["cut_polished"]), ("reference", *ref),
+              ("sdp", "SDP value (upper bound)", res["sdp_value"])]
     with np.load(os.path.join(folder, "history.npz")) as h:
-        save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], res["gw_expected"], ref[0], ref[1],
-                             res["sdp_value"] if res["embedding"] == "sdp" else None), os.path.join(folder, "fig5_cut"))
-        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, "fig5_sigma"))
+        save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels), os.path.join(folder, f"{name}_cut"))
+        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
 
 
 def summary(res):

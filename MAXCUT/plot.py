@@ -1,6 +1,7 @@
-"""Fig. 5 of the paper (Sec. 5.1): cut value and sigma per iteration of the derandomisation.
+"""Figures of Sec. 5.1: the cut and the spread of the hyperplane per iteration of the derandomisation (Fig. 5 for
+the authors' graph), beside the baselines that give them meaning.
 
-Functions take arrays and return a matplotlib figure; saving happens in main.py.
+Functions take arrays and return a matplotlib figure; saving happens in experiments.py.
 """
 import matplotlib
 
@@ -9,30 +10,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_cut(step, cut_sampled, cut_mean, gw_expected, optimum=None, optimum_label="optimum",
-             sdp_value=None):
-    """Cut per iteration: mean of sampled hyperplanes, the deterministic cut of ``m``, the GW
-    expectation of the embedding, and (dashed) the optimum or best known cut."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(step, cut_sampled, lw=0.8, alpha=0.8, label="sampled hyperplanes (mean)")
-    ax.plot(step, cut_mean, lw=1.2, label=r"deterministic cut of $m$")
-    ax.axhline(gw_expected, color="C2", lw=1, label="GW expectation")
-    if optimum is not None:
-        ax.axhline(optimum, color="k", ls="--", lw=1, label=optimum_label)
-    if sdp_value is not None:
-        ax.axhline(sdp_value, color="C3", ls=":", lw=1, label="SDP value (upper bound)")
-    lo = np.nanmin(np.concatenate([np.asarray(cut_sampled), [gw_expected]]))
-    hi = max(v for v in (np.nanmax(cut_mean), optimum, sdp_value) if v is not None)
-    ax.set(xlabel="iteration", ylabel="cut value", ylim=(lo - 0.02 * (hi - lo + 1), hi + 0.05 * (hi - lo + 1)))
-    ax.legend(fontsize=8, loc="lower right")
+def legend_outside(ax, **kw):
+    """The legend to the right of the axes, where it covers no data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+LEVELS = {"gw": ("C2", "-"), "best_of_k": ("C4", "-."), "polished": ("C5", ":"), "reference": ("k", "--"),
+          "sdp": ("C3", (0, (1, 3)))}    # each horizontal level's colour and line style
+
+
+def plot_cut(step, cut_sampled, cut_mean, levels):
+    """Cut per iteration: the mean over sampled hyperplanes and the deterministic cut of ``m``, against the
+    horizontal ``levels``, ``(kind, label, value)`` with ``kind`` a key of :data:`LEVELS` (value None: skipped):
+    GW expectation, best of k roundings, polished cut, optimum or best known cut, SDP bound. The y-range shows
+    every curve and level whole."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    ax.plot(step, cut_sampled, lw=0.8, alpha=0.8, label="sampled hyperplanes (mean cut)")
+    ax.plot(step, cut_mean, lw=1.2, label=r"derandomised: the cut of sign($Vm$)")
+    shown = [(kind, label, value) for kind, label, value in levels if value is not None]
+    for kind, label, value in shown:
+        color, ls = LEVELS[kind]
+        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.6g}")
+    values = np.concatenate([np.asarray(cut_sampled, float), np.asarray(cut_mean, float), [v for *_, v in shown]])
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    pad = 0.04 * (hi - lo) + 0.5
+    ax.set(xlabel="iteration", ylabel="cut value (total weight of cut edges)", ylim=(lo - pad, hi + pad))
+    legend_outside(ax)
     return fig
 
 
 def plot_sigma(step, sigma_max, sigma_relative):
-    """Largest sigma per iteration and the scale-free ``max sigma / |m|`` (log scale)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    ax.plot(step, sigma_max, label=r"max $\sigma$")
-    ax.plot(step, sigma_relative, label=r"max $\sigma$ / $\|m\|$")
-    ax.set(xlabel="iteration", ylabel=r"$\sigma$", yscale="log")
-    ax.legend(fontsize=8)
+    """Left: the largest coordinate of σ per iteration; right: the scale-free ``max σ / ‖m‖`` (log scales)."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.plot(step, sigma_max, label=r"$\max_i \sigma_i$")
+    a1.set(xlabel="iteration", ylabel=r"$\max_i \sigma_i$ (spread of the hyperplane)", yscale="log")
+    a2.plot(step, sigma_relative, color="C1", label=r"$\max_i \sigma_i / \|m\|$")
+    a2.set(xlabel="iteration", ylabel=r"$\max_i \sigma_i \,/\, \|m\|$", yscale="log")
+    for ax in (a1, a2):
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+    fig.tight_layout()
     return fig

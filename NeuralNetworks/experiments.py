@@ -116,7 +116,8 @@ def run_fig3(cfg: Fig3Config, folder, device, progress=True) -> dict:
 def draw_fig3(folder, res):
     from NeuralNetworks.plot import plot_perp, plot_weights
     with np.load(os.path.join(folder, "history.npz")) as h:
-        save_figure(plot_weights(h["snapshots"], h["u"]), os.path.join(folder, "fig3_weights"))
+        U = h["U"] if "U" in h else h["u"][:, None]
+        save_figure(plot_weights(h["snapshots"], U, h["snapshot_steps"]), os.path.join(folder, "fig3_weights"))
         save_figure(plot_perp(h["step"], h["perp_norm"], h["w_norm"], h["decay_only_perp_norm"]),
                     os.path.join(folder, "fig3_perp"))
 
@@ -217,7 +218,8 @@ def run_claims(cfg: ClaimsConfig, folder, device, progress=True) -> dict:
 
 def draw_claims(folder, res):
     from NeuralNetworks.claims import ROWS
-    from NeuralNetworks.plot import plot_claims
+    from NeuralNetworks.plot import plot_claims, plot_claims_end
+    save_figure(plot_claims_end(res["rows"]), os.path.join(folder, "claims_end"))
     rows = {r.name: r for r in ROWS}
     with np.load(os.path.join(folder, "claims_history.npz")) as h:
         results = [{"row": rows[r["row"]], "step": h[f"step_{i}"], "perp_history": h[f"perp_{i}"],
@@ -361,10 +363,16 @@ def _write_points(folder, rows, U, offset):
 
 
 def draw_sosp(folder, res):
-    from NeuralNetworks.plot import plot_sosp
+    """``sosp``: the certified points and PGD; ``sosp_bias``: frozen against trained bias (the network-scale
+    Fig. 2, drawn like the paper's Fig. 2)."""
+    from NeuralNetworks.plot import plot_sosp, plot_sosp_bias
     if res["pgd"]:
-        save_figure(plot_sosp([p for p in res["points"] if p["lam"] in res["lambda_grid"]], res["pgd"],
-                              res["collapse_tol"]), os.path.join(folder, "sosp"))
+        grid = [p for p in res["points"] if p["lam"] in res["lambda_grid"]]
+        save_figure(plot_sosp(grid, res["pgd"], res["collapse_tol"]), os.path.join(folder, "sosp"))
+        teacher = f"{res['offset']:g} + tanh<x, u>" if res["offset"] else "tanh<x, u>"
+        title = (f"certified points, width {res['width']}, teacher {teacher}, a "
+                 f"{'= 1/h' if res['a_init'] == 'constant' else '~ N(0, 1/h^2)'}")
+        save_figure(plot_sosp_bias(grid, title), os.path.join(folder, "sosp_bias"))
 
 
 def summary_sosp(res):

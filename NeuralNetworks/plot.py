@@ -1,4 +1,4 @@
-"""Figures of Section 4: Fig. 3 (weights collapsing onto span(u)) and the W_perp curve.
+"""Figures of Section 4: Fig. 3, Fig. 2, the claims grid, and the certified stationary points.
 
 Every function takes arrays and returns a matplotlib figure; nothing is shown or saved here.
 """
@@ -24,42 +24,58 @@ def plane_coordinates(W: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.stack([W @ u, W @ v], axis=-1)
 
 
-def plot_weights(snapshots: np.ndarray, u: np.ndarray, every: int = 10):
-    """Fig. 3: trajectories of every ``every``-th neuron, red (init) to blue (trained).
+def legend_outside(ax, **kw):
+    """The legend to the right of the axes, where it covers no data."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, **kw)
 
-    ``snapshots: (S, h, d)`` first-layer weights at increasing steps; ``u: (d,)``."""
-    S = snapshots.shape[0]
+
+def plot_weights(snapshots: np.ndarray, U: np.ndarray, steps: np.ndarray, every: int = 10):
+    """Fig. 3: every ``every``-th neuron's first-layer weights at the recorded steps, coloured by step.
+
+    ``snapshots: (S, h, d)`` at ``steps: (S,)``; ``U: (d, k)`` orthonormal. For d = 2 and k = 1 (the paper's):
+    the weight vectors in the plane with the line span(u). Otherwise, whatever k: each neuron's
+    ``‖w∥‖`` (inside span(U)) against ``‖w⊥‖`` (outside), so the collapse is the fall to the x-axis."""
     sel = snapshots[:, ::every, :]
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    if snapshots.shape[2] == 2:
-        pts, xlabel, ylabel = sel, "$w_1$", "$w_2$"
-        line = np.outer(np.linspace(-1, 1, 2), u)
+    S, h = sel.shape[:2]
+    plane = sel.shape[2] == 2 and U.shape[1] == 1
+    fig, ax = plt.subplots(figsize=(6.2, 5.2))
+    if plane:
+        x, y = sel[..., 0], sel[..., 1]
+        labels = ("$w_1$", "$w_2$")
     else:
-        pts, xlabel, ylabel = plane_coordinates(sel, u), r"$\langle w, u\rangle$", r"$\langle w, v\rangle$, $v \perp u$"
-        line = np.array([[-1.0, 0.0], [1.0, 0.0]])
-    colors = plt.cm.coolwarm_r(np.linspace(0, 1, S))
-    for s in range(S):
-        ax.scatter(pts[s, :, 0], pts[s, :, 1], s=6, color=colors[s], alpha=0.8, linewidths=0)
-    lim = 1.05 * np.abs(pts).max()
-    ax.plot(line[:, 0] * 2 * lim, line[:, 1] * 2 * lim, "k--", lw=1, label=r"span($u$)")
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=xlabel, ylabel=ylabel, aspect="equal",
-           title=f"first-layer weights, every {every}th neuron (red: init, blue: trained)")
+        par = sel @ U
+        x, y = np.linalg.norm(par, axis=-1), np.linalg.norm(sel - par @ U.T, axis=-1)
+        labels = (r"$\|w_\parallel\|$ (inside span($U$))", r"$\|w_\perp\|$ (outside span($U$))")
+    color = np.repeat(np.asarray(steps, dtype=float) + 1, h).reshape(S, h)
+    sc = ax.scatter(x.ravel(), y.ravel(), c=color.ravel(), s=6, cmap="coolwarm_r", linewidths=0, alpha=0.85,
+                    norm=matplotlib.colors.LogNorm(1, max(color.max(), 2)), label="neuron weights")
+    fig.colorbar(sc, ax=ax, label="training step + 1 (red: init, blue: trained)")
+    if plane:
+        lim = 1.05 * max(np.abs(x).max(), np.abs(y).max())
+        u = U[:, 0]
+        ax.plot([-2 * lim * u[0], 2 * lim * u[0]], [-2 * lim * u[1], 2 * lim * u[1]], "k--", lw=1,
+                label=r"span($u$)")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+    else:
+        ax.set(xlim=(0, None), ylim=(0, None))
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=f"first-layer weights, every {every}th neuron")
     ax.title.set_fontsize(9)
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right" if plane else "upper right", fontsize=8, framealpha=0.9)
     return fig
 
 
 def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only: np.ndarray):
-    """``||W_perp||_F`` and ``||W_perp||_F / ||W||_F`` against step (log x), with the
-    weight-decay-only curve ``(1 - lr lam)^t ||W_perp(0)||_F`` dashed."""
+    """``‖W⊥‖_F`` against step with the weight-decay-only curve ``(1 − lr λ)^t ‖W⊥(0)‖_F`` (left), and
+    ``‖W⊥‖_F / ‖W‖_F`` (right); log x."""
     x = steps + 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(x, perp, label=r"$\|W_\perp\|_F$ (trained)")
-    a1.plot(x, decay_only, "k--", label="weight decay alone")
-    a1.set(xscale="log", yscale="log", xlabel="step + 1", ylabel=r"$\|W_\perp\|_F$")
-    a1.legend()
-    a2.plot(x, perp / wnorm, color="C1")
-    a2.set(xscale="log", xlabel="step + 1", ylabel=r"$\|W_\perp\|_F / \|W\|_F$", ylim=(0, None))
+    a1.plot(x, perp, label=r"$\|W_\perp\|_F$, trained")
+    a1.plot(x, decay_only, "k--", label=r"weight decay alone, $(1-\mathrm{lr}\,\lambda)^t\,\|W_\perp(0)\|_F$")
+    a1.set(xscale="log", yscale="log", xlabel="training step + 1", ylabel=r"$\|W_\perp\|_F$")
+    a1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
+    a2.plot(x, perp / wnorm, color="C1", label=r"$\|W_\perp\|_F / \|W\|_F$")
+    a2.set(xscale="log", xlabel="training step + 1", ylabel=r"$\|W_\perp\|_F / \|W\|_F$", ylim=(0, None))
+    a2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -72,7 +88,7 @@ def plot_fig2(lams, w_frozen, w_trained, activation):
     ax.set(xscale="log", xlabel=r"$\lambda$", ylabel=r"$|w^*|$",
            title=f"minimiser of E[(s(wx+b) - 1)^2] + lambda w^2, s = {activation}")
     ax.title.set_fontsize(9)
-    ax.legend()
+    legend_outside(ax)
     return fig
 
 
@@ -104,43 +120,91 @@ def plot_claims(results, lr):
     return fig
 
 
+def plot_claims_end(rows):
+    """Per row of the claims grid: ``‖W⊥‖_F`` at the end of training against what the regulariser alone leaves
+    (means over seeds; a line joins the two), and at init. ``rows``: dicts with ``row``, ``claim``,
+    ``perp_init``, ``perp_final``, ``decay_only`` (per-seed lists)."""
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    end = np.array([np.mean(r["perp_final"]) for r in rows])
+    alone = np.array([np.mean(r["decay_only"]) for r in rows])
+    init = np.array([np.mean(r["perp_init"]) for r in rows])
+    ax.hlines(y, np.minimum(end, alone), np.maximum(end, alone), color="0.7", lw=2)
+    ax.scatter(init, y, marker="|", color="0.4", s=80, label="at init")
+    ax.scatter(alone, y, marker="s", color="k", s=22, label="the regulariser alone (same optimiser)")
+    ax.scatter(end, y, marker="o", color="C0", s=26, label="end of training")
+    ax.set_yticks(y, [f"{r['claim']} {r['row']}" if r["claim"].startswith("(") else r["row"] for r in rows],
+                  fontsize=8)
+    ax.set(xlabel=r"$\|W_\perp\|_F$ (mean over seeds)", xlim=(0, None),
+           title="claims grid: what the loss adds to the regulariser's collapse")
+    ax.title.set_fontsize(9)
+    legend_outside(ax)
+    return fig
+
+
+FLOOR = 1e-16      # ratios drawn on a log axis: an exact 0 is drawn here
+
+
 def plot_sosp(points, pgd, tol):
     """Left: ``‖W⊥‖/‖W‖`` at the certified stationary points against ``λ`` (bias trained / frozen, every seed),
     the lemma's bound for the trained points, and where the PGD runs end. Right: PGD steps until the ratio is
     within ``tol`` of the certified value, against ``1/(lr λ)`` and the regulariser-alone prediction.
     ``points``: dicts with ``lam, bias, perp_ratio, perp_norm, par_norm, bound``; ``pgd``: dicts with ``lam,
     bias, ratio_end, steps_to_collapse, decay_only_steps, one_over_lr_lam``."""
-    floor = 1e-16
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.2))
     style = {"trained": ("C0", "o"), "frozen": ("C3", "s")}
     for bias, (c, m) in style.items():
         pts = [p for p in points if p["bias"] == bias]
-        a1.scatter([p["lam"] for p in pts], [max(p["perp_ratio"], floor) for p in pts], color=c, marker=m,
+        a1.scatter([p["lam"] for p in pts], [max(p["perp_ratio"], FLOOR) for p in pts], color=c, marker=m,
                    facecolors="none", label=f"certified point, bias {bias}")
         runs = sorted((r for r in pgd if r["bias"] == bias), key=lambda r: r["lam"])
         a1.plot([r["lam"] for r in runs], [r["ratio_end"] for r in runs], color=c, ls=":", marker="x",
-                label=f"PGD after the last step, bias {bias}")
+                label=f"PGD after its last step, bias {bias}")
     bnd = [(p["lam"], p["bound"] / math.hypot(p["perp_norm"], p["par_norm"])) for p in points
            if p["bias"] == "trained" and p["bound"] is not None]
     if bnd:
-        a1.scatter(*zip(*bnd), color="C0", marker="_", s=80, label=r"bound $\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))$ / $\|W\|$")
-    a1.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
+        a1.scatter(*zip(*bnd), color="C0", marker="_", s=80,
+                   label="the lemma's bound on it, bias trained\n" + r"$\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))/\|W\|$")
+    a1.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
            title="stationary points of the population objective")
-    a1.legend(fontsize=7, framealpha=0.7)
+    legend_outside(a1)
     for bias, (c, m) in style.items():
         runs = sorted((r for r in pgd if r["bias"] == bias and r["steps_to_collapse"] is not None),
                       key=lambda r: r["lam"])
         a2.plot([r["lam"] for r in runs], [max(r["steps_to_collapse"], 1) for r in runs], color=c, marker=m,
-                label=f"PGD, bias {bias} (to its own certified ratio)")
+                label=f"PGD, bias {bias}")
     dec = sorted((r["lam"], r["decay_only_steps"]) for r in pgd if r["bias"] == "trained"
                  and r["decay_only_steps"] is not None)
     if dec:
-        a2.plot(*zip(*dec), "k--", lw=1, label="regulariser alone")
+        a2.plot(*zip(*dec), "k--", lw=1, label="weight decay alone (predicted)")
     lams = np.array(sorted({r["lam"] for r in pgd}))
     a2.plot(lams, 1 / lams, color="0.6", lw=1, label=r"$1/(\mathrm{lr}\,\lambda)$")
-    a2.set(xscale="log", yscale="log", xlabel=r"$\lambda$", ylabel="steps (0 drawn at 1)",
-           title=f"PGD steps until the ratio is within {tol:g} of the certified value")
-    a2.title.set_fontsize(9)
-    a2.legend(fontsize=7)
+    trained = {r["lam"]: r["steps_to_collapse"] for r in pgd if r["bias"] == "trained"}
+    close = [abs(trained[lam] / d - 1) <= 0.15 for lam, d in dec if trained.get(lam)]
+    if close and all(close):
+        a2.text(0.03, 0.04, "PGD (bias trained) and weight decay alone coincide:\nW⊥ collapses at the regulariser's rate",
+                transform=a2.transAxes, fontsize=7.5, va="bottom")
+    a2.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$",
+           ylabel=f"PGD steps until within {tol:g}\nof the certified ratio")
+    a2.set_title("how long PGD takes to get there", fontsize=9)
+    legend_outside(a2)
     fig.tight_layout()
+    return fig
+
+
+def plot_sosp_bias(points, title):
+    """The network-scale Fig. 2: ``‖W⊥‖/‖W‖`` at the certified points against ``λ``, bias frozen against bias
+    trained (every seed as a dot, the largest over seeds as a line; exact zeros drawn at ``FLOOR``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for bias, (c, m) in {"frozen": ("C3", "s"), "trained": ("C0", "o")}.items():
+        pts = [p for p in points if p["bias"] == bias]
+        lams = sorted({p["lam"] for p in pts})
+        worst = [max(max(p["perp_ratio"], FLOOR) for p in pts if p["lam"] == lam) for lam in lams]
+        ax.plot(lams, worst, color=c, lw=1.2, label=f"bias {bias}: largest over seeds")
+        ax.scatter([p["lam"] for p in pts], [max(p["perp_ratio"], FLOOR) for p in pts], color=c, marker=m,
+                   facecolors="none", s=20, label=f"bias {bias}: each seed")
+    ax.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$",
+           ylabel=r"$\|W_\perp\|_F / \|W\|_F$ at the certified point", title=title)
+    ax.title.set_fontsize(9)
+    legend_outside(ax)
     return fig
