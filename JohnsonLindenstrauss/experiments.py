@@ -222,18 +222,20 @@ def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
 
 
 def draw_fig7(folder, res):
-    """Fig. 7's two figures from ``history.npz`` and the results: the distortion per iteration against every
-    baseline (and, with a holdout, the mean matrix on the held-out targets), and σ per iteration."""
+    """The distortion per iteration against every baseline (with a holdout, the mean matrix on the held-out
+    targets too) and σ per iteration: ``fig7_*`` in the paper's setting (uniform data, norms, the authors'
+    objective), ``jl_*`` otherwise."""
     from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
     label = "norms" if res["target"] == "norms" else "pairwise distances"
     levels = [("Gaussian: mean of the draws", res["gaussian_mean"]), ("Gaussian: best of the draws", res["gaussian_min"]),
               ("orthogonal rows: mean", res["orthogonal_mean"]), ("sparse (scikit-learn): mean", res["sparse_mean"]),
               ("PCA", res["pca"])]
+    name = "fig7" if (res["data"], res["target"], res["objective"]) == ("uniform", "norms", "max") else "jl"
     with np.load(os.path.join(folder, "history.npz")) as h:
         held = (h["holdout_steps"], h["holdout_mean_max"]) if "holdout_steps" in h and len(h["holdout_steps"]) else None
         save_figure(plot_distortion(h["sampled_max"], h["mean_max"], levels, label, held),
-                    os.path.join(folder, "fig7_distortion"))
-        save_figure(plot_sigma(h["sigma_max"], res["objective"]), os.path.join(folder, "fig7_sigma"))
+                    os.path.join(folder, f"{name}_distortion"))
+        save_figure(plot_sigma(h["sigma_max"], res["objective"]), os.path.join(folder, f"{name}_sigma"))
 
 
 def summary_fig7(res):

@@ -125,8 +125,10 @@ def plot_only(folder):
     """Redraw the figures of the run saved in ``folder`` from its ``config.json``, ``results.json`` and arrays."""
     try:
         config, res = (json.load(open(os.path.join(folder, name))) for name in ("config.json", "results.json"))
-        if not isinstance(config, dict) or config.get("package") != "NeuralNetworks":
-            raise ValueError("not a run of NeuralNetworks/main.py")
+        if not isinstance(config, dict) or "package" not in config:
+            raise ValueError("its config.json names no package: an older version wrote it, rerun the experiment")
+        if config["package"] != "NeuralNetworks":
+            raise ValueError(f"a run of {config['package']}, not of NeuralNetworks/main.py")
         EXPERIMENTS[config["experiment"]][2](folder, res)
     except (OSError, ValueError, KeyError, TypeError) as e:
         fail(f"error: --plot-only {folder}: cannot redraw its figures ({e.__class__.__name__}: {e})", 2)

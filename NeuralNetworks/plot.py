@@ -85,7 +85,7 @@ def plot_fig2(lams, w_frozen, w_trained, activation):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(lams, w_frozen, "o-", ms=3, label="bias frozen at 0")
     ax.plot(lams, w_trained, "s-", ms=3, label="bias trained")
-    ax.set(xscale="log", xlabel=r"$\lambda$", ylabel=r"$|w^*|$",
+    ax.set(xscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$|w^*|$ (the minimiser)",
            title=f"minimiser of E[(s(wx+b) - 1)^2] + lambda w^2, s = {activation}")
     ax.title.set_fontsize(9)
     legend_outside(ax)

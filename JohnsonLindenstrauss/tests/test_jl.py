@@ -186,8 +186,9 @@ def test_short_default_run_shrinks_sigma_and_beats_best_gaussian():
     assert learned < best_gaussian / 3
 
 
-def _outputs(d):
-    for name in ["fig7_distortion.png", "fig7_distortion.pdf", "fig7_sigma.png", "fig7_sigma.pdf",
+def _outputs(d, figure="fig7"):
+    """Every output; the figures are Fig. 7's in the paper's setting, ``jl_*`` otherwise."""
+    for name in [f"{figure}_distortion.png", f"{figure}_distortion.pdf", f"{figure}_sigma.png", f"{figure}_sigma.pdf",
                  "results.json", "config.json", "history.npz", "projection.npy"]:
         assert (d / name).stat().st_size > 0, name
 
@@ -216,7 +217,7 @@ def test_quick_pairwise_surrogate_on_a_npy_file(tmp_path):
     np.save(f, rng.standard_normal((40, 20)))
     res = main(["--data", str(f), "--n", "30", "--holdout", "10", "--k", "8", "--target", "pairwise",
                 "--objective", "surrogate", "--quick", "--no-progress", "--out-dir", str(tmp_path / "o")])
-    _outputs(tmp_path / "o")
+    _outputs(tmp_path / "o", "jl")
     assert res["n"] == 30 and res["targets"] == 30 * 29 // 2
     # every reported number recomputed here from the saved projection and the file, by brute force over pairs
     P, X = np.load(tmp_path / "o" / "projection.npy"), np.load(f)

@@ -66,7 +66,10 @@ def test_seeds_and_plot_only_refusals(tmp_path, capsys):
     config = json.load(open(out / "config.json"))
     config["package"] = "MAXCUT"
     json.dump(config, open(out / "config.json", "w"))
-    assert "not a run of JohnsonLindenstrauss" in exits(["--plot-only", str(out)], 2, capsys)
+    assert "not of JohnsonLindenstrauss" in exits(["--plot-only", str(out)], 2, capsys)
+    del config["package"]                                    # a folder an older version wrote
+    json.dump(config, open(out / "config.json", "w"))
+    assert "older version" in exits(["--plot-only", str(out)], 2, capsys)
 
 
 def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsys):

@@ -110,7 +110,10 @@ def test_plot_only_refuses_other_options_and_other_folders(tmp_path, capsys):
     config = json.load(open(out / "config.json"))
     config["package"] = "MAXCUT"
     json.dump(config, open(out / "config.json", "w"))
-    assert "not a run of NeuralNetworks" in exits(["--plot-only", str(out)], 2, capsys)
+    assert "not of NeuralNetworks" in exits(["--plot-only", str(out)], 2, capsys)
+    del config["package"]                                    # a folder an older version wrote
+    json.dump(config, open(out / "config.json", "w"))
+    assert "older version" in exits(["--plot-only", str(out)], 2, capsys)
 
 
 def test_outputs_follow_the_umask_and_killed_runs_leave_nothing(tmp_path):

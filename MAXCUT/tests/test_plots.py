@@ -1,0 +1,38 @@
+"""Each figure, from a small synthetic history: a labelled series for everything the README compares, legends
+outside the data."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+from MAXCUT import plot
+
+
+def labels(fig):
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_cut_figure_shows_every_comparison_and_every_curve_whole():
+    step = np.arange(1, 101)
+    sampled, mean = np.linspace(90, 110, 100), np.linspace(95, 112, 100)
+    levels = [("gw", "GW expectation", 100.0), ("best_of_k", "best of 1000 GW roundings", 105.0),
+              ("polished", "polished (one-flip local search)", 115.0), ("reference", "best known cut", 118.0),
+              ("sdp", "SDP value (upper bound)", 125.0)]
+    fig = plot.plot_cut(step, sampled, mean, levels)
+    got = labels(fig)
+    assert got[:2] == ["sampled hyperplanes (mean cut)", "derandomised: the cut of sign($Vm$)"]
+    for _, label, value in levels:
+        assert f"{label}: {value:.6g}" in got
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo < 90 and hi > 125                       # every curve and level whole
+    leg, ax = fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
+    assert leg.x0 >= ax.x1                            # the legend beside the axes, not on the data
+    fig = plot.plot_cut(step, sampled, mean, [("polished", "polished", None), ("gw", "GW expectation", 100.0)])
+    assert len(labels(fig)) == 3                      # a level without a value is left out
+    plt.close("all")
+
+
+def test_sigma_figure_names_both_quantities():
+    step = np.arange(1, 51)
+    fig = plot.plot_sigma(step, np.geomspace(1, 0.01, 50), np.geomspace(10, 0.001, 50))
+    assert "sigma" in fig.axes[0].get_ylabel() and r"\|m\|" in fig.axes[1].get_ylabel()
+    assert labels(fig) == [r"$\max_i \sigma_i$", r"$\max_i \sigma_i / \|m\|$"]
+    plt.close("all")
