@@ -72,6 +72,7 @@ class MaxcutConfig:
     polish: bool = option(False, "also report a greedy one-flip local search from the derandomised cut")
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
     seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
+    graph_notes: tuple = ()    # what the file reader said of the file (not an option)
 
     def __post_init__(self):
         given = [f for f in RANDOM_GRAPH if getattr(self, f) is not None]
@@ -132,7 +133,8 @@ class MaxcutConfig:
         from MAXCUT.graphs import read_graph_file
         if self.graph is None:
             return None, self.nodes, self.edge_prob * self.nodes * (self.nodes - 1) / 2
-        graph, self.graph_format = read_graph_file(self.graph, self.graph_format or "auto")
+        graph, self.graph_format, notes = read_graph_file(self.graph, self.graph_format or "auto")
+        self.graph_notes = tuple(notes)
         return graph, graph[0], len(graph[1])
 
     def make_graph(self, graph):
@@ -203,7 +205,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
                         cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
                         m=hist["m"], gw_round_cuts=round_cuts)
     last = hist["sigma_max"].size > 0
-    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "nodes": n, "edges": int(len(edges)),
+    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
+           "nodes": n, "edges": int(len(edges)),
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
            "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
@@ -238,7 +241,8 @@ def summary(res):
     extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
     ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
            f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
-    read_as = f"read as {res['graph_format']}, " if res.get("graph_format") else ""
+    notes = "".join(f" ({note})" for note in res.get("graph_notes", []))
+    read_as = f"read as {res['graph_format']}{notes}, " if res.get("graph_format") else ""
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
             f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {res['gw_expected']:.1f}, best of "
             f"{res['rounds']} {res['gw_best_of_k']:g}, SDP bound {res['sdp_value']:.2f}; sdp {res['sdp_s']:.1f} s, "

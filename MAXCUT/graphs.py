@@ -25,13 +25,44 @@ class GraphFormatError(ValueError):
     """A graph file that cannot be read; the message names the file and line."""
 
 
+class DuplicateEdgeError(GraphFormatError):
+    """An edge listed twice, other than every edge both ways with equal weights; the message names both lines."""
+
+
 def _merge(n, edges, weights):
-    """Sort each edge as ``i < j`` and add the weights of repeated edges."""
+    """Sort each edge as ``i < j`` and add the weights of repeated edges (the random graphs have none)."""
     e = np.sort(np.asarray(edges, dtype=np.int64).reshape(-1, 2), axis=1)
     key = e[:, 0] * n + e[:, 1]
     uniq, inv = np.unique(key, return_inverse=True)
     w = np.bincount(inv, weights=np.asarray(weights, dtype=np.float64), minlength=len(uniq))
     return np.stack([uniq // n, uniq % n], axis=1), w
+
+
+def _once(path, n, edges, weights, lines, labels=None):
+    """The edges of a file, each once, ``i < j``, and what was read of them. Rule: an unordered pair may appear
+    once; or every pair exactly twice, once each way, with equal weights (an undirected list written both ways),
+    which is read once and said so. Anything else that repeats a pair is refused, naming both lines.
+    ``edges: (m, 2)`` 0-based, ``lines: (m,)`` their line numbers; ``labels`` maps ids back for the message."""
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    w, lines = np.asarray(weights, dtype=np.float64), np.asarray(lines)
+    lo, hi = e.min(1), e.max(1)
+    key = lo * n + hi
+    order = np.argsort(key, kind="stable")
+    key, e, w, lines = key[order], e[order], w[order], lines[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    if first.all():
+        return np.stack([lo[order], hi[order]], 1), w, []
+    counts = np.diff(np.r_[np.nonzero(first)[0], len(key)])
+    starts = np.nonzero(first)[0]
+    both_ways = (counts == 2).all() and (e[starts, 0] != e[starts + 1, 0]).all() and (w[starts] == w[starts + 1]).all()
+    if not both_ways:
+        r = int(np.nonzero(~first)[0][0])
+        name = (lambda v: labels[v]) if labels is not None else (lambda v: v + 1)
+        a, b = sorted(e[r])
+        raise DuplicateEdgeError(f"{path}:{lines[r - 1]} and line {lines[r]}: the edge {name(a)}-{name(b)} "
+                               f"is listed twice (weights {w[r - 1]:g}, {w[r]:g}); list each edge once, or every "
+                               "edge both ways with equal weights")
+    return np.stack([lo[order][starts], hi[order][starts]], 1), w[starts], ["every edge listed both ways: read once"]
 
 
 def _parse_int(tok, path, lineno, what):
@@ -64,14 +95,17 @@ def read_graph_file(path, fmt="auto"):
     ``fmt='auto'`` chooses ``gset`` when the first line has two fields and the second three, ``edges``
     otherwise; a file that could be either (a lone two-field line, or two-field lines whose first line
     announces exactly the other lines, as a G-set header of unweighted edges would) is refused as ambiguous.
-    Lines starting with ``#`` are comments. Any line that does not fit the format is an error naming the file
-    and the line (:class:`GraphFormatError`). Returns ``((n, edges, weights), format)``."""
+    In ``auto``, two-field lines under a first line ``n m`` that announces exactly them (ids in 1..n) are read
+    as that header and unit-weight edges (``gset``). Each edge must appear once, or every edge both ways with
+    equal weights (read once; :func:`_once`). A UTF-8 byte-order mark is skipped; lines starting with ``#`` are
+    comments. Any line that does not fit is an error naming the file and the line (:class:`GraphFormatError`).
+    Returns ``((n, edges, weights), format, notes)``: ``notes`` says what was read beyond the plain format."""
     if fmt not in GRAPH_FORMATS:
         raise GraphFormatError(f"graph format {fmt!r}: choose from {', '.join(GRAPH_FORMATS)}")
     if not os.path.isfile(path):
         raise GraphFormatError(f"{path}: no such file")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8-sig") as f:            # a byte-order mark is skipped
             rows = [(k + 1, line.split()) for k, line in enumerate(f)]
     except (UnicodeDecodeError, OSError) as e:
         raise GraphFormatError(f"{path}: cannot be read as text ({e.__class__.__name__})") from None
@@ -82,9 +116,10 @@ def read_graph_file(path, fmt="auto"):
     if auto:
         fmt = _detect_format(path, rows)
     try:
-        return (_read_gset(path, rows) if fmt == "gset" else _read_edge_list(path, rows)), fmt
+        n, edges, weights, notes = _read_gset(path, rows) if fmt == "gset" else _read_edge_list(path, rows)
+        return (n, edges, weights), fmt, notes
     except GraphFormatError as e:
-        if not auto:
+        if not auto or isinstance(e, DuplicateEdgeError):
             raise
         why = ("its first line has two fields and its second three; --graph-format edges reads it as an edge list"
                if fmt == "gset" else "its first two lines are not a G-set header and edge line")
@@ -106,9 +141,7 @@ def _detect_format(path, rows):
         except ValueError:
             return "edges"
         if m == len(rest) and 1 <= min(labels) and max(labels) <= n:
-            raise GraphFormatError(f"{path}:{k0}: '{first[0]} {first[1]}' announces {n} nodes and exactly the "
-                                   f"{m} lines that follow: a G-set header whose edges lack weights, or an edge "
-                                   f"list{hint}")
+            return "gset"                 # a header 'n m' over exactly m unweighted edges
     return "edges"
 
 
@@ -120,8 +153,9 @@ def _read_gset(path, rows):
     m = _parse_int(head[1], path, k0, "edge count")
     if n < 2 or m < 1:
         raise GraphFormatError(f"{path}:{k0}: header 'n m' needs n >= 2 and m >= 1, got {n} {m}")
+    unweighted = bool(body) and all(len(t) == 2 for _, t in body)     # a header over 'i j' lines: unit weights
     for k, t in body:
-        if len(t) != 3:
+        if len(t) != 3 and not unweighted:
             raise GraphFormatError(f"{path}:{k}: a G-set edge line is 'i j w', got {len(t)} fields")
     if len(body) > m:
         raise GraphFormatError(f"{path}:{body[m][0]}: edge line {m + 1}, but the header (line {k0}) announces {m} "
@@ -129,7 +163,8 @@ def _read_gset(path, rows):
     if len(body) < m:
         raise GraphFormatError(f"{path}:{k0}: the header announces {m} edges but the file has {len(body)} edge lines")
     edges, weights = np.empty((m, 2), np.int64), np.empty(m)
-    for r, (k, (a, b, w)) in enumerate(body):
+    for r, (k, t) in enumerate(body):
+        (a, b), w = t[:2], (t[2] if len(t) == 3 else "1")
         i, j = _parse_int(a, path, k, "node id"), _parse_int(b, path, k, "node id")
         for v in (i, j):
             if not 1 <= v <= n:
@@ -137,7 +172,8 @@ def _read_gset(path, rows):
         if i == j:
             raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")
         edges[r], weights[r] = (i - 1, j - 1), _parse_float(w, path, k)
-    return (n, *_merge(n, edges, weights))
+    e, w, notes = _once(path, n, edges, weights, [k for k, _ in body])
+    return n, e, w, (["header 'n m' over unweighted lines: unit weights"] if unweighted else []) + notes
 
 
 def _read_edge_list(path, rows):
@@ -155,7 +191,8 @@ def _read_edge_list(path, rows):
         ends.append((i, j))
         weights.append(_parse_float(t[2], path, k) if len(t) == 3 else 1.0)
     labels, idx = np.unique(np.asarray(ends), return_inverse=True)
-    return (len(labels), *_merge(len(labels), idx.reshape(-1, 2), weights))
+    e, w, notes = _once(path, len(labels), idx.reshape(-1, 2), weights, [k for k, _ in rows], labels)
+    return len(labels), e, w, notes
 
 
 def authors_graph(n, p, seed):

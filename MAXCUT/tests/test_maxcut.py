@@ -229,14 +229,14 @@ def test_local_search_reaches_a_one_flip_optimum():
 def test_gset_reader(tmp_path):
     f = tmp_path / "g.txt"
     f.write_text("4 4\n1 2 1\n2 3 -1\n3 4 2\n1 4 1\n")
-    (n, e, w), _ = read_graph_file(str(f))
+    (n, e, w), _, _ = read_graph_file(str(f))
     assert n == 4
     assert e.tolist() == [[0, 1], [0, 3], [1, 2], [2, 3]] and w.tolist() == [1, 1, -1, 2]
-    (n, e, w), _ = read_graph_file(os.path.join(GSET_DIR, "G11.txt"))
+    (n, e, w), _, _ = read_graph_file(os.path.join(GSET_DIR, "G11.txt"))
     assert (n, len(e)) == (800, 1600) and set(w.tolist()) == {-1.0, 1.0}
     el = tmp_path / "el.txt"
     el.write_text("# comment\n10 20 1\n20 30 2.5\n30 10 1\n")
-    (n, e, w), _ = read_graph_file(str(el))
+    (n, e, w), _, _ = read_graph_file(str(el))
     assert n == 3 and e.tolist() == [[0, 1], [0, 2], [1, 2]] and w.tolist() == [1.0, 1.0, 2.5]
 
 
@@ -245,19 +245,40 @@ def test_graph_format_is_decided_once_and_can_be_named(tmp_path):
     every other line must fit it -- a malformed G-set file is never re-read as an edge list."""
     from MAXCUT.graphs import GraphFormatError, read_graph_file
     f = tmp_path / "g.txt"
-    f.write_text("4 3\n1 2\n2 3\n3 4\n")
-    with pytest.raises(GraphFormatError, match="g.txt:1:"):
-        read_graph_file(str(f))
-    (n, e, w), fmt = read_graph_file(str(f), "edges")          # the user says: an edge list ('4 3' = '3 4')
-    assert fmt == "edges" and n == 4 and e.tolist() == [[0, 1], [1, 2], [2, 3]] and w.tolist() == [1.0, 1.0, 2.0]
-    with pytest.raises(GraphFormatError, match="g.txt:2: a G-set edge line is 'i j w'"):
-        read_graph_file(str(f), "gset")
+    f.write_text("4 3\n1 2\n2 3\n3 4\n")                    # 'n m' over exactly m unweighted lines: a header
+    (n, e, w), fmt, notes = read_graph_file(str(f))
+    assert fmt == "gset" and n == 4 and e.tolist() == [[0, 1], [1, 2], [2, 3]] and w.tolist() == [1.0] * 3
+    assert notes == ["header 'n m' over unweighted lines: unit weights"]
+    with pytest.raises(GraphFormatError, match="g.txt:1 and line 4: the edge 3-4 is listed twice"):
+        read_graph_file(str(f), "edges")                        # the user says an edge list: '4 3' repeats '3 4'
+    f.write_text("4 3\n1 2\n2 3\n")                           # the count does not match: an edge list
+    assert read_graph_file(str(f))[1] == "edges"
     f.write_text("4 3\n1 2 1\n2 3 1\n3 4 1\n")
     assert read_graph_file(str(f))[1] == "gset" and read_graph_file(str(f))[0][0] == 4
     with pytest.raises(GraphFormatError, match="g.txt:2: 3 fields, but this edge list"):
         read_graph_file(str(f), "edges")                        # '4 3' then three-field lines: not one edge list
     res = main(["--graph", str(f), "--quick", "--no-progress", "--out-dir", str(tmp_path / "out")])
     assert res["graph_format"] == "gset" and res["cut"] == res["exact"] == 3
+
+
+def test_graph_files_are_read_as_they_mean(tmp_path):
+    """One rule per case: an undirected list written both ways with equal weights is read once and said so (a
+    triangle is a triangle: max cut 2, not 4); a byte-order mark is skipped; an edge list under an 'n m' header
+    that counts its lines is read with that header (6 nodes, not 8); the run prints what it read."""
+    tri = tmp_path / "tri.txt"
+    tri.write_text("0 1\n1 0\n1 2\n2 1\n0 2\n2 0\n")
+    (n, e, w), fmt, notes = read_graph_file(str(tri))
+    assert (n, e.tolist(), w.tolist()) == (3, [[0, 1], [0, 2], [1, 2]], [1.0, 1.0, 1.0])
+    assert notes == ["every edge listed both ways: read once"]
+    res = main(["--graph", str(tri), "--quick", "--no-progress", "--out-dir", str(tmp_path / "o")])
+    assert res["cut"] == res["exact"] == 2 and res["graph_notes"] == notes
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeff1 2\n2 3\n".encode("utf-8"))
+    assert read_graph_file(str(bom))[0][0] == 3
+    hdr = tmp_path / "hdr.txt"
+    hdr.write_text("6 8\n1 2\n2 3\n3 4\n4 5\n5 6\n6 1\n1 4\n2 5\n")
+    (n, e, w), fmt, _ = read_graph_file(str(hdr))
+    assert fmt == "gset" and n == 6 and len(e) == 8
 
 
 def _expected_outputs(d, figure="fig5"):
@@ -317,12 +338,13 @@ BAD_FILES = {
     "header_alone.txt": ("5 3\n", ":1:"),                           # G-set header without edges, or one edge?
     "missing_weight.txt": ("4 3\n1 2 1\n2 3\n3 4 1\n", ":3:"),      # G-set (line 2 has a weight); line 3 has none
     "trailing_line.txt": ("4 3\n1 2 1\n2 3 1\n3 4 1\n1 4 1\n", ":5:"),  # one edge more than the header says
-    "unweighted_header.txt": ("4 3\n1 2\n2 3\n3 4\n", ":1:"),     # a header over unweighted lines: ambiguous
     "mixed_edge_list.txt": ("1 2\n2 3 1\n3 4\n", ":1:"),          # read as G-set: its header '1 2' is invalid
     "four_fields.txt": ("1 2 1 7\n2 3 1 7\n", ":1:"),
     "mixed_weights.txt": ("1 2 1\n2 3\n", ":2:"),                  # an edge list is all 'u v' or all 'u v w'
     "zero_weights.txt": ("3 2\n1 2 0\n2 3 0\n", "non-zero weight"),   # every cut is 0
-    "cancelling.txt": ("3 2\n1 2 1\n2 1 -1\n", "non-zero weight"),   # the same edge twice: weights add to 0
+    "cancelling.txt": ("3 2\n1 2 1\n2 1 -1\n", "cancelling.txt:2 and line 3: the edge 1-2 is listed twice (weights 1, -1)"),
+    "duplicate.txt": ("1 2\n2 3\n1 2\n", "duplicate.txt:1 and line 3: the edge 1-2 is listed twice"),
+    "half_both_ways.txt": ("1 2\n2 1\n2 3\n", "half_both_ways.txt:1 and line 2"),   # some pairs both ways, some not
     "huge_weights.txt": ("3 2\n1 2 1e300\n2 3 1e300\n", "rescale"),  # squares overflow float64
     "huge_header.txt": ("100000000 1\n1 2 1\n", "GiB"),             # 10^8 nodes: refused before allocating
     "nonint.txt": ("3 2\n1 2 1\n2 b 1\n", ":3:"),
