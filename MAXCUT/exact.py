@@ -1,0 +1,105 @@
+"""The δ-smoothed expected cut of Theorem 5.2 (Sec. 5.1), computed exactly rather than by sampling.
+
+With the hyperplane ``r = m + σ ⊙ z``, ``z ~ N(0, I_r)``, an edge's pair ``(X, Y) = (⟨v_i, r⟩, ⟨v_j, r⟩)`` is
+bivariate normal: means ``(⟨v_i, m⟩, ⟨v_j, m⟩)``, variances ``a² = Σ_k v_ik² σ_k²``, ``b²`` alike, covariance
+``c = Σ_k v_ik v_jk σ_k²``. The smoothed cut of the edge is ``w (1 − E[s(X) s(Y)]) / 2`` with the paper's C¹
+step ``s(u) = h(u/δ)``, ``h(t) = 3t/2 − t³/2`` on [−1, 1] and ``sign t`` outside. We write
+
+    E[s(X) s(Y)] = E[s(X) g(X)],   g(x) = E[s(Y) | X = x] = S(μ_j + (c/a²)(x − μ_i), √(b² − c²/a²)),
+
+where ``S(μ, τ) = E[s(μ + τZ)]`` has a closed form (:func:`step_expectation`: the step is a cubic between ±δ,
+so it needs the normal's truncated moments up to the third). The remaining one-dimensional integral over x is
+split where its integrand is not smooth — at ±δ (where s bends) and where the conditional mean crosses ±δ
+(where g bends when its spread is small), with further splits at 4 and 16 times the width over which g turns
+there, and at fixed multiples of the standard deviation — and each piece, within 10 standard deviations of
+μ_i, is integrated by Gauss–Legendre with ``nodes`` points (16: 22 pieces, 352 evaluations an edge): the integrand is smooth on every piece, so the rule converges fast (tests:
+doubling the nodes moves the objective by < 1e-10 relative, and 10⁶ Monte-Carlo draws agree within their
+error). Everything is float64 torch, so gradients and Hessians in (m, σ) come from autograd, exact for the
+quadrature objective (the pieces' moving ends add nothing: the integrand is continuous across them).
+"""
+import math
+
+import numpy as np
+import torch
+
+WINDOW = 10.0      # the integral runs over μ_i ± WINDOW a (the normal's mass outside: 1.5e-23)
+GRID = (-6.0, -4.0, -2.5, -1.25, 0.0, 1.25, 2.5, 4.0, 6.0)   # fixed splits of the window, in standard deviations
+TINY = 1e-100      # spreads are clamped here: σ = 0 exactly is the deterministic limit, reached continuously
+
+
+def smooth_step(u, delta):
+    """The paper's C¹ step: ``3t/2 − t³/2`` for ``t = u/δ`` in [−1, 1], ``sign u`` outside."""
+    t = (u / delta).clamp(-1.0, 1.0)
+    return 1.5 * t - 0.5 * t ** 3
+
+
+def _phi(z):
+    return torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def step_expectation(mu, tau, delta):
+    """``E[s(μ + τZ)]``, ``Z ~ N(0, 1)``, elementwise over broadcast tensors (``τ ≥ 0``; exact, closed form).
+
+    ``−P(U < −δ) + P(U > δ) + E[(3U/(2δ) − U³/(2δ³)) 1{|U| ≤ δ}]`` with ``U = μ + τZ``, the last term from the
+    moments ``E[Z^j 1{α ≤ Z ≤ β}]``, j ≤ 3, of the standard normal on the interval."""
+    tau = tau.clamp_min(TINY)
+    za, zb = (-delta - mu) / tau, (delta - mu) / tau
+    pa, pb, fa, fb = torch.special.ndtr(za), torch.special.ndtr(zb), _phi(za), _phi(zb)
+    m0 = pb - pa                                     # E[Z^j 1{za <= Z <= zb}]
+    m1 = fa - fb
+    m2 = m0 + za * fa - zb * fb
+    m3 = (za * za + 2) * fa - (zb * zb + 2) * fb
+    u1 = mu * m0 + tau * m1                          # E[U^j 1{...}], U = mu + tau Z
+    u3 = mu ** 3 * m0 + 3 * mu ** 2 * tau * m1 + 3 * mu * tau ** 2 * m2 + tau ** 3 * m3
+    return -pa + torch.special.ndtr(-zb) + 1.5 * u1 / delta - 0.5 * u3 / delta ** 3
+
+
+def _legendre(nodes, like):
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device), torch.as_tensor(w, dtype=like.dtype,
+                                                                                   device=like.device)
+
+
+def edge_products(mu_i, mu_j, a2, b2, c, delta, nodes=16):
+    """``E[s(X) s(Y)]`` per edge for the bivariate normal of the module docstring; 1-d tensors ``(E,)``.
+
+    Integrated over the standardised ``ξ = (x − μ_i)/a`` (so that a tiny spread loses no digits to the means):
+    ``∫ s(μ_i + aξ) S(μ_j + κξ, τ) φ(ξ) dξ`` with ``κ = c/a`` and ``τ² = b² − κ²``."""
+    a = a2.clamp_min(TINY ** 2).sqrt()
+    kappa = c / a
+    tau = (b2 - kappa * kappa).clamp_min(0).sqrt()
+    lo, hi = torch.full_like(mu_i, -WINDOW), torch.full_like(mu_i, WINDOW)
+    moves = kappa.abs() > 0
+    safe = torch.where(moves, kappa, torch.ones_like(kappa))
+    bends = [(-delta - mu_i) / a, (delta - mu_i) / a]                    # where s bends
+    turns = [torch.where(moves, (d - mu_j) / safe, lo) for d in (-delta, delta)]   # where g bends
+    width = tau / safe.abs()                         # g turns over within this of its bends: pieces that resolve it
+    pts = bends + turns + [p + k * width for p in turns for k in (-16, -4, 4, 16)]
+    fixed = [torch.full_like(mu_i, v) for v in GRID]                  # the normal's own scale, resolved
+    cuts = torch.sort(torch.stack([lo, hi] + fixed + [p.clamp(-WINDOW, WINDOW) for p in pts], 1), 1).values
+    t, wq = _legendre(nodes, mu_i)
+    left, right = cuts[:, :-1, None], cuts[:, 1:, None]                 # (E, P, 1): the pieces
+    xi = 0.5 * (left + right) + 0.5 * (right - left) * t                # (E, P, n)
+    col = (lambda v: v[:, None, None])
+    f = smooth_step(col(mu_i) + col(a) * xi, delta) * step_expectation(col(mu_j) + col(kappa) * xi, col(tau),
+                                                                       delta) * _phi(xi)
+    return (0.5 * (right - left) * (f * wq)).sum((1, 2))
+
+
+def smoothed_cut(V, edges, weights, m, sigma, delta, nodes=16):
+    """The δ-smoothed expected cut ``Σ w_ij (1 − E[s(⟨v_i, r⟩) s(⟨v_j, r⟩)]) / 2`` of the hyperplane
+    ``r = m + σ ⊙ z``. ``V: (n, r)``, ``edges: (E, 2)``, ``weights: (E,)``, ``m, sigma: (r,)``; float64 tensors
+    (differentiable in ``m`` and ``sigma``)."""
+    i, j = edges[:, 0], edges[:, 1]
+    mu = V @ m
+    s2 = sigma * sigma
+    var = (V * V) @ s2
+    cov = ((V[i] * V[j]) @ s2)
+    prod = edge_products(mu[i], mu[j], var[i], var[j], cov, delta, nodes)
+    return 0.5 * (weights * (1 - prod)).sum()
+
+
+def gw_expectation(V, edges, weights):
+    """``Σ w arccos⟨v_i, v_j⟩ / π``: the smoothed cut's limit at m = 0, σ = 1 as δ → 0 (unit rows of V)."""
+    cos = (V[edges[:, 0]] * V[edges[:, 1]]).sum(1).clamp(-1, 1)
+    return (weights * torch.arccos(cos) / math.pi).sum()
