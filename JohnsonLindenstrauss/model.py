@@ -166,21 +166,22 @@ def _optimise_max(targets: Targets, cfg: JLConfig, generators, progress) -> list
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    out = []
-    for r in range(S):
-        n_r = stop_at[r] or len(rows)
-        h = np.asarray([rw[r] for rw in rows[:n_r]]).reshape(-1, 3)
-        best_t = int(np.argmin(h[:, 1])) if len(h) else 0
-        run = {} if best_t or len(h) <= 1 or interrupted else {
-            "no_improvement": _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)}
-        kept = [(t, Mt[r]) for t, Mt in snaps if t <= n_r]
-        out.append({**run, "loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
-                    "snapshot_steps": np.array([t for t, _ in kept], dtype=np.int64),
-                    "snapshots": [Mt for _, Mt in kept],
-                    "M": M_best[r].clone(), "M_last": M[r].clone(),
-                    "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
-                    "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted})
-    return out
+    return [_run_output(r, rows[:stop_at[r] or len(rows)], snaps, M, M_best, log_var, seconds, interrupted)
+            for r in range(S)]
+
+
+def _run_output(r, rows, snaps, M, M_best, log_var, seconds, interrupted) -> dict:
+    """Run ``r``'s history and outputs from the batch's per-step ``rows`` (its own steps only), snapshots and
+    parameters; a run none of whose iterates beat M = 0 carries the error under ``no_improvement``."""
+    h = np.asarray([rw[r] for rw in rows]).reshape(-1, 3)
+    best_t = int(np.argmin(h[:, 1])) if len(h) else 0
+    run = {} if best_t or len(h) <= 1 or interrupted else {
+        "no_improvement": _no_improvement(len(h), h[0, 1], float(M[r].abs().max()), seconds)}
+    kept = [(t, Mt[r]) for t, Mt in snaps if t <= len(h)]
+    return {**run, "loss": h[:, 0], "sampled_max": h[:, 0], "mean_max": h[:, 1], "sigma_max": h[:, 2],
+            "snapshot_steps": np.array([t for t, _ in kept], dtype=np.int64), "snapshots": [Mt for _, Mt in kept],
+            "M": M_best[r].clone(), "M_last": M[r].clone(), "sigma": np.asarray((0.5 * log_var[r]).exp().cpu().item()),
+            "steps_run": len(h), "optimize_s": seconds, "interrupted": interrupted}
 
 
 def reference_max(targets: Targets, cfg: JLConfig, generator) -> tuple:
