@@ -15,7 +15,7 @@ import torch
 
 from JohnsonLindenstrauss.data import DATASETS
 from JohnsonLindenstrauss.model import JLConfig
-from JohnsonLindenstrauss.utils import save_figure
+from JohnsonLindenstrauss.utils import memory_problem, save_figure
 
 JC = JLConfig()
 BASELINE_SEED_OFFSETS = {"gaussian": 1_000_003, "orthogonal": 2_000_003}   # each baseline's own stream: seed + this
@@ -53,7 +53,7 @@ class Data:
         self.d = self.d or (500 if self.data in ("uniform", "gaussian") else None)
         self.n = self.n if self.n is not None or self.data.endswith(".npy") else 100
 
-    def load(self, targets, device, memory_problem):
+    def load(self, targets, device):
         """``(X, X_holdout)``: the points, after a memory check of a generated draw; ``ValueError`` if unusable."""
         from JohnsonLindenstrauss.data import load_points
         from JohnsonLindenstrauss.targets import make_targets

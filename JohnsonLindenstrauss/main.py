@@ -68,7 +68,7 @@ class Parser(argparse.ArgumentParser):
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed):
-        a, cores = self.add_argument, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        a, cores = self.add_argument, utils.available_cores()
         if seed:
             a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw (default: 0)")
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
@@ -146,7 +146,7 @@ def main(argv=None):
     try:                            # the data are loaded, and every size checked, before any work
         cfg = cls(**opts)
         device = utils.resolve_device(run_opts.get("device", "auto"))
-        X, Xh = cfg.load(cfg.targets(), device, utils.memory_problem)
+        X, Xh = cfg.load(cfg.targets(), device)
         cfg = cfg.quick(opts, X.shape[1]) if run_opts.get("quick") else cfg
         k = cfg.check_k(X.shape[1])
         problem = utils.memory_problem(cfg.memory(X, Xh, cfg.targets(), k), f"{len(X)} points (+{len(Xh)} held "

@@ -22,15 +22,11 @@ import math
 import numpy as np
 import torch
 
+from MAXCUT.derandomise import smooth_step
+
 WINDOW = 10.0      # the integral runs over μ_i ± WINDOW a (the normal's mass outside: 1.5e-23)
 GRID = (-6.0, -4.0, -2.5, -1.25, 0.0, 1.25, 2.5, 4.0, 6.0)   # fixed splits of the window, in standard deviations
 TINY = 1e-100      # spreads are clamped here: σ = 0 exactly is the deterministic limit, reached continuously
-
-
-def smooth_step(u, delta):
-    """The paper's C¹ step: ``3t/2 − t³/2`` for ``t = u/δ`` in [−1, 1], ``sign u`` outside."""
-    t = (u / delta).clamp(-1.0, 1.0)
-    return 1.5 * t - 0.5 * t ** 3
 
 
 def _phi(z):

@@ -111,11 +111,7 @@ class MaxcutConfig:
         steps = min(cfg.steps, 500 if self.estimator == "score" else 100, max(10, int(QUICK_WORK / per_step)))
         return dataclasses.replace(self, rounds=min(self.rounds, 200), steps=steps,
                                    chains=min(cfg.chains, 8) if self.estimator == "pathwise" else None,
-                                   sdp_iters=min(self.sdp_iters, 200, max(5, int(QUICK_WORK / 100 / (m * r)))),
-                                   nodes=self.nodes if self.graph is None else None,
-                                   edge_prob=self.edge_prob if self.graph is None else None,
-                                   graph_source=self.graph_source if self.graph is None else None,
-                                   graph_seed=self.graph_seed if self.graph is None else None)
+                                   sdp_iters=min(self.sdp_iters, 200, max(5, int(QUICK_WORK / 100 / (m * r)))))
 
     def memory(self, n, m):
         """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
@@ -147,7 +143,7 @@ class MaxcutConfig:
             raise ValueError(f"--exact yes enumerates 2^(n-1) cuts; {graph[0]} nodes is more than the "
                              f"{EXACT_MAX_NODES} allowed")
         total = float(np.abs(graph[2]).sum())
-        if total == 0 or not np.any(graph[2]):
+        if not np.any(graph[2]):
             raise ValueError(f"the graph {self.name} has no edges of non-zero weight: every cut is 0")
         if not WEIGHT_RANGE[0] <= total <= WEIGHT_RANGE[1]:
             raise ValueError(f"the graph {self.name}'s total |weight| is {total:.3g}; it must lie in "

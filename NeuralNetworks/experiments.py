@@ -15,7 +15,7 @@ import torch
 
 from NeuralNetworks.activations import ACTIVATIONS
 from NeuralNetworks.train import LOSSES, TrainConfig
-from NeuralNetworks.utils import save_figure
+from NeuralNetworks.utils import available_cores, save_figure
 
 def option(default, help, **check):
     """A config field that is also a command-line option (main.py builds it): ``check`` holds ``lo``/``hi`` (with
@@ -268,8 +268,7 @@ class SospConfig:
         return dataclasses.replace(self, width=min(self.width, 64), seeds=1, lam_grid=grid, steps=min(self.steps, 2000))
 
     def default_threads(self):
-        return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
-            if self.width >= THREADS_MIN_SOSP_WIDTH else 1
+        return available_cores() if self.width >= THREADS_MIN_SOSP_WIDTH else 1
 
     def memory(self):
         from NeuralNetworks.sosp import CHUNK, MAX_GRID

@@ -68,7 +68,7 @@ class Parser(argparse.ArgumentParser):
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed):
-        a, cores = self.add_argument, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        a, cores = self.add_argument, utils.available_cores()
         if seed:
             a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw (default: 0)")
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")

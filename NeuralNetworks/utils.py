@@ -18,6 +18,11 @@ def resolve_device(name):
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
+def available_cores():
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_threads(n):
     """torch's kernels and the BLAS pools of numpy/scipy on ``n`` threads."""
     from threadpoolctl import threadpool_limits

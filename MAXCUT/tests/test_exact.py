@@ -2,12 +2,12 @@
 its gradient and Hessian against finite differences."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from MAXCUT.baselines import solve_sdp
-from MAXCUT.exact import edge_products, gw_expectation, smooth_step, smoothed_cut, step_expectation
+from MAXCUT.derandomise import smooth_step
+from MAXCUT.exact import edge_products, gw_expectation, smoothed_cut, step_expectation
 from MAXCUT.graphs import random_graph
 
 F64 = dict(dtype=torch.float64)

@@ -190,7 +190,8 @@ def test_sosp_ctrl_c_with_worker_processes_ends_the_workers(tmp_path, monkeypatc
 def test_thread_policy(tmp_path):
     """One thread for training loops; sosp at width >= 128 one worker process per core; --threads overrides."""
     from NeuralNetworks.experiments import SospConfig
-    cores = len(os.sched_getaffinity(0))
+    from NeuralNetworks.utils import available_cores
+    cores = available_cores()
     assert SospConfig().default_threads() == cores and SospConfig(width=64).default_threads() == 1
     main(["--experiment", "fig2", *QUICK, "--out-dir", str(tmp_path / "f")])
     assert json.load(open(tmp_path / "f" / "config.json"))["threads"] == 1
