@@ -15,6 +15,7 @@ import torch
 
 from JohnsonLindenstrauss.data import DATASETS
 from JohnsonLindenstrauss.model import JLConfig
+from JohnsonLindenstrauss.theorem import TheoremSettings
 from JohnsonLindenstrauss.utils import memory_problem, save_figure
 
 JC = JLConfig()
@@ -324,5 +325,116 @@ def summary_ksweep(res):
             + f"; JL bound {res['jl_bound']}; {res['optimize_s']:.0f} s optimise")
 
 
+TS = TheoremSettings()
+
+
+@dataclasses.dataclass
+class TheoremConfig:
+    """Theorem 5.5 in its regime (theorem.py): ε = 0.5, the smallest k whose initial objective is below 1, the
+    union-bound surrogate with common random numbers, gradient descent to a certified point."""
+    data: str = option("uniform", "uniform | gaussian | digits | PATH.npy (as for fig7)", kind=str)
+    n: int = option(None, "training points (default 100; a .npy: all rows but the holdout)", lo=1, hi=10**6)
+    d: int = option(None, "dimension of generated data (default 500)", lo=1, hi=10**6)
+    holdout: int = option(100, "held-out points from the same source, never trained on", lo=0, hi=10**6)
+    k: int = option(None, "target dimension (default: the smallest k whose initial objective is below 1, the "
+                    "theorem's premise)", lo=1, hi=10**5)
+    eps: float = option(TS.eps, "distortion threshold epsilon", lo=0.0, hi=1.0, open=True)
+    tau: float = option(TS.tau, "width of the smooth indicator, below epsilon (the allowance it gives)", lo=0.0,
+                        hi=1.0, open=True)
+    lam: float = option(TS.lam, "penalty on the variances (lambda k d must stay below 1 - the initial "
+                        "objective)", lo=0.0, hi=1.0)
+    samples: int = option(TS.samples, "common random draws G_1..G_S of the objective", lo=1, hi=10**5)
+    tol: float = option(TS.tol, "gradient norm at which the Hessian is tested", lo=1e-14, hi=1.0)
+    max_steps: int = option(TS.max_steps, "gradient steps at most", lo=1, hi=10**8)
+    budget: float = option(600.0, "seconds of descent at most (then certified where it stands)", lo=1.0, hi=1e7)
+    seed: int = 0
+
+    check_data = Data.check_data
+    load = Data.load
+
+    def __post_init__(self):
+        self.check_data()
+        if self.tau >= self.eps:
+            raise ValueError(f"--tau {self.tau:g} must be below --eps {self.eps:g} (the smooth indicator would "
+                             "feel the kink of |u - 1| at distortion 0)")
+
+    def targets(self):
+        return ["norms"]
+
+    def check_k(self, d):
+        from JohnsonLindenstrauss.theorem import premise_k
+        if self.k is None:
+            self.k = premise_k(self.n, self.eps, self.tau, d)
+            if self.k is None:
+                raise ValueError(f"no k <= d = {d} has an initial objective below 1 for n = {self.n}, eps = "
+                                 f"{self.eps:g}: the theorem's premise fails; give --k to run anyway")
+        if self.k > d:
+            raise ValueError(f"--k {self.k} is larger than the data dimension d = {d}")
+        return self.k
+
+    def quick(self, given, d):
+        return dataclasses.replace(self, budget=min(self.budget, 20.0), samples=min(self.samples, 8))
+
+    def memory(self, X, Xh, targets, k):
+        return 8.0 * self.samples * k * (X.shape[1] + len(X)) * 12
+
+    def settings(self):
+        return TheoremSettings(eps=self.eps, tau=self.tau, lam=self.lam, samples=self.samples, tol=self.tol,
+                               max_steps=self.max_steps, budget_s=self.budget)
+
+    def folder_name(self):
+        return f"theorem_{os.path.splitext(os.path.basename(self.data))[0]}"
+
+
+def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dict:
+    """One certified descent at k; the mean matrix's distortions on the training and held-out points."""
+    from JohnsonLindenstrauss.theorem import descend, distortions, initial_objective
+    Xt, Xht = (torch.as_tensor(A, dtype=torch.float64, device=device) for A in (X, Xh))
+    k, d = cfg.k, X.shape[1]
+    init = initial_objective(len(X), k, cfg.eps, cfg.tau)
+    r = descend(Xt, k, cfg.settings(), torch.Generator().manual_seed(cfg.seed), progress=progress)
+    train, held = distortions(r["M"], Xt), distortions(r["M"], Xht) if len(Xh) else None
+    res = {"data": cfg.data, "n": len(X), "d": d, "holdout": len(Xh), "k": k, "eps": cfg.eps, "tau": cfg.tau,
+           "lam": cfg.lam, "samples": cfg.samples, "initial_objective": init, "premise": bool(init < 1),
+           "initial_objective_crn": r["start_crn"] - cfg.lam * k * d, "allowance": cfg.tau,
+           "penalty_at_start": cfg.lam * k * d,
+           "sigma_max": float(r["sigma"].abs().max()), "max_distortion": float(train.max()),
+           "max_distortion_holdout": float(held.max()) if held is not None else None,
+           "within_eps": bool(train.max() <= cfg.eps), "within_allowance": bool(train.max() <= cfg.eps + cfg.tau),
+           "holdout_within_allowance": bool(held.max() <= cfg.eps + cfg.tau) if held is not None else None,
+           "jl_min_dim": _jl_min_dim(len(X), cfg.eps), **{q: r[q] for q in ("status", "steps", "kicks", "objective",
+                                                                             "grad_norm", "lam_min_hessian")},
+           "optimize_s": r["seconds"], "interrupted": r["status"] == "interrupted"}
+    np.savez_compressed(os.path.join(folder, "history.npz"), **r["history"], train=train.cpu().numpy(),
+                        holdout=held.cpu().numpy() if held is not None else np.zeros(0))
+    np.save(os.path.join(folder, "projection.npy"), (r["M"] / math.sqrt(k)).cpu().numpy())
+    draw_theorem(folder, res)
+    return res
+
+
+def _jl_min_dim(n, eps):
+    from sklearn.random_projection import johnson_lindenstrauss_min_dim
+    return int(johnson_lindenstrauss_min_dim(n, eps=eps))
+
+
+def draw_theorem(folder, res):
+    """``jl_theorem``: the mean matrix's max distortion and max σ per step against ε and ε + τ."""
+    from JohnsonLindenstrauss.plot import plot_theorem
+    with np.load(os.path.join(folder, "history.npz")) as h:
+        fig = plot_theorem(h["max_distortion"], h["sigma_max"], h["objective"], res["eps"], res["allowance"],
+                           res["max_distortion_holdout"])
+    save_figure(fig, os.path.join(folder, "jl_theorem"))
+
+
+def summary_theorem(res):
+    held = (f", held out {res['max_distortion_holdout']:.3f}" if res["max_distortion_holdout"] is not None else "")
+    return (f"JL theorem {res['data']} n={res['n']} d={res['d']} k={res['k']} (JL bound {res['jl_min_dim']}), eps "
+            f"{res['eps']:g}: initial objective {res['initial_objective']:.3f} ({'premise holds' if res['premise'] else 'premise FAILS'}); "
+            f"{res['status']} after {res['steps']} steps: max distortion of M {res['max_distortion']:.3f}{held} "
+            f"(eps + tau = {res['eps'] + res['allowance']:g}), max sigma {res['sigma_max']:.1e}, grad {res['grad_norm']:.1e}, "
+            f"lambda_min {res['lam_min_hessian']:.1e}, {res['optimize_s']:.1f} s")
+
+
 EXPERIMENTS = {"fig7": (Fig7Config, run_fig7, draw_fig7, summary_fig7),
+               "theorem": (TheoremConfig, run_theorem, draw_theorem, summary_theorem),
                "ksweep": (KsweepConfig, run_ksweep, draw_ksweep, summary_ksweep)}

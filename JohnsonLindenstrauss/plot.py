@@ -73,3 +73,23 @@ def plot_ksweep(rows, targets, eps, jl_bound):
     legend_outside(axes[0][-1])
     fig.tight_layout()
     return fig
+
+
+def plot_theorem(max_distortion, sigma_max, objective, eps, allowance, holdout):
+    """Theorem 5.5's descent: the mean matrix's max distortion per step against ε and ε + τ (and its held-out
+    value at the end); max |σ| and the objective per step (log scales)."""
+    step = np.arange(1, len(max_distortion) + 1)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    a1.plot(step, max_distortion, label=r"mean matrix $M$: max distortion (training points)")
+    a1.axhline(eps, color="k", ls="--", lw=1, label=rf"$\varepsilon$ = {eps:g}")
+    a1.axhline(eps + allowance, color="C3", ls=":", lw=1, label=rf"$\varepsilon + \tau$ = {eps + allowance:g}")
+    if holdout is not None:
+        a1.axhline(holdout, color="C1", ls="-.", lw=1, label=f"end point on held-out points: {holdout:.3f}")
+    a1.set(xlabel="gradient step", ylabel="max distortion of $M$", xscale="log", yscale="log")
+    a2.plot(step, np.where(sigma_max > 0, sigma_max, np.nan), color="C2", label=r"$\max_{ij} |\sigma_{ij}|$")
+    a2.plot(step, np.where(objective > 0, objective, np.nan), color="C4", label="objective (union bound + penalty)")
+    a2.set(xlabel="gradient step", ylabel="value", xscale="log", yscale="log")
+    for ax in (a1, a2):
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+    fig.tight_layout()
+    return fig

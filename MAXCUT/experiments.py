@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
+from MAXCUT.exact import CHUNK, NODES
+from MAXCUT.theorem import DescentSettings as TheoremSettings
 from MAXCUT.graphs import GRAPH_FORMATS
 from MAXCUT.utils import save_figure
 
@@ -24,7 +26,7 @@ SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
 QUICK_WORK = 2e10          # --quick: about this many multiply-adds for the steps (1% of it for the SDP)
 WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: beyond, sums of squares over- or underflow
 RANDOM_GRAPH = {"nodes": 15, "edge_prob": 0.6, "graph_source": "torch", "graph_seed": 42}   # the authors'
-SC, PW = ScoreConfig(), PathwiseConfig()
+SC, PW, TS = ScoreConfig(), PathwiseConfig(), TheoremSettings()
 
 
 def option(default, help, **check):
@@ -33,13 +35,16 @@ def option(default, help, **check):
     return dataclasses.field(default=default, metadata={"help": help, **check})
 
 
+GRAPH_HELP = ("G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' per line); default: the "
+              "authors' random graph")
+FORMAT_HELP = ("how --graph is read: auto (default) = gset when the first line has two fields and the second three, "
+               "else edges; a file that could be either is refused")
+
+
 @dataclasses.dataclass
 class MaxcutConfig:
-    graph: str = option(None, "G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' per "
-                        "line); default: the authors' random graph", kind=str)
-    graph_format: str = option(None, "how --graph is read: auto (default) = gset when the first line has two "
-                               "fields and the second three, else edges; a file that could be either is refused",
-                               choices=GRAPH_FORMATS)
+    graph: str = option(None, GRAPH_HELP, kind=str)
+    graph_format: str = option(None, FORMAT_HELP, choices=GRAPH_FORMATS)
     nodes: int = option(None, "nodes of the random graph (paper: 15)", lo=2, hi=10**6)
     edge_prob: float = option(None, "edge probability of the random graph (paper: 0.6)", lo=0.0, hi=1.0)
     graph_source: str = option(None, "the random graph: 'torch' (default), the authors' construction (rand(n, n) "
@@ -93,6 +98,9 @@ class MaxcutConfig:
         self.name = (os.path.splitext(os.path.basename(self.graph))[0] if self.graph else
                      f"{'torch' if self.graph_source == 'torch' else 'gnp'}_{self.nodes}_{self.edge_prob:g}_"
                      f"seed{self.graph_seed}")
+
+    def folder_name(self):
+        return self.name if self.graph else "fig5"
 
     def optimiser(self):
         """The estimator's config: its defaults (derandomise.py), overridden by the options given."""
@@ -245,4 +253,164 @@ def summary(res):
             f"optimise {res['optimize_s']:.1f} s" + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
 
 
-EXPERIMENTS = {"derandomise": (MaxcutConfig, run, draw, summary)}
+GW_RATIO = 0.87856        # Goemans-Williamson: E[cut] >= this * SDP for non-negative weights
+
+
+@dataclasses.dataclass
+class TheoremConfig:
+    """Theorem 5.2 at certified points: the exact smoothed objective (exact.py), one descent per (δ, λ) from plain GW
+    (theorem.py), no chains, no polish. Default graph: the authors' G(15, 0.6) with real SDP vectors."""
+    graph: str = option(None, GRAPH_HELP, kind=str)
+    graph_format: str = option(None, FORMAT_HELP, choices=GRAPH_FORMATS)
+    deltas: tuple = option((0.1, 0.03), "widths delta of the smooth step, one descent each (projections start "
+                           "with rms 1)", nargs="+", lo=1e-4, hi=10.0, metavar="DELTA")
+    lams: tuple = option((1e-4, 1e-3), "penalties lambda on ||sigma||^2, relative to the total weight (the cut's "
+                         "allowance is lambda W r)", nargs="+", lo=0.0, hi=1.0, metavar="LAM")
+    tol: float = option(TS.tol, "gradient norm at which the exact Hessian is tested", lo=1e-14, hi=1.0)
+    curvature_tol: float = option(TS.curvature_tol, "second-order: lambda_min of the Hessian >= -this",
+                                  lo=0.0, hi=1.0)
+    max_steps: int = option(TS.max_steps, "gradient steps per descent at most", lo=1, hi=10**7)
+    budget: float = option(300.0, "seconds per descent at most (then certified where it stands)", lo=1.0,
+                           hi=1e7)
+    pathwise: bool = option(False, "also run the Monte-Carlo pathwise derandomisation (derandomise's defaults: "
+                            "32 Adam chains) on the same vectors, for its cut beside the theorem's")
+    rounds: int = option(1000, "random GW roundings for the best-of-k baseline", lo=1, hi=10**7)
+    sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
+    seed: int = 0              # the SDP start and the perturbations
+    graph_notes: tuple = ()
+
+    def __post_init__(self):
+        if self.graph is None and self.graph_format is not None:
+            raise ValueError("--graph-format says how --graph is read; there is no --graph")
+        self.deltas, self.lams = tuple(self.deltas), tuple(self.lams)
+        for f, v in RANDOM_GRAPH.items():
+            setattr(self, f, v)
+        self.name = (os.path.splitext(os.path.basename(self.graph))[0] if self.graph else
+                     f"torch_{self.nodes}_{self.edge_prob:g}_seed{self.graph_seed}")
+
+    read_graph = MaxcutConfig.read_graph
+
+    def folder_name(self):
+        return f"theorem_{self.name}" if self.graph else "theorem"
+
+    def settings(self):
+        return TheoremSettings(tol=self.tol, curvature_tol=self.curvature_tol, max_steps=self.max_steps,
+                               budget_s=self.budget)
+
+    def quick(self, n, m):
+        """One (δ, λ) point, a 20 s budget, 200 roundings."""
+        return dataclasses.replace(self, deltas=self.deltas[:1], lams=self.lams[:1], budget=min(self.budget, 20.0),
+                                   rounds=min(self.rounds, 200), sdp_iters=min(self.sdp_iters, 500))
+
+    def memory(self, n, m):
+        """The SDP factor and gathers, a block of edges' quadrature (autograd keeps ~40 tensors of it), the
+        Hessian's Jacobian block."""
+        from MAXCUT.baselines import sdp_rank
+        r = sdp_rank(n)
+        return 8.0 * (8 * n * r + 4 * m * r) + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r
+
+    def make_graph(self, graph):
+        from MAXCUT.graphs import authors_graph
+        graph = graph if graph is not None else authors_graph(self.nodes, self.edge_prob, self.graph_seed)
+        if np.any(graph[2] < 0):
+            raise ValueError(f"the graph {self.name} has negative weights: Theorem 5.2's guarantee (the GW "
+                             "expectation, 0.87856 of the SDP) needs non-negative weights")
+        if not np.any(graph[2]):
+            raise ValueError(f"the graph {self.name} has no edges of non-zero weight: every cut is 0")
+        return graph
+
+
+def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dict:
+    """SDP vectors, GW's numbers, one certified descent per (δ, λ); ``history.npz`` (``p<k>_<quantity>`` per
+    point) and the figures."""
+    from MAXCUT import baselines as B
+    from MAXCUT.derandomise import optimise_pathwise
+    from MAXCUT.exact import gw_expectation
+    from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
+    from MAXCUT.theorem import descend
+    n, edges, weights = graph
+    ts = time.perf_counter()
+    V, sdp_value = B.solve_sdp(n, edges, weights, torch.Generator(device=device).manual_seed(cfg.seed
+                               + SDP_SEED_OFFSET), max_iter=cfg.sdp_iters, device=device)
+    sdp_s = time.perf_counter() - ts
+    Vt = torch.as_tensor(V, device=device)
+    E, w = torch.as_tensor(edges, device=device), torch.as_tensor(weights, dtype=torch.float64, device=device)
+    g = Graph(n, edges, weights, device)
+    gw = float(gw_expectation(Vt, E, w))
+    rounds, _ = B.gw_round(V, edges, weights, cfg.rounds, torch.Generator().manual_seed(cfg.seed
+                                                                                       + ROUNDING_SEED_OFFSET))
+    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes), "nodes": n,
+           "edges": int(len(edges)), "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
+           "total_weight": g.abs_total, "sdp_value": sdp_value, "gw_ratio_bound": GW_RATIO * sdp_value,
+           "gw_expectation": gw, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
+           "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
+           "best_known": GSET_REFERENCE.get(cfg.name, (None, None))[0] if cfg.graph else None,
+           "sdp_s": sdp_s, "points": [], "interrupted": False}
+    arrays, gen = {}, torch.Generator().manual_seed(cfg.seed)
+    for delta in cfg.deltas:
+        for lam in cfg.lams:
+            d = descend(Vt, g, E, w, delta, lam, cfg.settings(), gen, progress=progress)
+            x = d["x"].cpu()
+            m, sig = x[:len(x) // 2].numpy(), x[len(x) // 2:].numpy()
+            cut = float(cut_value(edges, weights, (V @ m < 0).astype(np.int64)))
+            allowance = lam * g.abs_total * V.shape[1]
+            k = len(res["points"])
+            arrays.update({f"p{k}_{q}": v for q, v in d["history"].items()})
+            res["points"].append({
+                "delta": delta, "lam": lam, "status": d["status"], "steps": d["steps"], "kicks": d["kicks"],
+                "seconds": d["seconds"], "sigma_max": float(np.abs(sig).max()),
+                "sigma_over_m": float(np.linalg.norm(sig) / np.linalg.norm(m)) if np.any(m) else None,
+                "cut": cut, "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw,
+                "smoothing_loss": gw - d["start_smoothed_cut"], "allowance": allowance,
+                "bound": d["start_smoothed_cut"] - allowance, "cut_at_least_bound": bool(cut >= d["start_smoothed_cut"]
+                                                                                         - allowance),
+                "cut_at_least_gw": bool(cut >= gw), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
+                **{q: d[q] for q in ("grad_norm", "lam_min_hessian", "lam_min_hmm", "stein_residual",
+                                     "sigma_bound", "objective")}, "m": m.tolist()})
+            if d["status"] == "interrupted":
+                res["interrupted"] = True
+                break
+        if res["interrupted"]:
+            break
+    res["pathwise_cut"] = None
+    if cfg.pathwise and not res["interrupted"]:
+        hist = optimise_pathwise(torch.as_tensor(V, dtype=torch.float32, device=device),
+                                 Graph(n, edges, weights, device, dtype=torch.float32), PathwiseConfig(),
+                                 torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
+        res["pathwise_cut"] = float(cut_value(edges, weights, (V @ hist["m"] < 0).astype(np.int64)))
+        res["interrupted"] = hist["interrupted"]
+    np.savez_compressed(os.path.join(folder, "history.npz"), **arrays)
+    draw_theorem(folder, res)
+    return res
+
+
+def draw_theorem(folder, res):
+    """``theorem_sigma`` (max |σ| and ‖σ‖/‖m‖ along each descent) and ``theorem_cut`` (the cut of sign(Vm) along
+    each descent against the GW expectation, the theorem's bound and 0.87856 SDP)."""
+    from MAXCUT.plot import plot_theorem
+    with np.load(os.path.join(folder, "history.npz")) as h:
+        curves = [(f"δ={p['delta']:g}, λ={p['lam']:g}", {q: h[f"p{k}_{q}"] for q in ("cut", "sigma_max",
+                                                                                    "sigma_over_m")}, p["bound"])
+                  for k, p in enumerate(res["points"])]
+    levels = [("gw", "GW expectation", res["gw_expectation"]), ("sdp", "0.87856 SDP", res["gw_ratio_bound"]),
+              ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
+              ("polished", "Monte-Carlo pathwise derandomisation", res["pathwise_cut"]),
+              ("reference", "optimum" if res["exact"] is not None else "best known",
+               res["exact"] if res["exact"] is not None else res["best_known"])]
+    for stem, fig in zip(("theorem_cut", "theorem_sigma"), plot_theorem(curves, levels)):
+        save_figure(fig, os.path.join(folder, stem))
+
+
+def summary_theorem(res):
+    pts = "; ".join(f"δ={p['delta']:g} λ={p['lam']:g}: cut {p['cut']:g} (bound {p['bound']:.1f}), max|σ| "
+                    f"{p['sigma_max']:.1e}, ‖∇‖ {p['grad_norm']:.1e}, λ_min {p['lam_min_hessian']:.1e}, {p['status']} "
+                    f"after {p['steps']} steps, {p['seconds']:.1f} s" for p in res["points"])
+    ref = res["exact"] if res["exact"] is not None else res["best_known"]
+    return (f"theorem {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, rank {res['rank']}): GW expectation "
+            f"{res['gw_expectation']:.1f}, 0.87856 SDP {res['gw_ratio_bound']:.1f}" +
+            (f", {'optimum' if res['exact'] is not None else 'best known'} {ref:g}" if ref is not None else "") +
+            (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") + f"; {pts}")
+
+
+EXPERIMENTS = {"derandomise": (MaxcutConfig, run, draw, summary),
+               "theorem": (TheoremConfig, run_theorem, draw_theorem, summary_theorem)}

@@ -152,8 +152,7 @@ def main(argv=None):
         graph = cfg.make_graph(graph)
     except ValueError as e:
         fail(f"error: {e}", 2)
-    default = "fig5" if cfg.graph is None else cfg.name
-    out = run_opts.get("out_dir") or os.path.join(HERE, "results", default)
+    out = run_opts.get("out_dir") or os.path.join(HERE, "results", cfg.folder_name())
     try:
         folder = utils.RunFolder(out)
     except ValueError as e:

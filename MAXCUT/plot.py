@@ -50,3 +50,37 @@ def plot_sigma(step, sigma_max, sigma_relative):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_theorem(curves, levels):
+    """Theorem 5.2's descents: ``curves`` is ``(label, {"cut", "sigma_max", "sigma_over_m"} per step, bound)`` per
+    (δ, λ). Returns two figures: the cut of sign(Vm) per step (each descent's bound dashed in its colour) against
+    the horizontal ``levels`` (as :func:`plot_cut`); and max |σ| and ‖σ‖/‖m‖ per step (log scales)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    shown = [(kind, label, value) for kind, label, value in levels if value is not None]
+    values = [v for *_, v in shown]
+    for k, (label, h, bound) in enumerate(curves):
+        step = np.arange(1, len(h["cut"]) + 1)
+        ax.plot(step, h["cut"], color=f"C{k % 10}", lw=1.2, label=f"{label}: cut of sign($Vm$)")
+        ax.axhline(bound, color=f"C{k % 10}", ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
+        values += [bound, *np.asarray(h["cut"], float)]
+    for kind, label, value in shown:
+        color, ls = LEVELS[kind]
+        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.6g}")
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    pad = 0.04 * (hi - lo) + 0.5
+    ax.set(xlabel="gradient step", ylabel="cut value (total weight of cut edges)", ylim=(lo - pad, hi + pad),
+           xscale="log")
+    legend_outside(ax)
+    fig2, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, (label, h, _) in enumerate(curves):
+        step = np.arange(1, len(h["cut"]) + 1)
+        for ax2, q in ((a1, "sigma_max"), (a2, "sigma_over_m")):
+            v = np.asarray(h[q], float)
+            ax2.plot(step, np.where(v > 0, v, np.nan), color=f"C{k % 10}", label=label)
+    a1.set(xlabel="gradient step", ylabel=r"$\max_k |\sigma_k|$ (spread of the hyperplane)", yscale="log")
+    a2.set(xlabel="gradient step", ylabel=r"$\|\sigma\| \,/\, \|m\|$", yscale="log")
+    for ax2 in (a1, a2):
+        ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=2)
+    fig2.tight_layout()
+    return fig, fig2

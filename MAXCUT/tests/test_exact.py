@@ -7,8 +7,9 @@ import torch
 
 from MAXCUT.baselines import solve_sdp
 from MAXCUT.derandomise import smooth_step
-from MAXCUT.exact import edge_products, gw_expectation, smoothed_cut, step_expectation
-from MAXCUT.graphs import random_graph
+from MAXCUT.exact import cut_derivatives, edge_products, gw_expectation, smoothed_cut, step_expectation
+from MAXCUT.graphs import Graph, random_graph
+from MAXCUT.theorem import CERT_NODES, DescentSettings, certificate, descend, objective
 
 F64 = dict(dtype=torch.float64)
 
@@ -35,8 +36,10 @@ def test_edge_products_are_monte_carlos_even_near_perfect_correlation():
     XY = mu + (torch.linalg.cholesky(C) @ torch.randn(1_000_000, E, 2, 1, generator=g, **F64)).squeeze(-1)
     prod = smooth_step(XY[..., 0], 0.1) * smooth_step(XY[..., 1], 0.1)
     assert ((exact - prod.mean(0)).abs() <= 4 * prod.std(0) / 1000).all()
-    finer = edge_products(mu[:, 0], mu[:, 1], C[:, 0, 0], C[:, 1, 1], C[:, 0, 1], 0.1, nodes=64)
-    assert (exact - finer).abs().max() < 1e-13
+    finer, fine = (edge_products(mu[:, 0], mu[:, 1], C[:, 0, 0], C[:, 1, 1], C[:, 0, 1], 0.1, nodes=k)
+                   for k in (64, 16))
+    assert (fine - finer).abs().max() < 1e-13        # the rule converges: 16 nodes a piece agree with 64 to 1e-13,
+    assert (exact - finer).abs().max() < 1e-11       # the default 8 to 1e-11 (near perfect correlation, the worst)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +95,95 @@ def test_gradient_and_hessian_equal_finite_differences():
     torch.testing.assert_close(hess, fd2, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(hess, hess.T, rtol=1e-10, atol=1e-12)
     assert float(grad.abs().max()) > 1e-2 and math.isfinite(float(hess.abs().max()))
+
+
+def _point(r, seed, m_scale, s_scale):
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.randn(r, generator=g, **F64) * m_scale, torch.rand(r, generator=g, **F64) * s_scale])
+
+
+def test_chain_rule_derivatives_equal_autograd_through_the_whole_objective(small_sdp):
+    """cut_derivatives' per-edge chain rule (blocks of edges, settled edges skipped) = autograd of smoothed_cut."""
+    V, e, w = small_sdp
+    r = V.shape[1]
+    for seed, ms, ss in ((0, 0.1, 1.0), (1, 1.0, 0.05), (2, 3.0, 1e-3)):
+        x = _point(r, seed, ms, ss)
+
+        def f(th):      # 32 nodes: a settled edge's tail is then below 1e-16 in the autograd reference too
+            return smoothed_cut(V, e, w, th[:r], th[r:], 0.1, nodes=32)
+        c, grad, hess = cut_derivatives(V, e, w, x[:r], x[r:], 0.1, nodes=32, hessian=True, chunk=37)
+        torch.testing.assert_close(c, f(x), rtol=1e-13, atol=0)
+        torch.testing.assert_close(grad, torch.autograd.functional.jacobian(f, x), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(hess, torch.autograd.functional.hessian(f, x), rtol=1e-10, atol=1e-10)
+        # the certificate's rule (16 nodes) against 64: the Hessian to 1e-11 of its largest entry
+        h16, h64 = (cut_derivatives(V, e, w, x[:r], x[r:], 0.1, nodes=k, hessian=True)[2] for k in (16, 64))
+        assert float((h16 - h64).abs().max()) <= 1e-11 * float(h64.abs().max()) + 1e-14
+
+
+def test_settled_edges_cost_nothing_and_change_nothing(small_sdp):
+    """Far from the hyperplane (σ tiny against the margins), every edge is settled: the cut of sign(Vm), no
+    derivative; the quadrature over the same edges (32 nodes, below its own error) agrees to its tails."""
+    V, e, w = small_sdp
+    r = V.shape[1]
+    m = torch.randn(r, generator=torch.Generator().manual_seed(7), **F64)
+    keep = ((V @ m).abs() > 0.2)
+    e = e[keep[e[:, 0]] & keep[e[:, 1]]]
+    w = w[:len(e)]
+    sigma = torch.full((r,), 1e-4, **F64)
+    c, grad, hess = cut_derivatives(V, e, w, m, sigma, 0.1, hessian=True)
+    s = torch.sign(V @ m)
+    assert float(c) == float(0.5 * (w * (1 - s[e[:, 0]] * s[e[:, 1]])).sum())
+    assert float(grad.abs().max()) == 0 and float(hess.abs().max()) == 0
+    torch.testing.assert_close(smoothed_cut(V, e, w, m, sigma, 0.1, nodes=32), c, rtol=1e-14, atol=0)
+
+
+def test_the_lemmas_identity_holds_at_every_point(small_sdp):
+    """Stein for r = m + σ⊙z: ∂F/∂σ_k = σ_k (2λ + ∂²F/∂m_k²) everywhere, not only at stationary points (with the
+    certificate's 16 nodes: the descent's 8 leave the Hessian ~1e-8 relative off, so the identity 3e-9 off)."""
+    V, e, w = small_sdp
+    r, total = V.shape[1], float(w.abs().sum())
+    for seed, ms, ss, lam in ((0, 0.0, 1.0, 1e-3), (1, 0.3, 0.5, 1e-4), (2, 0.3, 0.1, 0.0)):
+        x = _point(r, seed, ms, ss)
+        f, g, h, _ = objective(V, e, w, x, 0.1, lam, total, hessian=True, nodes=CERT_NODES)
+        predicted = x[r:] * (2 * lam + torch.diagonal(h[:r, :r]))
+        assert float((g[r:] - predicted).abs().max()) <= 1e-10 * float(g[r:].abs().max() + 1e-3), seed
+        assert float(g[r:].abs().max()) > 1e-4
+        assert certificate(V, e, w, x, 0.1, lam, total)["stein_residual"] <= 1e-10 * float(g.abs().max())
+
+
+def test_descent_from_gw_ends_at_a_certified_point_above_the_bound(small_sdp):
+    """The theorem on a 40-node graph: from m = 0, σ = 1, σ is optimised away (≤ 1e-6, and within the lemma's
+    bound), the point is second-order, and the cut of sign(Vm) is at least C_δ(0, 1) − λ W r."""
+    V, e, w = small_sdp
+    n, r = V.shape
+    graph = Graph(n, e.numpy(), w.numpy(), "cpu")
+    for delta, lam in ((0.1, 1e-3), (0.03, 1e-4)):
+        d = descend(V, graph, e, w, delta, lam, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
+        assert d["status"] == "certified" and d["grad_norm"] <= 1e-10 and d["lam_min_hessian"] >= -1e-6
+        sigma, m = d["x"][r:], d["x"][:r]
+        assert float(sigma.abs().max()) <= 1e-6 and float(sigma.abs().max()) <= d["sigma_bound"] * (1 + 1e-6)
+        cut = float(graph.cut(torch.where(V @ m >= 0, 1.0, -1.0).to(V.dtype)))
+        assert cut >= d["start_smoothed_cut"] - lam * graph.abs_total * r
+        assert d["history"]["objective"][-1] < d["history"]["objective"][0]
+
+
+def test_the_closed_form_at_sigma_zero_is_the_quadratures_limit(small_sdp):
+    """At (m, σ → 0), away from the kinks at ±δ: the quadrature's gradient and Hessian approach the closed form the
+    certificate uses at σ = 0 — the cross block as σ (it is σ_k ∂(∂²F/∂m_k²)/∂m_l), the rest as σ²."""
+    from MAXCUT.theorem import deterministic_derivatives
+    V, e, w = small_sdp
+    r, total = V.shape[1], float(w.abs().sum())
+    m = torch.randn(r, generator=torch.Generator().manual_seed(8), **F64) * 0.08
+    mu = V @ m
+    assert float(((mu.abs() - 0.1).abs()).min()) > 1e-3 and int((mu.abs() < 0.1).sum()) > 5   # nodes inside, none at ±δ
+    f0, g0, h0, _ = deterministic_derivatives(V, e, w, m, 0.1, 1e-3, total)
+    gaps = []
+    for s in (1e-5, 1e-6):
+        f, g, h, _ = objective(V, e, w, torch.cat([m, torch.full((r,), s, **F64)]), 0.1, 1e-3, total, hessian=True,
+                               nodes=CERT_NODES)
+        assert abs(float(f - f0)) <= 1e-8 and float((g[:r] - g0[:r]).abs().max()) <= 1e-6 * float(g0.abs().max())
+        d = (h - h0).abs()
+        gaps.append((float(d[:r, :r].max()), float(d[r:, r:].max()), float(d[:r, r:].max())))
+    (mm1, ss1, ms1), (mm2, ss2, ms2) = gaps
+    assert 80 < mm1 / mm2 < 120 and 80 < ss1 / ss2 < 120 and 8 < ms1 / ms2 < 12
+    assert mm2 <= 1e-7 * float(h0.abs().max())

@@ -1,0 +1,168 @@
+"""Theorem 5.5 in its own regime: the union-bound surrogate (Eq. 9) with a smooth indicator, optimised by gradient
+descent from M = 0 and unit variances at a k where the premise holds, ended at a certified second-order point.
+
+A = M + σ ⊙ G with per-entry σ; for a unit point x, u(x) = ‖A x‖²/k and its distortion |u − 1|. The indicator
+1{|u − 1| > ε} is smoothed by the C¹ cubic step H((|u − 1| − ε)/τ), H(t) = (2 + 3t − t³)/4 on [−1, 1] (0 below, 1
+above) — flat for distortions below ε − τ, so the kink of |u − 1| at u = 1 is never felt (τ < ε). The objective
+
+    F(M, σ) = Σ_i E_G[H((|u_i − 1| − ε)/τ)] + λ ‖σ‖²
+
+is evaluated with common random numbers: S draws G_1..G_S fixed for the whole run, so F is one deterministic smooth
+function of (M, σ) whose gradient and Hessian-vector products autograd gives exactly, and its end point can be
+certified (‖∇F‖, λ_min by Lanczos on Hessian-vector products). At M = 0, σ = 1 every u is χ²_k / k, so the true
+initial objective is n E[H((|χ²_k/k − 1| − ε)/τ)], computed here by quadrature of the χ² density: the premise of the
+theorem is that it is below 1 (then some A in the distribution's support has every distortion ≤ ε + τ).
+
+Why the mean suffices: at σ = 0 the objective is Σ_i H((|u_i(M) − 1| − ε)/τ); if it is below 1, no term is 1, so
+every distortion is below ε + τ — the allowance of this smoothing (H reaches 1 at ε + τ). We report the mean
+matrix's distortions against ε + τ on the training points and on held-out points (Lemma G.3's allowance for using
+M instead of a sample is stated in the paper for its own smoothing; its formula was lost in the extracted text, so
+the allowance reported is the one derived here).
+
+The method is the MAXCUT folder's: Algorithm 1's perturbation at the start (M = 0 is stationary in M: F is even in
+M), then gradient steps with backtracking (Armijo, halving; the next step starts at twice the last), and at
+‖∇F‖ ≤ ε_g the Lanczos test λ_min ≥ −ε_H, a ball perturbation if it fails.
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+@dataclass
+class TheoremSettings:
+    eps: float = 0.5
+    tau: float = 0.1
+    lam: float = 1e-6              # λ k d stays below 1 − (initial objective): the descent keeps the premise
+    samples: int = 32              # S, the common random numbers
+    tol: float = 1e-9
+    curvature_tol: float = 1e-6
+    max_steps: int = 5000
+    radius: float = 1e-3
+    armijo: float = 1e-4
+    budget_s: float = math.inf
+
+
+def smooth_indicator(t):
+    """H(t): 0 for t ≤ −1, 1 for t ≥ 1, (2 + 3t − t³)/4 between (C¹)."""
+    t = t.clamp(-1.0, 1.0)
+    return 0.5 + 0.75 * t - 0.25 * t ** 3
+
+
+def initial_objective(n, k, eps, tau):
+    """n E[H((|χ²_k/k − 1| − ε)/τ)]: the objective's expectation part at M = 0, σ = 1, exactly (quadrature)."""
+    from scipy.integrate import quad
+    from scipy.stats import chi2
+
+    def f(u):
+        return float(smooth_indicator(torch.tensor((abs(u - 1) - eps) / tau))) * chi2.pdf(u * k, k) * k
+    lo, hi = 1 - eps + tau, 1 + eps - tau
+    return n * (quad(f, 0, max(lo, 0), limit=400)[0] + quad(f, hi, np.inf, limit=400)[0])
+
+
+def premise_k(n, eps, tau, k_max):
+    """The smallest k ≤ k_max whose initial objective is below 1 (None if none is)."""
+    for k in range(1, k_max + 1):
+        if initial_objective(n, k, eps, tau) < 1:
+            return k
+    return None
+
+
+def objective(M, S, G, X, eps, tau, lam):
+    """F at (M, σ) with the fixed draws ``G: (S, k, d)``; ``X: (n, d)`` unit rows."""
+    k = M.shape[0]
+    Y = (M + S * G) @ X.T                                   # (S, k, n)
+    u = (Y * Y).sum(1) / k
+    return smooth_indicator(((u - 1).abs() - eps) / tau).mean(0).sum() + lam * (S * S).sum()
+
+
+def distortions(M, X):
+    return ((M @ X.T) ** 2).sum(0).div(M.shape[0]).sub(1).abs()
+
+
+def _lambda_min(fun, x, tol):
+    """The smallest eigenvalue of ∇²fun at x by Lanczos (scipy's eigsh) on autograd Hessian-vector products."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(fun(x), x, create_graph=True)
+
+    def hvp(v):
+        (h,) = torch.autograd.grad(g, x, torch.as_tensor(v.ravel(), dtype=x.dtype, device=x.device),
+                                   retain_graph=True)
+        return h.detach().cpu().numpy()
+    op = LinearOperator((x.numel(), x.numel()), matvec=hvp, dtype=np.float64)
+    return float(eigsh(op, k=1, which="SA", tol=tol, maxiter=5000, return_eigenvectors=False)[0])
+
+
+def _ball(dim, radius, generator, like):
+    u = torch.randn(dim, generator=generator, dtype=like.dtype).to(like.device)
+    rho = torch.rand(1, generator=generator, dtype=like.dtype).item() ** (1 / dim)
+    return radius * rho * u / u.norm()
+
+
+def descend(X, k, cfg: TheoremSettings, generator, progress=True):
+    """One run from M = 0, σ = 1 (the method of the module docstring). Returns the end point, its certificate and
+    the history per accepted step (F, max distortion of M, max σ, ‖∇F‖, step size)."""
+    n, d = X.shape
+    G = torch.randn(cfg.samples, k, d, generator=generator, dtype=X.dtype).to(X.device)
+
+    def fun(x):
+        return objective(x[:k * d].view(k, d), x[k * d:].view(k, d), G, X, cfg.eps, cfg.tau, cfg.lam)
+
+    def value_grad(x):
+        x = x.detach().requires_grad_(True)
+        f = fun(x)
+        (g,) = torch.autograd.grad(f, x)
+        return f.detach(), g
+
+    x = torch.cat([torch.zeros(k * d, dtype=X.dtype, device=X.device), torch.ones(k * d, dtype=X.dtype,
+                                                                                   device=X.device)])
+    start_crn = float(fun(x))
+    x = x + _ball(2 * k * d, cfg.radius, generator, x)
+    f, g = value_grad(x)
+    eta, hist, kicks, status, lam_min = 1.0, [], [0], "max_steps", None
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.max_steps, disable=None if progress else True, desc="JL theorem")
+    try:
+        for step in range(cfg.max_steps):
+            gn = float(g.norm())
+            if gn <= cfg.tol:
+                lam_min = _lambda_min(fun, x, 1e-10)
+                if lam_min >= -cfg.curvature_tol:
+                    status = "certified"
+                    break
+                x = x + _ball(2 * k * d, cfg.radius, generator, x)
+                kicks.append(step)
+                f, g = value_grad(x)
+                continue
+            while True:
+                y = x - eta * g
+                fy, gy = value_grad(y)
+                if float(fy) <= float(f) - cfg.armijo * eta * gn * gn or eta < 1e-300:
+                    break
+                eta *= 0.5
+            if not math.isfinite(float(fy)):
+                raise FloatingPointError(f"the objective became {float(fy)} at step {step}")
+            x, f, g = y, fy, gy
+            hist.append((float(f), float(distortions(x[:k * d].view(k, d), X).max()), float(x[k * d:].abs().max()),
+                         gn, eta))
+            eta *= 2
+            bar.update(1)
+            if time.perf_counter() - t0 > cfg.budget_s:
+                status = "budget"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    bar.close()
+    if status != "certified":
+        lam_min = _lambda_min(fun, x, 1e-10) if status != "interrupted" else math.nan
+    h = np.array(hist).reshape(-1, 5)
+    M, S = x[:k * d].view(k, d), x[k * d:].view(k, d)
+    return {"M": M, "sigma": S, "status": status, "steps": len(hist), "kicks": kicks, "start_crn": start_crn,
+            "objective": float(f), "grad_norm": float(g.norm()), "lam_min_hessian": lam_min,
+            "seconds": time.perf_counter() - t0,
+            "history": {q: h[:, a] for a, q in enumerate(("objective", "max_distortion", "sigma_max", "grad_norm",
+                                                             "step_size"))}}

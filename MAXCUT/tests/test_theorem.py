@@ -1,0 +1,48 @@
+"""``--experiment theorem`` (Theorem 5.2 at certified points): what its results say on the authors' graph, and the
+command line's refusals and interrupt rule."""
+import json
+import os
+
+import pytest
+
+from MAXCUT import theorem
+from MAXCUT.tests.test_run import QUICK, assert_plot_only_redraws, exits, signal_in
+from MAXCUT.main import main
+
+KEYS = ("sigma_max", "sigma_over_m", "cut", "gw_expectation", "bound", "grad_norm", "lam_min_hessian")
+
+
+def test_certified_points_on_the_authors_graph(tmp_path):
+    """Every (δ, λ) of the default grid on the authors' G(15, 0.6) with real SDP vectors: a certified point,
+    σ optimised away, the lemma's identity to rounding, and the cut above the theorem's bound."""
+    out = tmp_path / "out"
+    main(["--experiment", "theorem", "--no-progress", "--out-dir", str(out)])
+    res = json.load(open(out / "results.json"))
+    assert res["exact"] == 41 and res["gw_expectation"] >= res["gw_ratio_bound"] and len(res["points"]) == 4
+    for p in res["points"]:
+        assert all(k in p for k in KEYS)
+        assert p["status"] == "certified" and p["grad_norm"] <= 1e-9 and p["lam_min_hessian"] >= -1e-6
+        assert p["sigma_max"] <= 1e-6 and p["sigma_over_m"] <= 1e-6 and p["sigma_max"] <= p["sigma_bound"] * 1.001
+        assert p["stein_residual"] <= 1e-12 and p["cut"] >= p["bound"] and p["cut"] <= res["exact"]
+        assert p["bound"] == pytest.approx(p["gw_expectation"] - p["smoothing_loss"] - p["allowance"], rel=1e-12)
+    assert {"theorem_cut.png", "theorem_sigma.png", "history.npz"} <= set(os.listdir(out))
+    assert_plot_only_redraws(out)
+
+
+def test_refusals(tmp_path, capsys):
+    assert "--deltas" in exits(["--experiment", "theorem", "--deltas", "0"], 2, capsys)
+    assert "--lams" in exits(["--experiment", "theorem", "--lams", "-1"], 2, capsys)
+    assert "--chains does not apply" in exits(["--experiment", "theorem", "--chains", "4"], 2, capsys)
+    signed = tmp_path / "signed.txt"
+    signed.write_text("3 3\n1 2 1\n2 3 -1\n1 3 1\n")
+    assert "negative weights" in exits(["--experiment", "theorem", "--graph", str(signed), *QUICK], 2, capsys)
+    assert not any(p.name != "signed.txt" for p in tmp_path.iterdir())
+
+
+def test_ctrl_c_during_a_descent_keeps_what_was_computed(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    signal_in(monkeypatch, theorem, "objective", call=30)
+    assert "out.interrupted" in exits(["--experiment", "theorem", *QUICK, "--out-dir", str(out)], 130, capsys)
+    res = json.load(open(tmp_path / "out.interrupted" / "results.json"))
+    assert res["interrupted"] and res["points"][0]["status"] == "interrupted" and not out.exists()
+
