@@ -347,6 +347,7 @@ class TheoremConfig:
     tol: float = option(TS.tol, "gradient norm at which the Hessian is tested", lo=1e-14, hi=1.0)
     max_steps: int = option(TS.max_steps, "gradient steps at most", lo=1, hi=10**8)
     budget: float = option(600.0, "seconds of descent at most (then certified where it stands)", lo=1.0, hi=1e7)
+    draws: int = option(1000, "Gaussian matrices for the baseline at the same k", lo=1, hi=10**7)
     seed: int = 0
 
     check_data = Data.check_data
@@ -373,7 +374,8 @@ class TheoremConfig:
         return self.k
 
     def quick(self, given, d):
-        return dataclasses.replace(self, budget=min(self.budget, 20.0), samples=min(self.samples, 8))
+        return dataclasses.replace(self, budget=min(self.budget, 20.0), samples=min(self.samples, 8),
+                                   draws=min(self.draws, 100))
 
     def memory(self, X, Xh, targets, k):
         return 8.0 * self.samples * k * (X.shape[1] + len(X)) * 12
@@ -388,9 +390,11 @@ class TheoremConfig:
 
 def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dict:
     """One certified descent at k; the mean matrix's distortions on the training and held-out points."""
+    from JohnsonLindenstrauss import baselines as jb
     from JohnsonLindenstrauss.theorem import descend, distortions, initial_objective
     Xt, Xht = (torch.as_tensor(A, dtype=torch.float64, device=device) for A in (X, Xh))
     k, d = cfg.k, X.shape[1]
+    gauss = jb.gaussian_baseline(_targets(X, Xh, "norms", device)[0], k, cfg.draws, _stream(cfg, "gaussian", device))
     init = initial_objective(len(X), k, cfg.eps, cfg.tau)
     r = descend(Xt, k, cfg.settings(), torch.Generator().manual_seed(cfg.seed), progress=progress)
     train, held = distortions(r["M"], Xt), distortions(r["M"], Xht) if len(Xh) else None
@@ -402,7 +406,9 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
            "max_distortion_holdout": float(held.max()) if held is not None else None,
            "within_eps": bool(train.max() <= cfg.eps), "within_allowance": bool(train.max() <= cfg.eps + cfg.tau),
            "holdout_within_allowance": bool(held.max() <= cfg.eps + cfg.tau) if held is not None else None,
-           "jl_min_dim": _jl_min_dim(len(X), cfg.eps), **{q: r[q] for q in ("status", "steps", "kicks", "objective",
+           "jl_min_dim": jb.jl_min_dim(len(X), cfg.eps), "gaussian_mean": float(gauss.mean()),
+           "gaussian_min": float(gauss.min()), "gaussian_within_eps": float((gauss <= cfg.eps).mean()),
+           "draws": cfg.draws, **{q: r[q] for q in ("status", "steps", "kicks", "objective",
                                                                              "grad_norm", "lam_min_hessian")},
            "optimize_s": r["seconds"], "interrupted": r["status"] == "interrupted"}
     np.savez_compressed(os.path.join(folder, "history.npz"), **r["history"], train=train.cpu().numpy(),
@@ -410,11 +416,6 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
     np.save(os.path.join(folder, "projection.npy"), (r["M"] / math.sqrt(k)).cpu().numpy())
     draw_theorem(folder, res)
     return res
-
-
-def _jl_min_dim(n, eps):
-    from sklearn.random_projection import johnson_lindenstrauss_min_dim
-    return int(johnson_lindenstrauss_min_dim(n, eps=eps))
 
 
 def draw_theorem(folder, res):
@@ -431,7 +432,8 @@ def summary_theorem(res):
     return (f"JL theorem {res['data']} n={res['n']} d={res['d']} k={res['k']} (JL bound {res['jl_min_dim']}), eps "
             f"{res['eps']:g}: initial objective {res['initial_objective']:.3f} ({'premise holds' if res['premise'] else 'premise FAILS'}); "
             f"{res['status']} after {res['steps']} steps: max distortion of M {res['max_distortion']:.3f}{held} "
-            f"(eps + tau = {res['eps'] + res['allowance']:g}), max sigma {res['sigma_max']:.1e}, grad {res['grad_norm']:.1e}, "
+            f"(eps + tau = {res['eps'] + res['allowance']:g}; {res['draws']} Gaussian matrices: mean "
+            f"{res['gaussian_mean']:.3f}, best {res['gaussian_min']:.3f}, {100 * res['gaussian_within_eps']:.0f}% within eps), max sigma {res['sigma_max']:.1e}, grad {res['grad_norm']:.1e}, "
             f"lambda_min {res['lam_min_hessian']:.1e}, {res['optimize_s']:.1f} s")
 
 

@@ -150,7 +150,7 @@ def main(argv=None):
         cfg = cfg.quick(opts, X.shape[1]) if run_opts.get("quick") else cfg
         k = cfg.check_k(X.shape[1])
         problem = utils.memory_problem(cfg.memory(X, Xh, cfg.targets(), k), f"{len(X)} points (+{len(Xh)} held "
-                                       f"out) in d = {X.shape[1]}, k = {k}, --batch {cfg.batch}", device)
+                                       f"out) in d = {X.shape[1]}, k = {k}" + (f", --batch {cfg.batch}" if hasattr(cfg, "batch") else ""), device)
         if problem:
             raise ValueError(problem)
     except ValueError as e:

@@ -20,7 +20,8 @@ M instead of a sample is stated in the paper for its own smoothing; its formula 
 the allowance reported is the one derived here).
 
 The method is the MAXCUT folder's: Algorithm 1's perturbation at the start (M = 0 is stationary in M: F is even in
-M), then gradient steps with backtracking (Armijo, halving; the next step starts at twice the last), and at
+M), then gradient steps with backtracking (Armijo, halving; the next step starts at twice the last, at most
+1/(2λ)), and at
 ‖∇F‖ ≤ ε_g the Lanczos test λ_min ≥ −ε_H, a ball perturbation if it fails.
 """
 import math
@@ -32,13 +33,16 @@ import torch
 from tqdm import tqdm
 
 
+HISTORY = ("objective", "max_distortion", "sigma_max", "grad_norm", "step_size")   # per accepted step
+
+
 @dataclass
 class TheoremSettings:
     eps: float = 0.5
     tau: float = 0.1
     lam: float = 1e-6              # λ k d stays below 1 − (initial objective): the descent keeps the premise
     samples: int = 32              # S, the common random numbers
-    tol: float = 1e-9
+    tol: float = 1e-12            # |σ| ≤ ‖∇F‖/(2λ) where F is flat: 1e-12 / 2e-6 = 5e-7
     curvature_tol: float = 1e-6
     max_steps: int = 5000
     radius: float = 1e-3
@@ -97,6 +101,13 @@ def _lambda_min(fun, x, tol):
     return float(eigsh(op, k=1, which="SA", tol=tol, maxiter=5000, return_eigenvectors=False)[0])
 
 
+def _value_grad(fun, x):
+    x = x.detach().requires_grad_(True)
+    f = fun(x)
+    (g,) = torch.autograd.grad(f, x)
+    return f.detach(), g
+
+
 def _ball(dim, radius, generator, like):
     u = torch.randn(dim, generator=generator, dtype=like.dtype).to(like.device)
     rho = torch.rand(1, generator=generator, dtype=like.dtype).item() ** (1 / dim)
@@ -112,18 +123,13 @@ def descend(X, k, cfg: TheoremSettings, generator, progress=True):
     def fun(x):
         return objective(x[:k * d].view(k, d), x[k * d:].view(k, d), G, X, cfg.eps, cfg.tau, cfg.lam)
 
-    def value_grad(x):
-        x = x.detach().requires_grad_(True)
-        f = fun(x)
-        (g,) = torch.autograd.grad(f, x)
-        return f.detach(), g
-
     x = torch.cat([torch.zeros(k * d, dtype=X.dtype, device=X.device), torch.ones(k * d, dtype=X.dtype,
                                                                                    device=X.device)])
     start_crn = float(fun(x))
     x = x + _ball(2 * k * d, cfg.radius, generator, x)
-    f, g = value_grad(x)
+    f, g = _value_grad(fun, x)
     eta, hist, kicks, status, lam_min = 1.0, [], [0], "max_steps", None
+    eta_max = 1 / (2 * cfg.lam) if cfg.lam > 0 else 1e6     # the penalty's own exact step
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.max_steps, disable=None if progress else True, desc="JL theorem")
     try:
@@ -136,11 +142,11 @@ def descend(X, k, cfg: TheoremSettings, generator, progress=True):
                     break
                 x = x + _ball(2 * k * d, cfg.radius, generator, x)
                 kicks.append(step)
-                f, g = value_grad(x)
+                f, g = _value_grad(fun, x)
                 continue
             while True:
                 y = x - eta * g
-                fy, gy = value_grad(y)
+                fy, gy = _value_grad(fun, y)
                 if float(fy) <= float(f) - cfg.armijo * eta * gn * gn or eta < 1e-300:
                     break
                 eta *= 0.5
@@ -149,7 +155,7 @@ def descend(X, k, cfg: TheoremSettings, generator, progress=True):
             x, f, g = y, fy, gy
             hist.append((float(f), float(distortions(x[:k * d].view(k, d), X).max()), float(x[k * d:].abs().max()),
                          gn, eta))
-            eta *= 2
+            eta = min(2 * eta, eta_max)
             bar.update(1)
             if time.perf_counter() - t0 > cfg.budget_s:
                 status = "budget"
@@ -160,9 +166,7 @@ def descend(X, k, cfg: TheoremSettings, generator, progress=True):
     if status != "certified":
         lam_min = _lambda_min(fun, x, 1e-10) if status != "interrupted" else math.nan
     h = np.array(hist).reshape(-1, 5)
-    M, S = x[:k * d].view(k, d), x[k * d:].view(k, d)
-    return {"M": M, "sigma": S, "status": status, "steps": len(hist), "kicks": kicks, "start_crn": start_crn,
-            "objective": float(f), "grad_norm": float(g.norm()), "lam_min_hessian": lam_min,
-            "seconds": time.perf_counter() - t0,
-            "history": {q: h[:, a] for a, q in enumerate(("objective", "max_distortion", "sigma_max", "grad_norm",
-                                                             "step_size"))}}
+    return {"M": x[:k * d].view(k, d), "sigma": x[k * d:].view(k, d), "status": status, "steps": len(hist),
+            "kicks": kicks, "start_crn": start_crn, "objective": float(f), "grad_norm": float(g.norm()),
+            "lam_min_hessian": lam_min, "seconds": time.perf_counter() - t0,
+            "history": {q: h[:, a] for a, q in enumerate(HISTORY)}}

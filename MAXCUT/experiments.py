@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 import time
+import zlib
 
 import numpy as np
 import torch
@@ -262,9 +263,9 @@ class TheoremConfig:
     (theorem.py), no chains, no polish. Default graph: the authors' G(15, 0.6) with real SDP vectors."""
     graph: str = option(None, GRAPH_HELP, kind=str)
     graph_format: str = option(None, FORMAT_HELP, choices=GRAPH_FORMATS)
-    deltas: tuple = option((0.1, 0.03), "widths delta of the smooth step, one descent each (projections start "
+    deltas: tuple = option((0.03, 0.01), "widths delta of the smooth step, one descent each (projections start "
                            "with rms 1)", nargs="+", lo=1e-4, hi=10.0, metavar="DELTA")
-    lams: tuple = option((1e-4, 1e-3), "penalties lambda on ||sigma||^2, relative to the total weight (the cut's "
+    lams: tuple = option((1e-4, 1e-5), "penalties lambda on ||sigma||^2, relative to the total weight (the cut's "
                          "allowance is lambda W r)", nargs="+", lo=0.0, hi=1.0, metavar="LAM")
     tol: float = option(TS.tol, "gradient norm at which the exact Hessian is tested", lo=1e-14, hi=1.0)
     curvature_tol: float = option(TS.curvature_tol, "second-order: lambda_min of the Hessian >= -this",
@@ -346,27 +347,14 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
            "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
            "best_known": GSET_REFERENCE.get(cfg.name, (None, None))[0] if cfg.graph else None,
            "sdp_s": sdp_s, "points": [], "interrupted": False}
-    arrays, gen = {}, torch.Generator().manual_seed(cfg.seed)
+    arrays = {}
     for delta in cfg.deltas:
-        for lam in cfg.lams:
+        for lam in cfg.lams:             # each point's perturbations from its own stream, whatever the grid
+            gen = torch.Generator().manual_seed(cfg.seed + zlib.crc32(f"{delta!r} {lam!r}".encode()) % 2 ** 20)
             d = descend(Vt, g, E, w, delta, lam, cfg.settings(), gen, progress=progress)
-            x = d["x"].cpu()
-            m, sig = x[:len(x) // 2].numpy(), x[len(x) // 2:].numpy()
-            cut = float(cut_value(edges, weights, (V @ m < 0).astype(np.int64)))
-            allowance = lam * g.abs_total * V.shape[1]
             k = len(res["points"])
             arrays.update({f"p{k}_{q}": v for q, v in d["history"].items()})
-            res["points"].append({
-                "delta": delta, "lam": lam, "status": d["status"], "steps": d["steps"], "kicks": d["kicks"],
-                "seconds": d["seconds"], "sigma_max": float(np.abs(sig).max()),
-                "sigma_over_m": float(np.linalg.norm(sig) / np.linalg.norm(m)) if np.any(m) else None,
-                "cut": cut, "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw,
-                "smoothing_loss": gw - d["start_smoothed_cut"], "allowance": allowance,
-                "bound": d["start_smoothed_cut"] - allowance, "cut_at_least_bound": bool(cut >= d["start_smoothed_cut"]
-                                                                                         - allowance),
-                "cut_at_least_gw": bool(cut >= gw), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
-                **{q: d[q] for q in ("grad_norm", "lam_min_hessian", "lam_min_hmm", "stein_residual",
-                                     "sigma_bound", "objective")}, "m": m.tolist()})
+            res["points"].append(_theorem_point(d, V, graph, delta, lam, gw, g.abs_total))
             if d["status"] == "interrupted":
                 res["interrupted"] = True
                 break
@@ -382,6 +370,25 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     np.savez_compressed(os.path.join(folder, "history.npz"), **arrays)
     draw_theorem(folder, res)
     return res
+
+
+def _theorem_point(d, V, graph, delta, lam, gw, total):
+    """One (δ, λ) entry of ``results.json``: the end point against the GW expectation and the theorem's bound."""
+    from MAXCUT.graphs import cut_value
+    x = d["x"].cpu()
+    m, sig = x[:len(x) // 2].numpy(), x[len(x) // 2:].numpy()
+    cut = float(cut_value(graph[1], graph[2], (V @ m < 0).astype(np.int64)))
+    allowance = lam * total * V.shape[1]
+    bound = d["start_smoothed_cut"] - allowance
+    return {"delta": delta, "lam": lam, "status": d["status"], "steps": d["steps"], "kicks": d["kicks"],
+            "seconds": d["seconds"], "sigma_max": float(np.abs(sig).max()),
+            "sigma_over_m": float(np.linalg.norm(sig) / np.linalg.norm(m)) if np.any(m) else None,
+            "cut": cut, "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw,
+            "smoothing_loss": gw - d["start_smoothed_cut"], "allowance": allowance, "bound": bound,
+            "cut_at_least_bound": bool(cut >= bound), "cut_at_least_gw": bool(cut >= gw),
+            "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
+            **{q: d[q] for q in ("grad_norm", "lam_min_hessian", "lam_min_hmm", "stein_residual", "sigma_bound",
+                                 "objective", "certified_at", "sigma_distance", "max_spread")}, "m": m.tolist()}
 
 
 def draw_theorem(folder, res):

@@ -52,6 +52,9 @@ def plot_sigma(step, sigma_max, sigma_relative):
     return fig
 
 
+POINT_COLOURS = ("C0", "C1", "C6", "C7", "C8", "C9")    # the descents: none of the levels' colours
+
+
 def plot_theorem(curves, levels):
     """Theorem 5.2's descents: ``curves`` is ``(label, {"cut", "sigma_max", "sigma_over_m"} per step, bound)`` per
     (δ, λ). Returns two figures: the cut of sign(Vm) per step (each descent's bound dashed in its colour) against
@@ -61,8 +64,8 @@ def plot_theorem(curves, levels):
     values = [v for *_, v in shown]
     for k, (label, h, bound) in enumerate(curves):
         step = np.arange(1, len(h["cut"]) + 1)
-        ax.plot(step, h["cut"], color=f"C{k % 10}", lw=1.2, label=f"{label}: cut of sign($Vm$)")
-        ax.axhline(bound, color=f"C{k % 10}", ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
+        ax.plot(step, h["cut"], color=POINT_COLOURS[k % len(POINT_COLOURS)], lw=1.2, label=f"{label}: cut of sign($Vm$)")
+        ax.axhline(bound, color=POINT_COLOURS[k % len(POINT_COLOURS)], ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
         values += [bound, *np.asarray(h["cut"], float)]
     for kind, label, value in shown:
         color, ls = LEVELS[kind]
@@ -77,7 +80,7 @@ def plot_theorem(curves, levels):
         step = np.arange(1, len(h["cut"]) + 1)
         for ax2, q in ((a1, "sigma_max"), (a2, "sigma_over_m")):
             v = np.asarray(h[q], float)
-            ax2.plot(step, np.where(v > 0, v, np.nan), color=f"C{k % 10}", label=label)
+            ax2.plot(step, np.where(v > 0, v, np.nan), color=POINT_COLOURS[k % len(POINT_COLOURS)], label=label)
     a1.set(xlabel="gradient step", ylabel=r"$\max_k |\sigma_k|$ (spread of the hyperplane)", yscale="log")
     a2.set(xlabel="gradient step", ylabel=r"$\|\sigma\| \,/\, \|m\|$", yscale="log")
     for ax2 in (a1, a2):
