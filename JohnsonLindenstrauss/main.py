@@ -150,7 +150,8 @@ def main(argv=None):
         cfg = cfg.quick(opts, X.shape[1]) if run_opts.get("quick") else cfg
         k = cfg.check_k(X.shape[1])
         problem = utils.memory_problem(cfg.memory(X, Xh, cfg.targets(), k), f"{len(X)} points (+{len(Xh)} held "
-                                       f"out) in d = {X.shape[1]}, k = {k}" + (f", --batch {cfg.batch}" if hasattr(cfg, "batch") else ""), device)
+                                       f"out) in d = {X.shape[1]}, k = {k}"
+                                       + (f", --batch {cfg.batch}" if hasattr(cfg, "batch") else ""), device)
         if problem:
             raise ValueError(problem)
     except ValueError as e:
@@ -179,8 +180,9 @@ def main(argv=None):
         if isinstance(e, OSError):
             fail(f"error: cannot write the outputs ({e.strerror or e}); {out} is as it was", 1)
         if isinstance(e, DivergenceError):
-            hint = "" if isinstance(e, NoImprovementError) and not e.moved else "; try a smaller --lr" + (
-                " (or --lam, a larger --tau)" if getattr(cfg, "objective", "max") == "surrogate" else "")
+            hint = "" if (isinstance(e, NoImprovementError) and not e.moved) or not hasattr(cfg, "lr") else (
+                "; try a smaller --lr" + (" (or --lam, a larger --tau)" if getattr(cfg, "objective", "max") ==
+                                          "surrogate" else ""))
             fail(f"error: {e}{hint}", 2)
         raise
     line = f"{summary(res)}, {res['wall_s']:.1f} s total -> {where}"

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from JohnsonLindenstrauss.model import DivergenceError
+
 
 HISTORY = ("objective", "max_distortion", "sigma_max", "grad_norm", "step_size")   # per accepted step
 
@@ -51,8 +53,8 @@ class TheoremSettings:
 
 
 def smooth_indicator(t):
-    """H(t): 0 for t ≤ −1, 1 for t ≥ 1, (2 + 3t − t³)/4 between (C¹)."""
-    t = t.clamp(-1.0, 1.0)
+    """H(t): 0 for t ≤ −1, 1 for t ≥ 1, (2 + 3t − t³)/4 between (C¹); a tensor, or a float or numpy array."""
+    t = t.clamp(-1.0, 1.0) if torch.is_tensor(t) else np.clip(t, -1.0, 1.0)
     return 0.5 + 0.75 * t - 0.25 * t ** 3
 
 
@@ -62,7 +64,7 @@ def initial_objective(n, k, eps, tau):
     from scipy.stats import chi2
 
     def f(u):
-        return float(smooth_indicator(torch.tensor((abs(u - 1) - eps) / tau))) * chi2.pdf(u * k, k) * k
+        return float(smooth_indicator((abs(u - 1) - eps) / tau)) * chi2.pdf(u * k, k) * k
     lo, hi = 1 - eps + tau, 1 + eps - tau
     return n * (quad(f, 0, max(lo, 0), limit=400)[0] + quad(f, hi, np.inf, limit=400)[0])
 
@@ -150,8 +152,8 @@ def descend(X, k, cfg: TheoremSettings, generator, progress=True):
                 if float(fy) <= float(f) - cfg.armijo * eta * gn * gn or eta < 1e-300:
                     break
                 eta *= 0.5
-            if not math.isfinite(float(fy)):
-                raise FloatingPointError(f"the objective became {float(fy)} at step {step}")
+            if not (math.isfinite(float(fy)) and bool(torch.isfinite(gy).all())):
+                raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
             x, f, g = y, fy, gy
             hist.append((float(f), float(distortions(x[:k * d].view(k, d), X).max()), float(x[k * d:].abs().max()),
                          gn, eta))

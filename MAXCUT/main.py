@@ -176,7 +176,8 @@ def main(argv=None):
         if isinstance(e, OSError):
             fail(f"error: cannot write the outputs ({e.strerror or e}); {out} is as it was", 1)
         if isinstance(e, DivergenceError):
-            fail(f"error: {e}; the run diverged, try a smaller --lr-mean / --lr-sigma", 2)
+            fail(f"error: {e}; the run diverged" + (", try a smaller --lr-mean / --lr-sigma" if hasattr(cfg, "lr_mean")
+                                                     else ""), 2)
         raise
     line = f"{summary(res)}; total {res['wall_s']:.1f} s -> {where}"
     if res["interrupted"]:

@@ -27,16 +27,23 @@ def plot_cut(step, cut_sampled, cut_mean, levels):
     fig, ax = plt.subplots(figsize=(7.5, 4))
     ax.plot(step, cut_sampled, lw=0.8, alpha=0.8, label="sampled hyperplanes (mean cut)")
     ax.plot(step, cut_mean, lw=1.2, label=r"derandomised: the cut of sign($Vm$)")
+    _levels_and_range(ax, levels, [cut_sampled, cut_mean])
+    ax.set(xlabel="iteration")
+    return fig
+
+
+def _levels_and_range(ax, levels, curves):
+    """The horizontal ``levels`` (``(kind, label, value)``, None skipped), a y-range that shows them and every
+    curve whole, the cut's y-label and the legend outside."""
     shown = [(kind, label, value) for kind, label, value in levels if value is not None]
     for kind, label, value in shown:
         color, ls = LEVELS[kind]
         ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.6g}")
-    values = np.concatenate([np.asarray(cut_sampled, float), np.asarray(cut_mean, float), [v for *_, v in shown]])
+    values = np.concatenate([np.asarray(c, float).ravel() for c in curves] + [[v for *_, v in shown]])
     lo, hi = np.nanmin(values), np.nanmax(values)
     pad = 0.04 * (hi - lo) + 0.5
-    ax.set(xlabel="iteration", ylabel="cut value (total weight of cut edges)", ylim=(lo - pad, hi + pad))
+    ax.set(ylabel="cut value (total weight of cut edges)", ylim=(lo - pad, hi + pad))
     legend_outside(ax)
-    return fig
 
 
 def plot_sigma(step, sigma_max, sigma_relative):
@@ -60,21 +67,12 @@ def plot_theorem(curves, levels):
     (δ, λ). Returns two figures: the cut of sign(Vm) per step (each descent's bound dashed in its colour) against
     the horizontal ``levels`` (as :func:`plot_cut`); and max |σ| and ‖σ‖/‖m‖ per step (log scales)."""
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    shown = [(kind, label, value) for kind, label, value in levels if value is not None]
-    values = [v for *_, v in shown]
     for k, (label, h, bound) in enumerate(curves):
-        step = np.arange(1, len(h["cut"]) + 1)
-        ax.plot(step, h["cut"], color=POINT_COLOURS[k % len(POINT_COLOURS)], lw=1.2, label=f"{label}: cut of sign($Vm$)")
-        ax.axhline(bound, color=POINT_COLOURS[k % len(POINT_COLOURS)], ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
-        values += [bound, *np.asarray(h["cut"], float)]
-    for kind, label, value in shown:
-        color, ls = LEVELS[kind]
-        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.6g}")
-    lo, hi = np.nanmin(values), np.nanmax(values)
-    pad = 0.04 * (hi - lo) + 0.5
-    ax.set(xlabel="gradient step", ylabel="cut value (total weight of cut edges)", ylim=(lo - pad, hi + pad),
-           xscale="log")
-    legend_outside(ax)
+        colour = POINT_COLOURS[k % len(POINT_COLOURS)]
+        ax.plot(np.arange(1, len(h["cut"]) + 1), h["cut"], color=colour, lw=1.2, label=f"{label}: cut of sign($Vm$)")
+        ax.axhline(bound, color=colour, ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
+    _levels_and_range(ax, levels, [h["cut"] for _, h, _ in curves] + [[b for *_, b in curves]])
+    ax.set(xlabel="gradient step", xscale="log")
     fig2, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, (label, h, _) in enumerate(curves):
         step = np.arange(1, len(h["cut"]) + 1)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from MAXCUT.derandomise import DivergenceError, sign
+from MAXCUT.derandomise import DivergenceError, sign, smooth_step
 from MAXCUT.exact import NODES, cut_derivatives
 
 CERT_NODES = 16
@@ -69,7 +69,7 @@ def deterministic_derivatives(V, edges, weights, m, delta, lam, total):
     i, j = edges[:, 0], edges[:, 1]
     t = (V @ m / delta).clamp(-1.0, 1.0)
     inside = (t.abs() < 1).to(V.dtype)
-    s, s1, s2 = 1.5 * t - 0.5 * t ** 3, 1.5 * (1 - t * t) / delta * inside, -3 * t / delta ** 2 * inside
+    s, s1, s2 = smooth_step(V @ m, delta), 1.5 * (1 - t * t) / delta * inside, -3 * t / delta ** 2 * inside
     c = 0.5 * (weights * (1 - s[i] * s[j])).sum()
     w = -0.5 * weights
     g_m = ((w * s1[i] * s[j])[:, None] * V[i] + (w * s[i] * s1[j])[:, None] * V[j]).sum(0)

@@ -77,3 +77,17 @@ def test_command_line_quick_run_and_refusals(tmp_path, capsys):
     assert "--batch does not apply" in exits(["--experiment", "theorem", "--batch", "3"], 2, capsys)
     assert "premise fails" in exits(["--experiment", "theorem", "--data", "digits", "--n", "1000", "--eps", "0.1",
                                      "--tau", "0.05", *QUICK], 2, capsys)
+
+
+def test_a_non_finite_objective_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from JohnsonLindenstrauss import theorem
+    real = theorem.objective
+    calls = []
+
+    def poisoned(*args):
+        calls.append(1)
+        return real(*args) * (math.nan if len(calls) > 3 else 1.0)
+    monkeypatch.setattr(theorem, "objective", poisoned)
+    err = exits(["--experiment", "theorem", "--n", "10", "--d", "60", "--holdout", "0", *QUICK, "--out-dir",
+                 str(tmp_path / "out")], 2, capsys)
+    assert "non-finite" in err and "--lr" not in err and not (tmp_path / "out").exists()
