@@ -386,7 +386,135 @@ def summary_sosp(res):
             + ", ".join(f"{lam:g}: {p['steps_to_collapse']}" for lam, p in sorted(col.items()) if lam >= 1e-3))
 
 
+@dataclasses.dataclass
+class SospClaimsConfig:
+    rows: str = option("all", "comma-separated rows (variants.VARIANTS: base, width-64, width-1000, depth-2, "
+                       "second-layer, depth-2-all, log-cosh, logistic, two-directions) or all")
+    d: int = option(2, "input dimension (the quadrature is a tensor grid: d <= 3; two-directions: at least 3)",
+                    lo=2, hi=3)
+    seeds: int = option(3, "seeds (inits) per point", lo=1, hi=1000)
+    lams: tuple = option((1e-4, 1e-3, 1e-2), "lambdas of the certified points", nargs="+", **POS)
+    max_iter: int = option(3000, "L-BFGS iterations per search (a point not converged by then is reported so)",
+                           lo=1, hi=10**7)
+    path_rows: str = option("base,depth-2,second-layer,log-cosh", "rows of the exact-GD paths (lemma per step)")
+    path_lam: float = option(1e-4, "lambda of the paths (the claims grid's)", **POS)
+    path_steps: int = option(10_000, "exact GD steps of each path (the claims grid's)", lo=1, hi=10**7)
+    path_lr: float = option(1.0, "step size of the paths (the claims grid's)", **POS)
+    algo_lam: float = option(1e-2, "lambda of the App. B algorithm runs (base row)", **POS)
+    algo_steps: int = option(20_000, "step cap of each algorithm run", lo=1, hi=10**7)
+    width: int = None          # caps every row's width (quick runs)
+    seed: int = 0
+
+    def __post_init__(self):
+        from NeuralNetworks.variants import VARIANTS
+        for name in ("rows", "path_rows"):
+            value = getattr(self, name)
+            rows = list(VARIANTS) if value == "all" else [r for r in value.split(",") if r]
+            bad = [r for r in rows if r not in VARIANTS]
+            if bad or not rows:
+                raise ValueError(f"--{name.replace('_', '-')} {value}: unknown row {bad[0] if bad else '(none)'}; "
+                                 f"choose from {', '.join(VARIANTS)} or all")
+            setattr(self, name, ",".join(rows))
+
+    def quick(self, given):
+        return dataclasses.replace(self, width=16, seeds=1, lams=(1e-2,), path_steps=min(self.path_steps, 300),
+                                   algo_steps=min(self.algo_steps, 300), max_iter=min(self.max_iter, 1000))
+
+    def default_threads(self):
+        return available_cores()
+
+    def memory(self):
+        from NeuralNetworks.sosp import MAX_GRID
+        return 8.0 * (3 * 4500 ** 2 + 6 * MAX_GRID * 1000)
+
+
+def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, workers=1) -> dict:
+    """Certified points per row x seed x λ x bias trained / frozen, the exact-GD paths and the App. B
+    algorithms, as one pool of jobs (longest first); writes the CSV, points, table, paths and figures."""
+    from NeuralNetworks import descent, sosp, variants
+    keys = [(r, s, lam, fb) for r in cfg.rows.split(",") for s in range(cfg.seed, cfg.seed + cfg.seeds)
+            for lam in cfg.lams for fb in (False, True)]
+    keys.sort(key=lambda k: variants.job_cost(k[0], k[2], k[3]))
+    jobs = [(descent.path_job, (r, cfg.d, cfg.path_lam, cfg.path_lr, cfg.path_steps, cfg.width))
+            for r in cfg.path_rows.split(",")]
+    jobs += [(descent.method_job, (m, cfg.d, cfg.algo_lam, cfg.algo_steps, cfg.width)) for m in descent.METHODS]
+    jobs += [(variants.certify_job, (*k, cfg.d, cfg.max_iter, cfg.width)) for k in keys]
+    done = dict(sosp.run_jobs(jobs, workers, progress, desc="sosp-claims"))
+    out = [done[i] for i in range(len(jobs))]
+    n_paths, n_methods = len(cfg.path_rows.split(",")), len(descent.METHODS)
+    paths, methods = out[:n_paths], out[n_paths:n_paths + n_methods]
+    points = out[n_paths + n_methods:]
+    rows = variants.summary_rows(points)
+    _write_claim_points(folder, points)
+    with open(os.path.join(folder, "sosp_claims.md"), "w") as f:
+        f.write(variants.to_markdown(rows))
+    np.savez_compressed(os.path.join(folder, "sosp_claims_paths.npz"),
+                        **{f"{k}_{i}": p[k] for i, p in enumerate(paths) for k in p if k not in ("row", "seconds")},
+                        rows=np.array([p["row"] for p in paths]))
+    res = {"rows": rows, "paths": [_path_summary(p, cfg) for p in paths], "methods": methods,
+           "points": [{k: v for k, v in p.items() if k not in ("W", "U")} for p in points],
+           "settings": dataclasses.asdict(descent.MethodSettings()), "workers": workers, "interrupted": False}
+    draw_sosp_claims(folder, res)
+    return res
+
+
+CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "perp_ratio", "grad_norm", "lam_min_hessian",
+                 "lam_min_hb", "stein_residual", "bound", "tightness", "perp_norm", "par_norm", "grad_w_norm", "g",
+                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "nfev", "escapes", "seconds"]
+
+
+def _write_claim_points(folder, points):
+    """``sosp_claims.csv`` and ``sosp_claims_points.npz`` (W as (points, h, d) and U as (points, d, k), padded
+    with NaN to the largest width, d and k; ``width``, ``d``, ``k`` say how much of each is real)."""
+    cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
+    with open(os.path.join(folder, "sosp_claims.csv"), "w") as f:
+        f.write(",".join(CLAIM_COLUMNS) + "\n")
+        for p in points:
+            f.write(",".join(cell(p["bias"] == "trained" if c == "bias_trained" else p[c]) for c in CLAIM_COLUMNS)
+                    + "\n")
+    h, d, k = (max(p[key] for p in points) for key in ("width", "d", "k"))
+    W, U = np.full((len(points), h, d), np.nan), np.full((len(points), d, k), np.nan)
+    for i, p in enumerate(points):
+        W[i, :p["width"], :p["d"]], U[i, :p["d"], :p["k"]] = p["W"], p["U"]
+    arr = lambda key: np.array([p[key] for p in points])  # noqa: E731
+    np.savez_compressed(os.path.join(folder, "sosp_claims_points.npz"), W=W, U=U, row=arr("row"), lam=arr("lam"),
+                        seed=arr("seed"), bias_trained=arr("bias") == "trained", width=arr("width"), d=arr("d"),
+                        k=arr("k"), type=arr("type"))
+
+
+def _path_summary(p, cfg):
+    """One path in numbers: ‖W⊥‖ at the end against the regulariser alone and the rate prediction."""
+    return {"row": p["row"], "steps": int(p["step"][-1]), "perp_start": float(p["perp_norm"][0]),
+            "perp_end": float(p["perp_norm"][-1]), "regulariser_alone_end": float(p["regulariser_alone"][-1]),
+            "predicted_end": float(p["predicted"][-1]), "max_residual": float(np.nanmax(p["residual"])),
+            "median_rate": float(np.median(p["rate"])), "hb_min": float(p["hb_min"].min()),
+            "hb_median": float(np.median(p["hb_median"])), "hb_max": float(p["hb_max"].max()),
+            "lam": cfg.path_lam, "seconds": p["seconds"]}
+
+
+def draw_sosp_claims(folder, res):
+    from NeuralNetworks.plot import plot_sosp_claims, plot_lemma_paths
+    save_figure(plot_sosp_claims(res["points"]), os.path.join(folder, "sosp_claims"))
+    with np.load(os.path.join(folder, "sosp_claims_paths.npz")) as z:
+        paths = [{k: z[f"{k}_{i}"] for k in ("step", "perp_norm", "regulariser_alone", "predicted", "rate",
+                                            "hb_min", "hb_median", "hb_max")} | {"row": str(r)}
+                 for i, r in enumerate(z["rows"])]
+    save_figure(plot_lemma_paths(paths, res["paths"][0]["lam"] if res["paths"] else None),
+                os.path.join(folder, "sosp_claims_paths"))
+
+
+def summary_sosp_claims(res):
+    rows = "; ".join(f"{r['row']}: trained {r['trained_max_ratio']:.1e}, frozen {r['frozen_max_ratio']:.1e}, "
+                     f"{r['certified']}/{r['points']} certified, {r['verdict']}" for r in res["rows"])
+    paths = "; ".join(f"{p['row']}: ||W_perp|| {p['perp_start']:.3g} -> {p['perp_end']:.3g} (regulariser alone "
+                      f"{p['regulariser_alone_end']:.3g}, residual {p['max_residual']:.0e})" for p in res["paths"])
+    algos = "; ".join(f"{m['method']}: SOSP at {m['steps_to_sosp']}, collapse at {m['steps_to_collapse']}"
+                      for m in res["methods"])
+    return f"sosp-claims: {rows} | paths: {paths} | algorithms: {algos}"
+
+
 EXPERIMENTS = {"fig3": (Fig3Config, run_fig3, draw_fig3, summary_fig3),
                "fig2": (Fig2Config, run_fig2, draw_fig2, summary_fig2),
                "claims": (ClaimsConfig, run_claims, draw_claims, summary_claims),
-               "sosp": (SospConfig, run_sosp, draw_sosp, summary_sosp)}
+               "sosp": (SospConfig, run_sosp, draw_sosp, summary_sosp),
+               "sosp-claims": (SospClaimsConfig, run_sosp_claims, draw_sosp_claims, summary_sosp_claims)}

@@ -160,7 +160,7 @@ def main(argv=None):
     except OSError as e:
         fail(f"error: --out-dir {out}: cannot write there ({e.strerror or e})", 2)
     utils.set_threads(threads)
-    extra = {"workers": threads} if experiment == "sosp" else {}
+    extra = {"workers": threads} if experiment in ("sosp", "sosp-claims") else {}
     t0 = time.perf_counter()
     try:
         res = run(cfg, folder.path, device, progress=not run_opts.get("no_progress"), **extra)

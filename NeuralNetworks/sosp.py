@@ -194,6 +194,36 @@ class Population:
         P = torch.eye(self.U.shape[0], dtype=G.dtype, device=G.device) - self.U @ self.U.T
         return float(torch.linalg.matrix_norm(G @ P - self.hessian_b(Th) @ Th[:, :-1] @ P))
 
+    # The protocol the search and the certificate use (shared with variants.Network): a point is ``Th``, its
+    # trained entries packed row-major into one vector.
+    def pack(self, Th):
+        """The trained entries of ``Th`` as one vector: ``Θ[:, :d+1]`` (``Θ[:, :d]`` frozen) row-major."""
+        return Th[:, :Th.shape[1] - self.freeze_bias].reshape(-1)
+
+    def unpack(self, x, like):
+        """``like`` with its trained entries replaced by the vector ``x``."""
+        T = like.clone()
+        T[:, :T.shape[1] - self.freeze_bias] = x.reshape(T.shape[0], -1)
+        return T
+
+    def evaluate(self, Th):
+        """``g``, ``L`` and ``∇g`` packed."""
+        g, L, G = self.value_and_grad(Th)
+        G[:, :-1] += self.lam * Th[:, :-1]
+        return g, L, self.pack(G)
+
+    def hvp_packed(self, Th, v):
+        """``∇²g · v`` for a packed ``v``."""
+        return self.pack(self.hvp(Th, self.unpack(v, torch.zeros_like(Th))))
+
+    def first_layer(self, Th):
+        """``W: (h, d)``."""
+        return Th[:, :-1]
+
+    def grad_w(self, Th):
+        """``∇_W g: (h, d)``."""
+        return self.grad_g(Th)[:, :-1]
+
 
 EIG_SHIFT = 1e-9     # dense λ_min: Cholesky of H + EIG_SHIFT·I, then shift-invert Lanczos (see _dense_lambda_min)
 EIG_RTOL = 1e-8      # ... to this relative accuracy of 1/(λ_min + EIG_SHIFT): |error of λ_min| ≲ 1e-8 (λ_min + 1e-9)
@@ -231,55 +261,45 @@ def _dense_lambda_min(H: torch.Tensor, vector: bool):
     return float(ev[0]), vec[:, 0].numpy()
 
 
-def lambda_min(pop: Population, Th, dense_limit: int = 4500, vector: bool = True):
-    """Smallest eigenvalue of ∇²g in the trained parameters and (``vector``) its eigenvector as an (h, d+1) array
-    (zero bias column when frozen; None when not asked for). Exact -- the dense Hessian (see
-    :func:`_dense_lambda_min`) -- up to ``dense_limit`` parameters (about 1 s at width 1000, d = 2), else
-    Lanczos (ARPACK) on exact Hessian-vector products from a fixed start vector."""
+def lambda_min(pop, P, dense_limit: int = 4500, vector: bool = True):
+    """Smallest eigenvalue of ∇²g in the trained parameters at the point ``P`` and (``vector``) its unit
+    eigenvector, shaped as a point (zero in the frozen entries; None when not asked for). Exact -- the dense
+    Hessian (see :func:`_dense_lambda_min`) -- up to ``dense_limit`` parameters (about 1 s at width 1000,
+    d = 2), else Lanczos (ARPACK) on exact Hessian-vector products from a fixed start vector."""
     from scipy.sparse.linalg import LinearOperator, eigsh
-    h, p = Th.shape
-    k = p - 1 if pop.freeze_bias else p
-    if h * k <= dense_limit:
-        ev, v = _dense_lambda_min(pop.hessian(Th), vector)
-        if not vector:
-            return ev, None
-        v = v.reshape(h, k)
-        return ev, np.concatenate([v, np.zeros((h, p - k))], 1)
-
-    def mv(v):
-        V = torch.zeros_like(Th)
-        V[:, :k] = torch.as_tensor(np.asarray(v).reshape(h, k), dtype=Th.dtype)
-        return pop.hvp(Th, V)[:, :k].reshape(-1).numpy()
-
-    op = LinearOperator((h * k, h * k), matvec=mv, dtype=np.float64)
-    v0 = np.random.default_rng(0).standard_normal(h * k)
-    ev, vec = eigsh(op, k=1, which="SA", v0=v0, tol=1e-10, ncv=60, maxiter=20_000)
-    v = vec[:, 0].reshape(h, k)
-    return float(ev[0]), (np.concatenate([v, np.zeros((h, p - k))], 1) if vector else None)
+    n = pop.pack(P).numel()
+    if n <= dense_limit:
+        ev, v = _dense_lambda_min(pop.hessian(P), vector)
+    else:
+        op = LinearOperator((n, n), dtype=np.float64, matvec=lambda v: pop.hvp_packed(
+            P, torch.as_tensor(np.asarray(v).reshape(-1), dtype=P.dtype)).numpy())
+        evs, vecs = eigsh(op, k=1, which="SA", v0=np.random.default_rng(0).standard_normal(n), tol=1e-10,
+                          ncv=60, maxiter=20_000)
+        ev, v = float(evs[0]), vecs[:, 0]
+    return ev, (pop.unpack(torch.as_tensor(v, dtype=P.dtype), torch.zeros_like(P)) if vector else None)
 
 
-def certify(pop: Population, Th, lam_min_hessian: float | None = None, check_nodes=None) -> dict:
-    """Every certificate quantity at ``Th = [W | b]``, from exact derivatives (see the module docstring).
+def certify(pop, P, lam_min_hessian: float | None = None, check_nodes=None) -> dict:
+    """Every certificate quantity at the point ``P``, from exact derivatives (see the module docstring).
     ``check_nodes``: a finer rule ``(n_par, n_perp)``, taken whole (no node left out); then ``g`` and ``‖∇g‖``
     under it are reported too."""
-    g, L, _ = pop.value_and_grad(Th)
-    G = pop.grad_g(Th)
+    g, L, G = pop.evaluate(P)
     if lam_min_hessian is None:
-        lam_min_hessian = lambda_min(pop, Th, vector=False)[0]
-    lam_min_hb = float(torch.linalg.eigvalsh(pop.hessian_b(Th))[0])
-    W, U = Th[:, :-1], pop.U
+        lam_min_hessian = lambda_min(pop, P, vector=False)[0]
+    lam_min_hb = float(torch.linalg.eigvalsh(pop.hessian_b(P))[0])
+    W, GW, U = pop.first_layer(P), pop.grad_w(P), pop.U
     perp = float(torch.linalg.matrix_norm(W - (W @ U) @ U.T))
     par = float(torch.linalg.matrix_norm(W @ U))
     gap = pop.lam + lam_min_hb
-    grad_w = float(torch.linalg.matrix_norm(G[:, :-1]))
-    out = {"g": g, "loss": L, "grad_norm": float(torch.linalg.matrix_norm(G)), "grad_w_norm": grad_w,
-           "lam_min_hessian": lam_min_hessian, "lam_min_hb": lam_min_hb, "stein_residual": pop.stein_residual(Th),
+    grad_w = float(torch.linalg.matrix_norm(GW))
+    out = {"g": g, "loss": L, "grad_norm": float(torch.linalg.vector_norm(G)), "grad_w_norm": grad_w,
+           "lam_min_hessian": lam_min_hessian, "lam_min_hb": lam_min_hb, "stein_residual": pop.stein_residual(P),
            "perp_norm": perp, "par_norm": par, "perp_ratio": perp / math.hypot(perp, par),
            "bound": grad_w / gap if gap > 0 else None}
     if check_nodes is not None:
         fine = pop.refined(check_nodes, prune=0.0)
-        out["g_fine"] = fine.value_and_grad(Th)[0]
-        out["grad_norm_fine"] = float(torch.linalg.matrix_norm(fine.grad_g(Th)))
+        g_fine, _, G_fine = fine.evaluate(P)
+        out["g_fine"], out["grad_norm_fine"] = g_fine, float(torch.linalg.vector_norm(G_fine))
     return out
 
 
@@ -287,28 +307,22 @@ class _Reached(Exception):
     """L-BFGS evaluated a point whose gradient is small enough: stop there."""
 
 
-def _lbfgs(pop: Population, Th, max_iter: int, grad_tol: float = 0.0):
-    """Minimise g from ``Th`` by L-BFGS (float64, exact gradients) until ``‖∇g‖ ≤ grad_tol`` at an evaluated
-    point (that point is returned) or g stops decreasing.
+def _lbfgs(pop, P, max_iter: int, grad_tol: float = 0.0):
+    """Minimise g from the point ``P`` by L-BFGS (float64, exact gradients) until ``‖∇g‖ ≤ grad_tol`` at an
+    evaluated point (that point is returned) or g stops decreasing.
 
     scipy's L-BFGS-B runs with one BLAS thread: between two of our (torch, multi-threaded) gradient
     evaluations, idle-spinning BLAS threads otherwise made every evaluation 2-5x slower on 2 cores."""
     from scipy.optimize import minimize
-    h, p = Th.shape
-    k = p - 1 if pop.freeze_bias else p
-    base = Th.clone()
     count = [0]
 
     def unpack(x):
-        T = base.clone()
-        T[:, :k] = torch.as_tensor(x.reshape(h, k))
-        return T
+        return pop.unpack(torch.as_tensor(x, dtype=P.dtype), P)
 
     def fg(x):
         T = unpack(x)
-        g, _, G = pop.value_and_grad(T)
-        G[:, :-1] += pop.lam * T[:, :-1]
-        grad = G[:, :k].reshape(-1).numpy()
+        g, _, G = pop.evaluate(T)
+        grad = G.numpy()
         count[0] += 1
         if float(np.linalg.norm(grad)) <= grad_tol:
             raise _Reached(T)
@@ -317,7 +331,7 @@ def _lbfgs(pop: Population, Th, max_iter: int, grad_tol: float = 0.0):
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1, user_api="blas"):
         try:
-            res = minimize(fg, Th[:, :k].reshape(-1).numpy(), jac=True, method="L-BFGS-B",
+            res = minimize(fg, pop.pack(P).numpy(), jac=True, method="L-BFGS-B",
                            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0,
                                     "maxcor": 30})
         except _Reached as stop:
@@ -329,7 +343,7 @@ SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from,
 GRAD_TOL = 1e-8      # the searches stop at ‖∇g‖ ≤ GRAD_TOL (an ε-SOSP with ε = 1e-8 once λ_min ≥ -SADDLE_TOL)
 
 
-def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
+def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
                           max_escapes: int = 3, second_order: bool = True, grad_tol: float = 0.0) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
@@ -345,11 +359,10 @@ def find_stationary_point(pop: Population, Th0, max_iter: int = 20_000, saddle_t
         lam_min, _ = lambda_min(pop, Th, vector=False)
         if lam_min >= -saddle_tol or escapes == max_escapes:
             break
-        v = lambda_min(pop, Th)[1]
-        V = torch.as_tensor(v) * float(torch.linalg.matrix_norm(Th[:, :-1])) * 0.1
-        g0, best = pop.value_and_grad(Th)[0], None
+        V = lambda_min(pop, Th)[1] * float(torch.linalg.matrix_norm(pop.first_layer(Th))) * 0.1
+        g0, best = pop.evaluate(Th)[0], None
         for _ in range(40):
-            best = next((Th + s * V for s in (1.0, -1.0) if pop.value_and_grad(Th + s * V)[0] < g0), None)
+            best = next((Th + s * V for s in (1.0, -1.0) if pop.evaluate(Th + s * V)[0] < g0), None)
             if best is not None:
                 break
             V = V / 2
@@ -366,7 +379,7 @@ MAX_NODES = 640            # per axis
 MAX_GRID = 40_000          # nodes in all
 
 
-def nodes_for(pop: Population, Th, start=None) -> tuple[int, int]:
+def nodes_for(pop, Th, start=None) -> tuple[int, int]:
     """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged: starting from ``start`` (default:
     ``pop``'s own rule, or (40, 8) if it has none), the count
     along span(U), then across it, grows by half until doubling it moves g by less than ``QUAD_TOL`` (or a cap
@@ -375,7 +388,7 @@ def nodes_for(pop: Population, Th, start=None) -> tuple[int, int]:
     n = list(start or pop.nodes or (40, 8))
 
     def g(m):
-        return pop.refined(m).value_and_grad(Th)[0]
+        return pop.refined(m).evaluate(Th)[0]
 
     for axis in (0, 1) if d > k else (0,):
         while True:
@@ -388,7 +401,7 @@ def nodes_for(pop: Population, Th, start=None) -> tuple[int, int]:
     return n[0], n[1]
 
 
-def certified_point(pop: Population, Th0) -> dict:
+def certified_point(pop, Th0, max_iter: int = 20_000) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
     Two rules: L-BFGS first under ``pop``'s own rule, then again from there under a rule fine enough for the
@@ -397,14 +410,14 @@ def certified_point(pop: Population, Th0) -> dict:
     ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
     (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
     rule (``prune_change``)."""
-    first = find_stationary_point(pop, Th0, second_order=False, grad_tol=GRAD_TOL)
+    first = find_stationary_point(pop, Th0, max_iter, second_order=False, grad_tol=GRAD_TOL)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
-    res = find_stationary_point(fine, first["theta"], grad_tol=GRAD_TOL)
+    res = find_stationary_point(fine, first["theta"], max_iter, grad_tol=GRAD_TOL)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
                 escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
-                prune_change=abs(pop.refined(fine_nodes, prune=0.0).value_and_grad(res["theta"])[0] - cert["g"]))
+                prune_change=abs(pop.refined(fine_nodes, prune=0.0).evaluate(res["theta"])[0] - cert["g"]))
     return {"theta": res["theta"], **cert}
 
 

@@ -75,7 +75,11 @@ def test_each_experiment_takes_only_its_own_options(capsys):
                                   ["--loss", "foo"], ["--seed", "-1"], ["--seed", str(2 ** 29)], ["--threads", "0"],
                                   ["--experiment", "fig2", "--lam-grid", "0", "1", "5"],
                                   ["--experiment", "fig2", "--lam-grid", "1e-3", "1", "2.5"],
-                                  ["--experiment", "sosp", "--d", "4"], ["--experiment", "sosp", "--nodes", "2"]]
+                                  ["--experiment", "sosp", "--d", "4"], ["--experiment", "sosp", "--nodes", "2"],
+                                  ["--experiment", "sosp-claims", "--rows", "base,bogus"],
+                                  ["--experiment", "sosp-claims", "--path-rows", "deep"],
+                                  ["--experiment", "sosp-claims", "--d", "4"],
+                                  ["--experiment", "sosp-claims", "--lams", "1e-3", "-1e-4"]]
                          + ([] if torch.cuda.is_available() else [["--device", "cuda"]]))
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, argv, capsys):
     out = tmp_path / "out"

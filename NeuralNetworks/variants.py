@@ -1,0 +1,310 @@
+"""The claims (a)-(c) and a second teacher direction at certified points of their population objectives.
+
+``sosp.Population`` is the base student: two layers, second layer fixed, squared loss, derivatives in closed
+form. Each claim changes one thing (:data:`VARIANTS`), and :class:`Network` is the population objective of any
+of them -- one or two hidden layers, the second layer fixed or trained, squared, log-cosh or logistic loss --
+by autograd in float64 on the same Gauss–Hermite rule. It speaks the protocol of ``sosp`` (``pack``,
+``unpack``, ``evaluate``, ``hvp_packed``, ``hessian``, ``hessian_b``, ``first_layer``, ``stein_residual``,
+``refined``), so ``sosp``'s search and certificate run on it unchanged; on the base student it is the
+reference the closed forms are tested against.
+
+Stein's lemma needs only that x enters the network through ``z = W x + b``: for any loss and any layers above,
+∇_W L · P⊥ = H_b W P⊥ with ``H_b = ∇²_b L``, at every point.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from NeuralNetworks.activations import BETA, smooth_relu
+
+LOGISTIC_C = 3.0       # logistic loss: P(y = 1 | x) = σ(LOGISTIC_C · tanh<u, x>), between 0.047 and 0.953
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row: the base student (two layers, width 256, second layer fixed, squared loss, one teacher
+    direction) with one thing changed."""
+    claim: str
+    statement: str
+    width: int = 256
+    depth: int = 1
+    train_out: bool = False
+    loss: str = "squared"
+    k: int = 1
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether ``sosp.Population`` (closed-form derivatives) is this student's objective."""
+        return self.depth == 1 and not self.train_out and self.loss == "squared"
+
+
+VARIANTS = {
+    "base": Variant("–", "two layers, width 256, second layer fixed, squared loss, one direction"),
+    "width-64": Variant("(a)", "any size: width 64", width=64),
+    "width-1000": Variant("(a)", "any size: width 1000", width=1000),
+    "depth-2": Variant("(a)", "any depth: two hidden layers of 64 (the first is the lemma's W, b)", width=64,
+                       depth=2),
+    "second-layer": Variant("(b)", "all parameters trained: the second layer a too", train_out=True),
+    "depth-2-all": Variant("(b)", "two hidden layers of 64, every layer trained", width=64, depth=2,
+                           train_out=True),
+    "log-cosh": Variant("(c)", "any smooth loss: log cosh(f - y)", loss="log-cosh"),
+    "logistic": Variant("(c)", f"any smooth loss: cross-entropy, P(y=1|x) = σ({LOGISTIC_C:g} tanh<u, x>)",
+                        loss="logistic"),
+    "two-directions": Variant("(k)", "two teacher directions at d = 3: mean of tanh over Uᵀx", k=2),
+}
+
+
+def pointwise_loss(name: str, f, y):
+    """The loss at each node: squared ``(f − y)²``; ``log cosh(f − y)`` (= r + softplus(−2r) − log 2, exact for
+    any r); logistic: the cross-entropy of ``σ(f)`` against the probability ``y`` of the label 1,
+    ``softplus(f) − y f``."""
+    if name == "squared":
+        return (f - y) ** 2
+    if name == "log-cosh":
+        r = f - y
+        return r + F.softplus(-2 * r) - math.log(2.0)
+    if name == "logistic":
+        return F.softplus(f) - y * f
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def targets(variant: Variant, teacher_values):
+    """What the loss compares with: the teacher's value, or for the logistic loss P(y = 1 | x)."""
+    return torch.sigmoid(LOGISTIC_C * teacher_values) if variant.loss == "logistic" else teacher_values
+
+
+class Network:
+    """The population objective ``g = Σ_n q_n ℓ(f(x_n), y_n) + (λ/2) Σ_l ‖W_l‖_F²`` of ``variant``'s student
+    ``f(x) = aᵀ s(W₂ s(W x + b) + b₂)`` (one hidden layer: ``aᵀ s(W x + b)``), weight decay on the weight
+    matrices as in training. A point is the vector of every parameter in the order W, b, (W₂, b₂,) a; the
+    trained ones are W, W₂, b₂, b unless ``freeze_bias``, and a when ``variant.train_out``."""
+
+    def __init__(self, variant, U, lam, freeze_bias, nodes, offset=0.0):
+        from NeuralNetworks.sosp import _rule
+        self.variant, self.U, self.lam, self.freeze_bias = variant, U, float(lam), bool(freeze_bias)
+        self.nodes, self.offset = tuple(nodes), offset
+        self._set_rule(_rule(U, nodes, offset))
+        d, h = U.shape[0], variant.width
+        shapes = [("W", (h, d)), ("b", (h,))] + [("W2", (h, h)), ("b2", (h,))] * (variant.depth == 2)
+        self.shapes = shapes + [("a", (h,))]
+        sizes = [math.prod(s) for _, s in self.shapes]
+        self.slices, start = {}, 0
+        for (name, _), n in zip(self.shapes, sizes):
+            self.slices[name], start = slice(start, start + n), start + n
+        self.mask = torch.ones(start, dtype=torch.bool)
+        if self.freeze_bias:
+            self.mask[self.slices["b"]] = False
+        if not variant.train_out:
+            self.mask[self.slices["a"]] = False
+
+    def _set_rule(self, rule):
+        self.X, self.q, teacher = rule
+        self.y = targets(self.variant, teacher)
+
+    def refined(self, nodes, prune=None):
+        """The same objective under the rule ``nodes`` (``prune=0``: every node of the tensor rule)."""
+        from NeuralNetworks.sosp import PRUNE, _rule
+        out = Network.__new__(Network)
+        out.__dict__.update(self.__dict__)
+        out.nodes = tuple(nodes)
+        out._set_rule(_rule(self.U, nodes, self.offset, PRUNE if prune is None else prune))
+        return out
+
+    def point(self, **params):
+        """The point holding ``params`` (tensors of the shapes above)."""
+        return torch.cat([params[name].reshape(-1) for name, _ in self.shapes])
+
+    def params(self, P):
+        return {name: P[self.slices[name]].view(shape) for name, shape in self.shapes}
+
+    def loss(self, P):
+        """``L(P) = Σ_n q_n ℓ(f(x_n), y_n)`` (differentiable in P)."""
+        p = self.params(P)
+        H = smooth_relu(torch.addmm(p["b"], self.X, p["W"].T), BETA)
+        if "W2" in p:
+            H = smooth_relu(torch.addmm(p["b2"], H, p["W2"].T), BETA)
+        return self.q @ pointwise_loss(self.variant.loss, H @ p["a"], self.y)
+
+    def regulariser(self, P):
+        p = self.params(P)
+        decayed = ("W", "W2", "a") if self.variant.train_out else ("W", "W2")
+        return 0.5 * self.lam * sum((p[w] ** 2).sum() for w in decayed if w in p)
+
+    def g(self, P):
+        return self.loss(P) + self.regulariser(P)
+
+    def pack(self, P):
+        return P[self.mask]
+
+    def unpack(self, x, like):
+        out = like.clone()
+        out[self.mask] = x
+        return out
+
+    def _grad(self, fn, P, create_graph=False):
+        """``P`` as a leaf needing gradients and ``∇fn(P)`` (full, unpacked)."""
+        P = P.detach().requires_grad_(True)
+        return P, torch.autograd.grad(fn(P), P, create_graph=create_graph)[0]
+
+    def evaluate(self, P):
+        """``g``, ``L`` and ``∇g`` packed."""
+        P = P.detach().requires_grad_(True)
+        L = self.loss(P)
+        g = L + self.regulariser(P)
+        grad, = torch.autograd.grad(g, P)
+        return g.item(), L.item(), grad[self.mask]
+
+    def hvp_packed(self, P, v):
+        """``∇²g · v`` packed, by double backward (forward mode through softplus was 15x slower)."""
+        P, G = self._grad(self.g, P, create_graph=True)
+        return torch.autograd.grad(G, P, self.unpack(v, torch.zeros_like(P)))[0][self.mask]
+
+    def _hessian_rows(self, fn, P, rows):
+        """Rows ``rows`` of ``∇²fn(P)``, one backward each through the retained graph of ``∇fn`` (a vmapped
+        batch of them was 3-8x slower here)."""
+        P, G = self._grad(fn, P, create_graph=True)
+        return torch.stack([torch.autograd.grad(G[i], P, retain_graph=True)[0] for i in rows.tolist()])
+
+    def hessian(self, P):
+        """Dense ``∇²g`` in the trained parameters, packed order."""
+        return self._hessian_rows(self.g, P, torch.nonzero(self.mask)[:, 0])[:, self.mask]
+
+    def hessian_b(self, P):
+        """``H_b = ∇²_b L``: ``(h, h)``, the bias trained or not."""
+        sl = self.slices["b"]
+        return self._hessian_rows(self.loss, P, torch.arange(sl.start, sl.stop))[:, sl]
+
+    def first_layer(self, P):
+        """``W: (h, d)``."""
+        return self.params(P)["W"]
+
+    def grad_w(self, P):
+        """``∇_W g: (h, d)``."""
+        return self._grad(self.g, P)[1][self.slices["W"]].view(self.params(P)["W"].shape)
+
+    def stein_residual(self, P):
+        """``‖∇_W L · P⊥ − H_b W P⊥‖_F`` (zero at every point, up to quadrature error)."""
+        W = self.params(P)["W"]
+        GL = self._grad(self.loss, P)[1][self.slices["W"]].view(W.shape)
+        Pp = torch.eye(self.U.shape[0], dtype=W.dtype) - self.U @ self.U.T
+        return float(torch.linalg.matrix_norm(GL @ Pp - self.hessian_b(P) @ W @ Pp))
+
+
+def teacher_frame(d: int, k: int):
+    """The teacher's directions ``U: (d, k)`` (the project's fixed draw)."""
+    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
+    return make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+
+
+def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nodes):
+    """``(objective, initial point)`` of ``variant`` from the authors' init of ``seed`` (App. E, float64):
+    ``sosp.Population`` and ``[W | b]`` where it applies, else :class:`Network` and its parameter vector."""
+    from NeuralNetworks.model import init_student
+    from NeuralNetworks.sosp import Population
+    U = teacher_frame(d, variant.k)
+    s = init_student(1, d, variant.width, variant.depth, torch.Generator().manual_seed(seed), dtype=torch.float64)
+    W, b, a = s.W[0], s.biases[0][0], s.a[0]
+    if variant.closed_form:
+        return Population.build(U, a, b.clone(), lam, frozen, nodes), torch.cat([W, b[:, None]], 1)
+    net = Network(variant, U, lam, frozen, nodes)
+    extra = {"W2": s.weights[1][0], "b2": s.biases[1][0]} if variant.depth == 2 else {}
+    return net, net.point(W=W, b=b, a=a, **extra)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The sweep: a certified point per (row, seed, λ, bias trained / frozen), and the verdict per row.
+
+EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP (the issue's ε)
+COLLAPSED = 1e-4       # the claim holds at a point when ‖W⊥‖/‖W‖ ≤ COLLAPSED there
+COARSE = {1: (90, 8), 2: (40, 8)}      # first rule per number of teacher directions (refined by sosp.nodes_for)
+
+
+def row_dims(variant: Variant, d: int):
+    """``(d, k)`` of a row: ``d`` as asked, at least 3 for two directions (W⊥ must have room)."""
+    return (max(d, variant.k + 1), variant.k)
+
+
+def point_type(p: dict) -> str:
+    """``minimum``: ‖∇g‖ ≤ sosp.GRAD_TOL and λ_min ≥ −sosp.SADDLE_TOL; ``ε-SOSP`` within :data:`EPS_SOSP` of both;
+    ``saddle``: λ_min < −EPS_SOSP; else ``not converged`` (the search's evaluation cap was reached first)."""
+    from NeuralNetworks.sosp import GRAD_TOL, SADDLE_TOL
+    if p["lam_min_hessian"] < -EPS_SOSP:
+        return "saddle"
+    if p["grad_norm"] <= GRAD_TOL and p["lam_min_hessian"] >= -SADDLE_TOL:
+        return "minimum"
+    return "ε-SOSP" if p["grad_norm"] <= EPS_SOSP else "not converged"
+
+
+def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None):
+    """One certified point of ``row`` from ``seed``'s init (a job of ``sosp.run_jobs``; ``width`` overrides the
+    row's, for quick runs). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy) and its
+    labels."""
+    import dataclasses
+    import time
+
+    from NeuralNetworks.sosp import certified_point
+    v = VARIANTS[row] if width is None else dataclasses.replace(VARIANTS[row], width=min(width, VARIANTS[row].width))
+    dd, k = row_dims(v, d)
+    t = time.perf_counter()
+    pop, P0 = objective(v, seed, lam, frozen, dd, COARSE[k])
+    pt = certified_point(pop, P0, max_iter)
+    W = pop.first_layer(pt.pop("theta")).detach().numpy()
+    pt = {key: val for key, val in pt.items() if key not in ("g_fine",)}
+    out = {"row": row, "claim": v.claim, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained",
+           "width": v.width, "d": dd, "k": k, **pt, "W": W, "U": pop.U.numpy(), "seconds": time.perf_counter() - t}
+    out["type"] = point_type(out)
+    out["tightness"] = out["perp_norm"] / out["bound"] if out["bound"] else None
+    return out
+
+
+def job_cost(row: str, lam: float, frozen: bool):
+    """A sort key, longest first: deep and trained-output rows, then bias trained, then small λ."""
+    v = VARIANTS[row]
+    return (-(v.depth + v.train_out), frozen, lam)
+
+
+def verdict(points) -> str:
+    """One row's verdict, from its bias-trained points: ``holds`` when every certified one (an ε-SOSP or a
+    minimum) has ‖W⊥‖/‖W‖ ≤ COLLAPSED and there is one; ``fails`` when a certified one has more; ``uncertified``
+    when none is certified."""
+    cert = [p for p in points if p["bias"] == "trained" and p["type"] in ("minimum", "ε-SOSP")]
+    if not cert:
+        return "uncertified"
+    return "holds" if max(p["perp_ratio"] for p in cert) <= COLLAPSED else "fails"
+
+
+def summary_rows(points):
+    """Per row (in :data:`VARIANTS`' order): max ratio trained / frozen, worst gradient and curvature, the
+    bound's tightness, the count of certified points and the verdict."""
+    out = []
+    for row in VARIANTS:
+        pts = [p for p in points if p["row"] == row]
+        if not pts:
+            continue
+        by = {b: [p for p in pts if p["bias"] == b] for b in ("trained", "frozen")}
+        tight = [p["tightness"] for p in pts if p["tightness"] is not None and p["bias"] == "trained"]
+        out.append({"row": row, "claim": VARIANTS[row].claim, "statement": VARIANTS[row].statement,
+                    "trained_max_ratio": max((p["perp_ratio"] for p in by["trained"]), default=None),
+                    "frozen_max_ratio": max((p["perp_ratio"] for p in by["frozen"]), default=None),
+                    "max_grad_norm": max(p["grad_norm"] for p in pts),
+                    "min_lam_min_hessian": min(p["lam_min_hessian"] for p in pts),
+                    "max_stein_residual": max(p["stein_residual"] for p in pts),
+                    "max_tightness": max(tight, default=None),
+                    "certified": sum(p["type"] in ("minimum", "ε-SOSP") for p in pts), "points": len(pts),
+                    "types": {t: sum(p["type"] == t for p in pts) for t in sorted({p["type"] for p in pts})},
+                    "verdict": verdict(pts)})
+    return out
+
+
+def to_markdown(rows) -> str:
+    """The README's table of :func:`summary_rows`."""
+    f = lambda v: "–" if v is None else f"{v:.1e}"  # noqa: E731
+    lines = ["| row | claim | ‖W⊥‖/‖W‖ bias trained (max) | bias frozen (max) | max ‖∇g‖ | min λ_min(∇²g) "
+             "| bound tightness (max, trained) | certified | verdict |", "|" + "---|" * 9]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['claim']} | {f(r['trained_max_ratio'])} | {f(r['frozen_max_ratio'])} | "
+                     f"{f(r['max_grad_norm'])} | {f(r['min_lam_min_hessian'])} | {f(r['max_tightness'])} | "
+                     f"{r['certified']}/{r['points']} | {r['verdict']} |")
+    return "\n".join(lines) + "\n"
