@@ -1,10 +1,11 @@
-"""The four experiments of Section 4, each a config (its command-line options and defaults, declared once), a
+"""The experiments of Section 4, each a config (its command-line options and defaults, declared once), a
 ``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them.
 
 fig3    Fig. 3: the width-1000 student of App. E trained by PGD on tanh(<x, u>), u = (1, 1)/sqrt(2).
 fig2    Fig. 2: the one-neuron toy, minimisers against lambda with the bias frozen and trained (toy.py).
 claims  claims (a)-(e) along PGD runs on a multi-index teacher (claims.py).
 sosp    Lemma 3.1 at certified stationary points of the population objective, and PGD from the same inits (sosp.py).
+sosp-claims  claims (a)-(c) at certified points (variants.py), the lemma along exact GD and App. B (descent.py).
 """
 import dataclasses
 import os

@@ -2,8 +2,9 @@
 
 ``python NeuralNetworks/main.py`` reproduces Fig. 3 with the authors' settings (App. E): a width-1000
 two-layer student with activation 1/2 log(1 + e^{2z}) trained by perturbed gradient descent on the
-single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2). ``--experiment fig2 | claims | sosp``: the one-neuron
-toy of Fig. 2, the claims (a)-(e) along PGD runs, Lemma 3.1 at certified stationary points.
+single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2). ``--experiment fig2 | claims | sosp | sosp-claims``: the
+one-neuron toy of Fig. 2, the claims (a)-(e) along PGD runs, Lemma 3.1 at certified stationary points, the
+claims at certified points.
 ``python NeuralNetworks/main.py --experiment NAME --help`` lists that experiment's options.
 """
 import os
