@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-def perp(W, U):
-    return W - (W @ U) @ U.T
+from NeuralNetworks.model import perp_part
 
 
 def lemma_path(pop, P0, lr: float, steps: int, records: int = 100, lr_scale=None) -> dict:
@@ -35,7 +33,7 @@ def lemma_path(pop, P0, lr: float, steps: int, records: int = 100, lr_scale=None
         nxt = pop.unpack(pop.pack(P) - lr * scale * G, P) if t < steps else None
         if t in at or t == steps:
             W = pop.first_layer(P).detach()
-            Wp = perp(W, U)
+            Wp = perp_part(W, U)
             rec["step"].append(t), rec["perp_norm"].append(float(torch.linalg.matrix_norm(Wp)))
             rec["par_norm"].append(float(torch.linalg.matrix_norm(W @ U))), rec["g"].append(g)
             rec["grad_norm"].append(float(torch.linalg.vector_norm(G)))
@@ -46,7 +44,7 @@ def lemma_path(pop, P0, lr: float, steps: int, records: int = 100, lr_scale=None
             rec["rate"].append(float((Wp * (Hb @ Wp)).sum() / (Wp ** 2).sum()))
             if nxt is not None:
                 pred = Wp - lr * (Hb @ Wp + lam * Wp)
-                Wn = perp(pop.first_layer(nxt).detach(), U)
+                Wn = perp_part(pop.first_layer(nxt).detach(), U)
                 rec["residual"].append(float(torch.linalg.matrix_norm(Wn - pred) / torch.linalg.matrix_norm(Wp)))
             else:
                 rec["residual"].append(float("nan"))
@@ -103,11 +101,12 @@ def run_method(pop, P0, method: str, s: MethodSettings, seed: int = 0) -> dict:
     for t in range(s.max_steps + 1):
         P = pop.unpack(x, P0)
         g, _, G = pop.evaluate(P)
-        if prev is not None and method != "Adam" and g > prev[1] + 1e-13 * abs(prev[1]):      # η too long here: back, and halve it
+        if prev is not None and method != "Adam" and g > prev[1] + 1e-13 * abs(prev[1]):
+            # η too long here: back to the previous point, and halve it
             x, g, G, lr, halvings = prev[0], prev[1], prev[2], lr / 2, halvings + 1
             P = pop.unpack(x, P0)
         W = pop.first_layer(P).detach()
-        ratio = float(torch.linalg.matrix_norm(perp(W, pop.U)) / torch.linalg.matrix_norm(W))
+        ratio = float(torch.linalg.matrix_norm(perp_part(W, pop.U)) / torch.linalg.matrix_norm(W))
         if out["steps_to_collapse"] is None and ratio <= s.target:
             out["steps_to_collapse"] = t
         gn = float(torch.linalg.vector_norm(G))
@@ -119,7 +118,7 @@ def run_method(pop, P0, method: str, s: MethodSettings, seed: int = 0) -> dict:
                 out["steps_to_sosp"] = t
                 break
             if method == "Hessian descent":
-                x, ok = _curvature_step(pop, P, P0, g, vec, s.curv_step * float(torch.linalg.matrix_norm(W)))
+                x, ok = _curvature_step(pop, P, g, vec, s.curv_step * float(torch.linalg.matrix_norm(W)))
                 curv_steps, prev = curv_steps + ok, None
                 continue
         if t == s.max_steps:           # the cap: end at the point just evaluated
@@ -141,7 +140,7 @@ def run_method(pop, P0, method: str, s: MethodSettings, seed: int = 0) -> dict:
     return out
 
 
-def _curvature_step(pop, P, P0, g0, vec, length):
+def _curvature_step(pop, P, g0, vec, length):
     """Hessian descent's negative-curvature step from ``P`` along ``vec`` (a point-shaped eigenvector): the
     first of ±length, ±length/2, … that lowers g. Returns the packed new point and whether one did."""
     for _ in range(40):
@@ -159,10 +158,8 @@ PATH_NODES = (40, 160)    # the paths' rule: 160 nodes across span(U), where Ste
 def _row_objective(row, d, lam, width, nodes=None, seed=0):
     """``((objective, init), variant)`` of ``row``, bias trained, under ``nodes`` (default: the paths' rule;
     40 nodes per axis across span(U) for two directions, whose rule is a 3-d grid)."""
-    import dataclasses
-
-    from NeuralNetworks.variants import COARSE, VARIANTS, objective, row_dims
-    v = VARIANTS[row] if width is None else dataclasses.replace(VARIANTS[row], width=min(width, VARIANTS[row].width))
+    from NeuralNetworks.variants import COARSE, objective, row_dims, row_variant
+    v = row_variant(row, width)
     dd, k = row_dims(v, d)
     nodes = nodes or (PATH_NODES if k == 1 and dd == 2 else (COARSE[k][0], 40))
     return objective(v, seed, lam, False, dd, nodes), v
@@ -174,8 +171,9 @@ def path_job(row, d, lam, lr, steps, width=None):
     (pop, P0), v = _row_objective(row, d, lam, width)
     scale = None
     if v.train_out:
-        scale = pop.pack(torch.ones_like(P0))
-        scale[pop.pack(torch.arange(P0.numel(), dtype=P0.dtype)) >= pop.slices["a"].start] = 1.0 / v.width
+        full = torch.ones_like(P0)
+        full[pop.slices["a"]] = 1.0 / v.width
+        scale = pop.pack(full)
     t = time.perf_counter()
     rec, _ = lemma_path(pop, P0, lr, steps, lr_scale=scale)
     return {"row": row, **rec, "seconds": time.perf_counter() - t}

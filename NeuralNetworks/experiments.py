@@ -337,6 +337,11 @@ def _pgd_rows(cfg, hist, lam_r, frozen_r, rows):
     return out
 
 
+def _cell(v):
+    """A CSV cell: empty for None, 6 significant digits for a float."""
+    return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
 POINT_COLUMNS = ["seed", "lam", "bias", "type", "perp_ratio", "perp_norm", "par_norm", "bound", "grad_norm",
                  "grad_w_norm", "lam_min_hessian", "lam_min_hb", "stein_residual", "g", "loss", "nodes_par",
                  "nodes_perp", "quad_change", "grad_norm_fine", "nfev", "escapes", "seconds"]
@@ -350,9 +355,8 @@ def _write_points(folder, rows, U, offset):
         p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
     if not rows:
         return points
-    cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
     with open(os.path.join(folder, "sosp.csv"), "w") as f:
-        f.write("\n".join([",".join(POINT_COLUMNS)] + [",".join(cell(p[c]) for c in POINT_COLUMNS)
+        f.write("\n".join([",".join(POINT_COLUMNS)] + [",".join(_cell(p[c]) for c in POINT_COLUMNS)
                                                        for p in points]) + "\n")
     np.savez_compressed(os.path.join(folder, "sosp_points.npz"),
                         W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
@@ -467,11 +471,10 @@ CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "perp_ra
 def _write_claim_points(folder, points):
     """``sosp_claims.csv`` and ``sosp_claims_points.npz`` (W as (points, h, d) and U as (points, d, k), padded
     with NaN to the largest width, d and k; ``width``, ``d``, ``k`` say how much of each is real)."""
-    cell = lambda v: "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
     with open(os.path.join(folder, "sosp_claims.csv"), "w") as f:
         f.write(",".join(CLAIM_COLUMNS) + "\n")
         for p in points:
-            f.write(",".join(cell(p["bias"] == "trained" if c == "bias_trained" else p[c]) for c in CLAIM_COLUMNS)
+            f.write(",".join(_cell(p["bias"] == "trained" if c == "bias_trained" else p[c]) for c in CLAIM_COLUMNS)
                     + "\n")
     h, d, k = (max(p[key] for p in points) for key in ("width", "d", "k"))
     W, U = np.full((len(points), h, d), np.nan), np.full((len(points), d, k), np.nan)

@@ -65,6 +65,12 @@ def complete_frame(U: torch.Tensor) -> torch.Tensor:
     return q
 
 
+def teacher_frame(d: int, k: int):
+    """The teacher's directions ``U: (d, k)`` in float64 (the project's fixed draw)."""
+    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
+    return make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+
+
 PRUNE = 1e-30              # working rules leave out the nodes of tensor weight below this (see gauss_hermite_nodes)
 
 
@@ -440,8 +446,7 @@ def initial_point(seed: int, d: int, width: int, a_init: str = "paper"):
 def _certify_job(seed, lam, frozen, d, k, width, offset, a_init, coarse):
     """One certified point from the seed's init (a job of :func:`sweep`; also run in worker processes):
     the certificate plus ``seed``, ``lam``, ``bias``, ``theta``, ``a`` (numpy arrays) and ``seconds``."""
-    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
-    U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+    U = teacher_frame(d, k)
     Th0, a = initial_point(seed, d, width, a_init)
     pop = Population.build(U, a, Th0[:, -1].clone(), lam, frozen, coarse, offset)
     t = time.perf_counter()
@@ -518,8 +523,7 @@ def sweep(lams, seeds, d=2, k=1, width=1000, offset=0.0, a_init="paper", coarse=
     Returns the rows (dicts: the certificate plus ``seed``, ``lam``, ``bias``, ``theta``, ``a``, ``seconds``) in
     the order (seed, λ, mode), then the extras; ``U``; whether a Ctrl-C stopped the sweep (the rows are then
     those finished before it); and ``(beside's result, its seconds)`` (None if not run or not finished)."""
-    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
-    U = make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
+    U = teacher_frame(d, k)
     keys = [(s, lam, fb) for s in seeds for lam in lams for fb in modes]
     keys += [(seeds[0], lam, fb) for lam in extra_lams for fb in modes]
     setting = (d, k, width, offset, a_init, tuple(coarse))

@@ -11,6 +11,7 @@ reference the closed forms are tested against.
 Stein's lemma needs only that x enters the network through ``z = W x + b``: for any loss and any layers above,
 ∇_W L · P⊥ = H_b W P⊥ with ``H_b = ∇²_b L``, at every point.
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -192,17 +193,11 @@ class Network:
         return float(torch.linalg.matrix_norm(GL @ Pp - self.hessian_b(P) @ W @ Pp))
 
 
-def teacher_frame(d: int, k: int):
-    """The teacher's directions ``U: (d, k)`` (the project's fixed draw)."""
-    from NeuralNetworks.model import SUBSPACE_SEED, make_subspace
-    return make_subspace(d, k, torch.Generator().manual_seed(SUBSPACE_SEED), dtype=torch.float64)
-
-
 def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nodes):
     """``(objective, initial point)`` of ``variant`` from the authors' init of ``seed`` (App. E, float64):
     ``sosp.Population`` and ``[W | b]`` where it applies, else :class:`Network` and its parameter vector."""
     from NeuralNetworks.model import init_student
-    from NeuralNetworks.sosp import Population
+    from NeuralNetworks.sosp import Population, teacher_frame
     U = teacher_frame(d, variant.k)
     s = init_student(1, d, variant.width, variant.depth, torch.Generator().manual_seed(seed), dtype=torch.float64)
     W, b, a = s.W[0], s.biases[0][0], s.a[0]
@@ -219,6 +214,12 @@ def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nod
 EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP (the issue's ε)
 COLLAPSED = 1e-4       # the claim holds at a point when ‖W⊥‖/‖W‖ ≤ COLLAPSED there
 COARSE = {1: (90, 8), 2: (40, 8)}      # first rule per number of teacher directions (refined by sosp.nodes_for)
+
+
+def row_variant(row: str, width=None) -> Variant:
+    """``VARIANTS[row]``, its width capped at ``width`` (quick runs) when given."""
+    v = VARIANTS[row]
+    return v if width is None else dataclasses.replace(v, width=min(width, v.width))
 
 
 def row_dims(variant: Variant, d: int):
@@ -241,11 +242,10 @@ def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter:
     """One certified point of ``row`` from ``seed``'s init (a job of ``sosp.run_jobs``; ``width`` overrides the
     row's, for quick runs). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy) and its
     labels."""
-    import dataclasses
     import time
 
     from NeuralNetworks.sosp import certified_point
-    v = VARIANTS[row] if width is None else dataclasses.replace(VARIANTS[row], width=min(width, VARIANTS[row].width))
+    v = row_variant(row, width)
     dd, k = row_dims(v, d)
     t = time.perf_counter()
     pop, P0 = objective(v, seed, lam, frozen, dd, COARSE[k])
