@@ -439,16 +439,18 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
     from NeuralNetworks import descent, sosp, variants
     keys = [(r, s, lam, fb) for r in cfg.rows.split(",") for s in range(cfg.seed, cfg.seed + cfg.seeds)
             for lam in cfg.lams for fb in (False, True)]
-    keys.sort(key=lambda k: variants.job_cost(k[0], k[2], k[3]))
+    order = sorted(range(len(keys)), key=lambda j: variants.job_cost(keys[j][0], keys[j][2], keys[j][3]))
     jobs = [(descent.path_job, (r, cfg.d, cfg.path_lam, cfg.path_lr, cfg.path_steps, cfg.width))
             for r in cfg.path_rows.split(",")]
     jobs += [(descent.method_job, (m, cfg.d, cfg.algo_lam, cfg.algo_steps, cfg.width)) for m in descent.METHODS]
-    jobs += [(variants.certify_job, (*k, cfg.d, cfg.max_iter, cfg.width)) for k in keys]
+    jobs += [(variants.certify_job, (*keys[j], cfg.d, cfg.max_iter, cfg.width)) for j in order]
     done = dict(sosp.run_jobs(jobs, workers, progress, desc="sosp-claims"))
     out = [done[i] for i in range(len(jobs))]
     n_paths, n_methods = len(cfg.path_rows.split(",")), len(descent.METHODS)
     paths, methods = out[:n_paths], out[n_paths:n_paths + n_methods]
-    points = out[n_paths + n_methods:]
+    points = [None] * len(keys)            # back in the order of the rows (the jobs ran longest first)
+    for j, p in zip(order, out[n_paths + n_methods:]):
+        points[j] = p
     rows = variants.summary_rows(points)
     _write_claim_points(folder, points)
     with open(os.path.join(folder, "sosp_claims.md"), "w") as f:
