@@ -71,6 +71,22 @@ def pointwise_loss(name: str, f, y):
     raise ValueError(f"unknown loss {name!r}")
 
 
+def loss_slopes(name: str, f, y):
+    """``(∂ℓ/∂f, ∂²ℓ/∂f²)`` at each node, for the losses of :func:`pointwise_loss` (its autograd is their test
+    reference): squared ``2r``, ``2``; log-cosh ``tanh r``, ``1 − tanh² r``; logistic ``σ(f) − y``,
+    ``σ(f)(1 − σ(f))``."""
+    if name == "squared":
+        r = f - y
+        return 2 * r, torch.full_like(r, 2.0)
+    if name == "log-cosh":
+        t = torch.tanh(f - y)
+        return t, 1 - t * t
+    if name == "logistic":
+        s = torch.sigmoid(f)
+        return s - y, s * (1 - s)
+    raise ValueError(f"unknown loss {name!r}")
+
+
 def targets(variant: Variant, teacher_values):
     """What the loss compares with: the teacher's value, or for the logistic loss P(y = 1 | x)."""
     return torch.sigmoid(LOGISTIC_C * teacher_values) if variant.loss == "logistic" else teacher_values
@@ -173,8 +189,18 @@ class Network:
         return self._hessian_rows(self.g, P, torch.nonzero(self.mask)[:, 0])[:, self.mask]
 
     def hessian_b(self, P):
-        """``H_b = ∇²_b L``: ``(h, h)``, the bias trained or not."""
+        """``H_b = ∇²_b L``: ``(h, h)``, the bias trained or not. One hidden layer: in closed form,
+        ``E[ℓ'' a_j s'_j a_k s'_k] + δ_jk E[ℓ' a_j s''_j]`` (autograd, two layers, is its test reference;
+        along a width-256 path 20 ms against 2.5 s)."""
         sl = self.slices["b"]
+        if self.variant.depth == 1:
+            p = self.params(P)
+            z = torch.addmm(p["b"], self.X, p["W"].T)
+            s1 = torch.sigmoid(BETA * z)                     # s'(z); s''(z) = β s'(1 − s')
+            d1, d2 = loss_slopes(self.variant.loss, smooth_relu(z, BETA) @ p["a"], self.y)
+            A = s1 * p["a"]
+            s2 = BETA * s1 * (1 - s1)
+            return A.T @ ((self.q * d2)[:, None] * A) + torch.diag(((self.q * d1) @ s2) * p["a"])
         return self._hessian_rows(self.loss, P, torch.arange(sl.start, sl.stop))[:, sl]
 
     def first_layer(self, P):

@@ -67,6 +67,9 @@ def test_gradient_and_hessian_against_finite_differences(row, frozen):
     e[b.start] = 1.0
     col = (pop._grad(pop.loss, P + eps * e)[1] - pop._grad(pop.loss, P - eps * e)[1])[b] / (2 * eps)
     torch.testing.assert_close(pop.hessian_b(P)[:, 0], col, rtol=1e-6, atol=1e-9)
+    # ... and, with one hidden layer, its closed form is autograd's bias block
+    sl = torch.arange(b.start, b.stop)
+    torch.testing.assert_close(pop.hessian_b(P), pop._hessian_rows(pop.loss, P, sl)[:, b], rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("row", ["depth-2", "logistic", "depth-2-all", "base"])
