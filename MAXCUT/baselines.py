@@ -31,9 +31,10 @@ def brute_force(n, edges, weights, chunk=1 << 18):
 
 def local_search(n, edges, weights, x):
     """Greedy one-flip local search from the 0/1 partition ``x``: flip the vertex of largest positive
-    gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x`` are updated in O(n) per
-    flip. Returns the improved 0/1 partition (numpy)."""
-    A = dense_adjacency(n, edges, weights)
+    gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x``; a flip of ``i`` updates ``A s``
+    on i's neighbours only (sparse rows: memory O(n + m), so G-set graphs of 20 000 nodes polish in
+    seconds). Returns the improved 0/1 partition (numpy)."""
+    A = _sparse_adjacency(n, edges, weights)
     s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
     As = A @ s
     for _ in range(100 * n):  # every flip raises the cut by > 0; this bound is never reached in practice
@@ -41,9 +42,48 @@ def local_search(n, edges, weights, x):
         i = int(np.argmax(gain))
         if gain[i] <= 1e-9:
             break
-        As -= 2.0 * s[i] * A[i]  # A is symmetric: row i is column i
+        lo, hi = A.indptr[i], A.indptr[i + 1]
+        As[A.indices[lo:hi]] -= 2.0 * s[i] * A.data[lo:hi]
         s[i] = -s[i]
     return ((1 - s) / 2).astype(np.int64)
+
+
+def _sparse_adjacency(n, edges, weights):
+    import scipy.sparse as sp
+    e, w = np.asarray(edges), np.asarray(weights, dtype=np.float64)
+    return sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([e[:, 0], e[:, 1]]),
+                                                  np.concatenate([e[:, 1], e[:, 0]]))), shape=(n, n))
+
+
+def tabu_search(n, edges, weights, x, flips, seed=0):
+    """A stronger local search than :func:`local_search`, reported apart from it: tabu search from the 0/1
+    partition ``x`` for ``flips`` single flips. Each flips the vertex of largest gain (negative gains too)
+    that was not flipped in the last ``tenure`` flips -- unless a tabu flip would beat the best cut so far --
+    with ``tenure = max(10, n/10) + U{0..9}`` flips (n/10: on G11, 560 of 564 from a random start; n/20 or n/100
+    cycle near 500). Gains are kept as in :func:`local_search`. Returns
+    the best partition visited (numpy 0/1) -- never a worse cut than ``x``'s."""
+    A = _sparse_adjacency(n, edges, weights)
+    rng = np.random.default_rng(seed)
+    s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
+    gain = s * (A @ s)
+    free_at = np.zeros(n, dtype=np.int64)
+    cut = best = 0.0                   # relative to x's cut
+    best_s = s.copy()
+    tenure = max(10, n // 10)
+    for t in range(flips):
+        i = int(np.argmax(np.where(free_at <= t, gain, -np.inf)))
+        j = int(np.argmax(gain))
+        if cut + gain[j] > best + 1e-9:                    # aspiration: a tabu flip to a new best is allowed
+            i = j
+        cut += gain[i]
+        lo, hi = A.indptr[i], A.indptr[i + 1]
+        nb = A.indices[lo:hi]
+        gain[nb] -= 2.0 * s[nb] * s[i] * A.data[lo:hi]
+        s[i], gain[i] = -s[i], -gain[i]
+        free_at[i] = t + 1 + tenure + int(rng.integers(10))
+        if cut > best + 1e-9:
+            best, best_s = cut, s.copy()
+    return ((1 - best_s) / 2).astype(np.int64)
 
 
 def gw_expected(V, edges, weights):

@@ -117,6 +117,7 @@ def gset_table(graphs):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = lambda message: p.exit(2, f"benchmark.py: error: {message}\n")      # bad input: one line
     p.add_argument("--seeds", type=int, default=20, help="seeds per method in the paper-configuration table")
     p.add_argument("--graphs", nargs="*", default=sorted(GSET_REFERENCE, key=lambda g: int(g[1:])))
     p.add_argument("--skip-loop", action="store_true", help="skip the slow per-draw reference run")
@@ -124,7 +125,16 @@ def main(argv=None):
     p.add_argument("--contended-graphs", nargs="*", default=[], help="--contended: G-set graphs timed too")
     p.add_argument("--repeats", type=int, default=3, help="--contended: runs per condition")
     p.add_argument("--threads", type=int, default=None, help="--contended: pass --threads N to main.py")
+    p.add_argument("--gset-dir", help="the whole G-set: every graph file in this folder (see gset_all.py)")
+    p.add_argument("--out-dir", help="--gset-dir: where the per-graph results, gset_all.csv/.md/.png go")
+    p.add_argument("--only", help="--gset-dir: these graphs only, comma-separated (G1,G22)")
+    p.add_argument("--budget", type=float, default=900.0, help="--gset-dir: seconds allowed per graph")
+    p.add_argument("--jobs", type=int, default=2, help="--gset-dir: graphs run at once (one process each)")
+    p.add_argument("--tabu", type=int, default=50, help="--gset-dir: tabu-search flips per node after the polish "
+                   "(0: none)")
     args = p.parse_args(argv)
+    if args.gset_dir is not None or args.out_dir is not None:
+        return whole_gset(p, args)
     if args.contended:
         exps = [("Fig. 5 (optimize_s)", [], "optimize_s")]
         exps += [(f"{g} (wall_s)", ["--graph", os.path.join(GSET_DIR, f"{g}.txt")], "wall_s")
@@ -141,6 +151,20 @@ def main(argv=None):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "benchmark.md"), "w") as f:
         f.write(text)
+
+
+def whole_gset(parser, args):
+    """``--gset-dir DIR --out-dir OUT``: gset_all.run; bad input one line and exit 2."""
+    from MAXCUT import gset_all
+    if args.gset_dir is None or args.out_dir is None:
+        parser.error("--gset-dir and --out-dir go together")
+    if not (args.budget > 0 and args.jobs >= 1 and args.tabu >= 0):
+        parser.error("--budget must be > 0, --jobs >= 1 and --tabu >= 0")
+    only = [g for g in (args.only or "").split(",") if g] or None
+    try:
+        gset_all.run(args.gset_dir, args.out_dir, only, args.budget, args.jobs, args.tabu)
+    except gset_all.BenchmarkError as e:
+        parser.error(str(e))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -76,6 +76,8 @@ class MaxcutConfig:
     nx: str = option("auto", f"networkx approximation baselines (auto: up to {NX_AUTO_MAX_NODES} nodes)",
                      choices=("auto", "yes", "no"))
     polish: bool = option(False, "also report a greedy one-flip local search from the derandomised cut")
+    tabu: int = option(0, "with --polish: also report a tabu search of this many flips per node from the polished "
+                       "cut (a stronger local search, reported apart)", lo=0, hi=10**5)
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
     seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
@@ -93,6 +95,8 @@ class MaxcutConfig:
         self.embedding = self.embedding if self.embedding != "auto" else ("spectral" if auto else "sdp")
         self.estimator = self.estimator if self.estimator != "auto" else ("score" if auto else "pathwise")
         own = [f for f in ("delta", "chains") if getattr(self, f) is not None]
+        if self.tabu and not self.polish:
+            raise ValueError("--tabu starts from the polished cut: add --polish")
         if self.estimator == "score" and own:
             raise ValueError(f"--{own[0]} applies to the pathwise estimator only, not to --estimator score")
         self.seed = self.seed if self.seed is not None else 43 if self.estimator == "score" else 0
@@ -200,12 +204,17 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     cut = float(cut_value(edges, weights, partition))
     if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
         raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
-    polished = polish_s = None
+    polished = polish_s = tabu = tabu_s = None
     if cfg.polish:  # from every chain's final hyperplane (one chain for the score estimator)
         tp = time.perf_counter()
         starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
-        polished = max(float(cut_value(edges, weights, B.local_search(n, edges, weights, x))) for x in starts)
-        polish_s = time.perf_counter() - tp
+        found = [B.local_search(n, edges, weights, x) for x in starts]
+        cuts = [float(cut_value(edges, weights, x)) for x in found]
+        polished, polish_s = max(cuts), time.perf_counter() - tp
+        if cfg.tabu:
+            tp = time.perf_counter()
+            best = B.tabu_search(n, edges, weights, found[int(np.argmax(cuts))], cfg.tabu * n, cfg.seed)
+            tabu, tabu_s = float(cut_value(edges, weights, best)), time.perf_counter() - tp
     np.savez_compressed(os.path.join(folder, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
                         cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
                         m=hist["m"], gw_round_cuts=round_cuts)
@@ -222,7 +231,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "sigma_relative_final": float(hist["sigma_relative"][-1]) if last else None,
            "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
            "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
-           "polish_s": polish_s, "partition": partition.tolist()}
+           "polish_s": polish_s, "cut_tabu": tabu, "tabu_s": tabu_s, "tabu_flips_per_node": cfg.tabu,
+           "partition": partition.tolist()}
     draw(folder, res)
     return res
 
@@ -244,6 +254,7 @@ def draw(folder, res):
 
 def summary(res):
     extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
+    extra += f", tabu search {res['cut_tabu']:g}" if res.get("cut_tabu") is not None else ""
     ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
            f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
     notes = "".join(f" ({note})" for note in res.get("graph_notes", []))

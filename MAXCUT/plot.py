@@ -85,3 +85,25 @@ def plot_theorem(curves, levels):
         ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=2)
     fig2.tight_layout()
     return fig, fig2
+
+
+def plot_gset_all(rows):
+    """The whole G-set: % of the best known cut against the number of nodes (log scale), one colour per graph
+    family; filled markers the polished cut, open ones the derandomised cut itself, crosses the GW
+    expectation."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    done = [r for r in rows if r["status"] == "ok" and r["best_known"]]
+    for i, fam in enumerate(sorted({r["family"] for r in done})):
+        rs = [r for r in done if r["family"] == fam]
+        n = np.array([r["nodes"] for r in rs], dtype=float)
+        best = np.array([r["best_known"] for r in rs], dtype=float)
+        c = f"C{i}"
+        ax.scatter(n, 100 * np.array([r["polished"] for r in rs]) / best, color=c, s=22, label=f"{fam}: polished")
+        ax.scatter(n, 100 * np.array([r["derandomised"] for r in rs]) / best, facecolors="none", edgecolors=c,
+                   s=22, label=f"{fam}: derandomised")
+        ax.scatter(n, 100 * np.array([r["gw_expectation"] for r in rs]) / best, color=c, marker="x", s=14,
+                   alpha=0.6, label=f"{fam}: GW expectation")
+    ax.axhline(100, color="k", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="nodes", ylabel="% of best known cut")
+    legend_outside(ax, ncol=1)
+    return fig

@@ -1,0 +1,89 @@
+"""The whole-G-set benchmark (gset_all.py): graphs smallest first, one record per graph kept and reused, the
+CSV's columns and what they must satisfy, families from the G-set numbering, bad input one line and exit 2."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from MAXCUT import gset_all
+from MAXCUT.baselines import local_search
+from MAXCUT.graphs import cut_value, random_graph
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = [sys.executable, os.path.join(ROOT, "MAXCUT", "benchmark.py")]
+
+
+def write_gset(path, n, edges, weights):
+    with open(path, "w") as f:
+        f.write(f"{n} {len(edges)}\n" + "".join(f"{i + 1} {j + 1} {w:g}\n" for (i, j), w in zip(edges, weights)))
+
+
+def test_families_follow_the_gset_numbering():
+    assert gset_all.family("G1", "1") == "random" and gset_all.family("G6", "±1") == "random ±1"
+    assert gset_all.family("G11", "±1") == "toroidal ±1" and gset_all.family("G48", "1") == "toroidal"
+    assert gset_all.family("G14", "1") == "planar" and gset_all.family("G81", "±1") == "toroidal ±1"
+    assert gset_all.family("mine", "1") == "other"
+    table = gset_all.best_known_table()
+    assert len(table) == 71 and table["G1"] == 11624 and table["G81"] == 14030
+
+
+def test_sparse_local_search_is_a_one_flip_optimum_with_signed_weights():
+    n, e, _ = random_graph(60, 0.2, 3)
+    w = np.where(np.random.default_rng(0).random(len(e)) < 0.5, -1.0, 1.0)
+    x = local_search(n, e, w, np.zeros(n, dtype=int))
+    base = cut_value(e, w, x)
+    for i in range(n):
+        y = x.copy()
+        y[i] ^= 1
+        assert cut_value(e, w, y) <= base
+
+
+def test_benchmark_runs_smallest_first_writes_the_columns_and_reuses_records(tmp_path):
+    gdir, out = tmp_path / "g", tmp_path / "out"
+    gdir.mkdir()
+    for name, (n, p, seed) in {"big": (14, 0.5, 1), "small": (9, 0.6, 2)}.items():
+        nn, e, w = random_graph(n, p, seed)
+        write_gset(gdir / f"{name}.txt", nn, e, w)
+    assert [g for g, _ in gset_all.graph_files(str(gdir))] == ["small", "big"]
+    r = subprocess.run(BENCH + ["--gset-dir", str(gdir), "--out-dir", str(out), "--jobs", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(out / "gset_all.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["graph"] for row in rows] == ["small", "big"]
+    for row in rows:
+        assert row["status"] == "ok"
+        # Theorem 5.2's promise, and the order of the columns' meanings
+        assert float(row["derandomised"]) >= float(row["gw_expectation"])
+        assert float(row["polished"]) >= float(row["derandomised"])
+        assert float(row["sdp"]) >= float(row["polished"]) - 1e-6
+        assert float(row["seconds"]) > 0
+    assert (out / "gset_all.png").exists() and (out / "gset_all.md").exists()
+    stamp = json.loads((out / "graphs" / "small.json").read_text())
+    assert stamp["status"] == "ok" and stamp["cut"] == float(rows[0]["derandomised"])
+    # a second run reuses both records (the graph folders are not rewritten) ...
+    mtime = os.path.getmtime(out / "graphs" / "small" / "results.json")
+    r = subprocess.run(BENCH + ["--gset-dir", str(gdir), "--out-dir", str(out), "--only", "small"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and os.path.getmtime(out / "graphs" / "small" / "results.json") == mtime
+    # ... until the file changes
+    nn, e, w = random_graph(9, 0.6, 5)
+    write_gset(gdir / "small.txt", nn, e, w)
+    assert gset_all.run_graph("small", str(gdir / "small.txt"), str(out), 600)["digest"] != stamp["digest"]
+
+
+def test_bad_benchmark_input_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "g").mkdir()
+    for argv in (["--gset-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path / "o")],
+                 ["--gset-dir", str(tmp_path / "g"), "--out-dir", str(tmp_path / "o")],
+                 ["--gset-dir", str(tmp_path / "g")],
+                 ["--gset-dir", str(tmp_path / "g"), "--out-dir", str(tmp_path / "o"), "--budget", "0"]):
+        r = subprocess.run(BENCH + argv, capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    write_gset(tmp_path / "g" / "a.txt", 3, np.array([[0, 1], [1, 2]]), np.array([1.0, 1.0]))
+    r = subprocess.run(BENCH + ["--gset-dir", str(tmp_path / "g"), "--out-dir", str(tmp_path / "o"),
+                                "--only", "G1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no G1.txt" in r.stderr
