@@ -183,6 +183,21 @@ def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
     return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()
 
 
+TRIM_EVERY = 20       # steps between heap trims (see _trim_heap)
+
+
+def _trim_heap():
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere). A step's large
+    temporaries, freed every step, otherwise stay resident: G-set graphs of 7000-9000 nodes peaked at 5-6 GB,
+    G32 (2000 nodes) at 1.8 GB after 200 steps, 0.5 GB when trimmed."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True):
     """Adam on ``(m, log sigma)`` with the pathwise gradient of :func:`smoothed_objective`, for
     ``cfg.chains`` independent chains at once; the objective is divided by the total |weight| so one
@@ -206,6 +221,8 @@ def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=
             sig.append(log_sigma.detach().exp())
             if t % 50 == 0 and not math.isfinite(loss.item()):
                 raise DivergenceError(f"the objective became {loss.item()} at step {t}")
+            if t % TRIM_EVERY == 0:
+                _trim_heap()
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - t0

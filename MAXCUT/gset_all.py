@@ -31,9 +31,16 @@ KINDS = {"random": [*range(1, 11), *range(22, 32), *range(43, 48), 55, 56, 60, 6
          "planar": [*range(14, 22), *range(35, 43), *range(51, 55), 58, 59, 63, 64]}
 
 TABU = 50             # tabu-search flips per node after the one-flip polish (main.py --tabu)
+FULL_CHAINS_UP_TO = 3000   # nodes: main.py's 32 chains up to here; above, 32 · 3000 / n (at least 4), so that
+                           # a derandomisation step costs about what it costs at 3000 nodes (chains · n · r)
+
+
+def chains_for(n):
+    """The pathwise chains of a graph of ``n`` nodes (the per-graph budget's one size rule)."""
+    return 32 if n <= FULL_CHAINS_UP_TO else max(4, round(32 * FULL_CHAINS_UP_TO / n))
 
 COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000", "derandomised",
-           "polished", "tabu", "best_known", "derandomised_pct", "polished_pct", "tabu_pct", "pi_gnn", "sdp_rounding",
+           "polished", "tabu", "chains", "best_known", "derandomised_pct", "polished_pct", "tabu_pct", "pi_gnn", "sdp_rounding",
            "sdp_seconds", "derandomise_seconds", "polish_seconds", "tabu_seconds", "seconds", "peak_memory_mb", "status")
 
 
@@ -82,7 +89,7 @@ def _digest(path):
         return hashlib.sha1(f.read()).hexdigest()
 
 
-def run_graph(name, path, out_dir, budget, tabu=TABU):
+def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
     """One graph: its cached record in ``out_dir/graphs/name.json`` if the file and ``tabu`` are unchanged and it
     ran (or ran out of a budget at least as large; a failed run is tried again), else ``main.py --graph path
     --polish --tabu tabu`` in a process of its own (one thread), killed after ``budget`` seconds. Returns the
@@ -94,13 +101,13 @@ def run_graph(name, path, out_dir, budget, tabu=TABU):
     if os.path.exists(stamp):
         with open(stamp) as f:
             rec = json.load(f)
-        if (rec.get("digest"), rec.get("tabu")) == (digest, tabu) and (
+        if (rec.get("digest"), rec.get("tabu"), rec.get("chains", 32)) == (digest, tabu, chains) and (
                 rec["status"] == "ok" or rec["status"].startswith("over budget") and rec["budget"] >= budget):
             return rec
     cmd = [sys.executable, os.path.join(HERE, "main.py"), "--graph", path, "--polish", "--tabu", str(tabu),
-           "--no-progress", "--threads", "1", "--out-dir", folder]
+           "--chains", str(chains), "--no-progress", "--threads", "1", "--out-dir", folder]
     t = time.perf_counter()
-    rec = {"graph": name, "digest": digest, "budget": budget, "tabu": tabu}
+    rec = {"graph": name, "digest": digest, "budget": budget, "tabu": tabu, "chains": chains}
     os.makedirs(os.path.dirname(stamp), exist_ok=True)
     with open(stamp + ".log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -143,6 +150,7 @@ def table_row(rec, weights, best):
     name, ok = rec["graph"], rec["status"] == "ok"
     row = dict.fromkeys(COLUMNS)
     row.update(graph=name, family=family(name, weights), weights=weights, best_known=best.get(name),
+               chains=rec.get("chains", 32),
                pi_gnn=PI_GNN.get(name), sdp_rounding=SDP_ROUNDING.get(name), status=rec["status"],
                peak_memory_mb=rec.get("peak_memory_mb"))
     if ok:
@@ -160,11 +168,12 @@ def table_row(rec, weights, best):
 
 
 def _weights(path):
-    """``1``, ``±1`` or ``real``: the weights of a graph file (read as main.py reads it)."""
+    """``(n, weights)``: the nodes of a graph file (read as main.py reads it) and its weights, ``1``, ``±1`` or
+    ``real``."""
     from MAXCUT.graphs import read_graph_file
-    (_, _, w), _, _ = read_graph_file(path)
+    (n, _, w), _, _ = read_graph_file(path)
     vals = set(w.tolist())
-    return "1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real"
+    return n, "1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real"
 
 
 def targets(rows):
@@ -229,7 +238,8 @@ def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=prin
 
     def one(item):
         name, path = item
-        row = table_row(run_graph(name, path, out_dir, budget, tabu), weights[name], best)
+        n, w = weights[name]
+        row = table_row(run_graph(name, path, out_dir, budget, tabu, chains_for(n)), w, best)
         echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, polished {row['polished']:g}"
                                            f" of {row['best_known']}, {row['seconds']:.0f} s"
                                            if row["status"] == "ok" else ""))

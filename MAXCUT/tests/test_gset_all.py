@@ -26,6 +26,8 @@ def test_families_follow_the_gset_numbering():
     assert gset_all.family("G11", "±1") == "toroidal ±1" and gset_all.family("G48", "1") == "toroidal"
     assert gset_all.family("G14", "1") == "planar" and gset_all.family("G81", "±1") == "toroidal ±1"
     assert gset_all.family("mine", "1") == "other"
+    # the size rule: main.py's 32 chains to 3000 nodes, then chains x n constant, at least 4
+    assert [gset_all.chains_for(n) for n in (800, 3000, 5000, 10000, 20000, 10**6)] == [32, 32, 19, 10, 5, 4]
     table = gset_all.best_known_table()
     assert len(table) == 71 and table["G1"] == 11624 and table["G81"] == 14030
 
