@@ -88,21 +88,26 @@ def plot_theorem(curves, levels):
 
 
 def plot_gset_all(rows):
-    """The whole G-set: % of the best known cut against the number of nodes (log scale), one colour per graph
-    family; filled markers the polished cut, open ones the derandomised cut itself, crosses the GW
-    expectation."""
+    """The whole G-set: % of the best known cut against the number of nodes (log scale); colour: the graph
+    family; marker: GW expectation (x), derandomised (open circle), one-flip polish (filled), tabu (triangle)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     done = [r for r in rows if r["status"] == "ok" and r["best_known"]]
+    marks = [("gw_expectation", dict(marker="x", s=14, alpha=0.6)), ("derandomised", dict(marker="o", s=22)),
+             ("polished", dict(marker="o", s=22)), ("tabu", dict(marker="^", s=18))]
     for i, fam in enumerate(sorted({r["family"] for r in done})):
         rs = [r for r in done if r["family"] == fam]
         n = np.array([r["nodes"] for r in rs], dtype=float)
         best = np.array([r["best_known"] for r in rs], dtype=float)
-        c = f"C{i}"
-        ax.scatter(n, 100 * np.array([r["polished"] for r in rs]) / best, color=c, s=22, label=f"{fam}: polished")
-        ax.scatter(n, 100 * np.array([r["derandomised"] for r in rs]) / best, facecolors="none", edgecolors=c,
-                   s=22, label=f"{fam}: derandomised")
-        ax.scatter(n, 100 * np.array([r["gw_expectation"] for r in rs]) / best, color=c, marker="x", s=14,
-                   alpha=0.6, label=f"{fam}: GW expectation")
+        for col, kw in marks:
+            vals = np.array([np.nan if r[col] is None else r[col] for r in rs], dtype=float)
+            colour = {"color": f"C{i}"} if col == "gw_expectation" else {
+                "edgecolors": f"C{i}", "facecolors": "none" if col == "derandomised" else f"C{i}"}
+            ax.scatter(n, 100 * vals / best, **colour, **kw)
+        ax.scatter([], [], color=f"C{i}", marker="s", label=fam)
+    for col, kw in marks:
+        colour = {"color": "k"} if col == "gw_expectation" else {
+            "edgecolors": "k", "facecolors": "none" if col == "derandomised" else "k"}
+        ax.scatter([], [], **colour, label={"gw_expectation": "GW expectation", "polished": "one-flip polish"}.get(col, col), **kw)
     ax.axhline(100, color="k", lw=0.8, ls="--")
     ax.set(xscale="log", xlabel="nodes", ylabel="% of best known cut")
     legend_outside(ax, ncol=1)
