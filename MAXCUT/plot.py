@@ -109,6 +109,6 @@ def plot_gset_all(rows):
             "edgecolors": "k", "facecolors": "none" if col == "derandomised" else "k"}
         ax.scatter([], [], **colour, label={"gw_expectation": "GW expectation", "polished": "one-flip polish"}.get(col, col), **kw)
     ax.axhline(100, color="k", lw=0.8, ls="--")
-    ax.set(xscale="log", xlabel="nodes", ylabel="% of best known cut")
+    ax.set(xscale="log" if done else "linear", xlabel="nodes", ylabel="% of best known cut")
     legend_outside(ax, ncol=1)
     return fig
