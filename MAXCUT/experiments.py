@@ -79,6 +79,8 @@ class MaxcutConfig:
     tabu: int = option(0, "with --polish: also report a tabu search of this many flips per node from the polished "
                        "cut (a stronger local search, reported apart)", lo=0, hi=10**5)
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
+    sdp_rank: int = option(None, "rank r of the SDP factor (default: the smallest r with r(r+1)/2 > n, plus one)",
+                           lo=1, hi=10**5)
     seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
 
@@ -119,7 +121,7 @@ class MaxcutConfig:
     def quick(self, n, m):
         """Quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget."""
         from MAXCUT.baselines import sdp_rank
-        cfg, r = self.optimiser(), sdp_rank(n)
+        cfg, r = self.optimiser(), self.sdp_rank or sdp_rank(n)
         per_step = cfg.samples * min(getattr(cfg, "chains", 1), 8) * n * (n if self.embedding == "spectral" else r)
         steps = min(cfg.steps, 500 if self.estimator == "score" else 100, max(10, int(QUICK_WORK / per_step)))
         return dataclasses.replace(self, rounds=min(self.rounds, 200), steps=steps,
@@ -130,7 +132,7 @@ class MaxcutConfig:
         """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
         the SDP factor and its per-edge gathers, the roundings and the optimiser's sampled hyperplanes."""
         from MAXCUT.baselines import sdp_rank
-        cfg, r = self.optimiser(), sdp_rank(n)
+        cfg, r = self.optimiser(), self.sdp_rank or sdp_rank(n)
         dims = n if self.embedding == "spectral" else r
         per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
         return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
@@ -185,7 +187,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     n, edges, weights = graph
     ts = time.perf_counter()       # separate streams: the SDP start, the roundings, the optimisation
     sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
-    V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, max_iter=cfg.sdp_iters, device=device)
+    V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
+                                   device=device)
     sdp_s = time.perf_counter() - ts
     V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, weights)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
