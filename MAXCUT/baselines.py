@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from MAXCUT.graphs import cut_value, dense_adjacency
+from MAXCUT.graphs import adjacency, cut_value, dense_adjacency
 
 
 def brute_force(n, edges, weights, chunk=1 << 18):
@@ -49,10 +49,13 @@ def local_search(n, edges, weights, x):
 
 
 def _sparse_adjacency(n, edges, weights):
+    """:func:`graphs.adjacency` as a SciPy CSR matrix: numpy rows for the flip loops."""
+    import warnings
     import scipy.sparse as sp
-    e, w = np.asarray(edges), np.asarray(weights, dtype=np.float64)
-    return sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([e[:, 0], e[:, 1]]),
-                                                  np.concatenate([e[:, 1], e[:, 0]]))), shape=(n, n))
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta (as in graphs.Graph)
+        warnings.simplefilter("ignore", UserWarning)
+        A = adjacency(n, edges, weights)
+    return sp.csr_matrix((A.values().numpy(), A.col_indices().numpy(), A.crow_indices().numpy()), shape=(n, n))
 
 
 def tabu_search(n, edges, weights, x, flips, seed=0):

@@ -16,6 +16,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from MAXCUT.utils import save_figure, write_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
 
@@ -35,13 +37,15 @@ FULL_CHAINS_UP_TO = 3000   # nodes: main.py's 32 chains up to here; above, 32 ·
                            # a derandomisation step costs about what it costs at 3000 nodes (chains · n · r)
 
 
+COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000", "derandomised",
+           "polished", "tabu", "chains", "best_known", "derandomised_pct", "polished_pct", "tabu_pct", "pi_gnn",
+           "sdp_rounding", "sdp_seconds", "derandomise_seconds", "polish_seconds", "tabu_seconds", "seconds",
+           "peak_memory_mb", "status")
+
+
 def chains_for(n):
     """The pathwise chains of a graph of ``n`` nodes (the per-graph budget's one size rule)."""
     return 32 if n <= FULL_CHAINS_UP_TO else max(4, round(32 * FULL_CHAINS_UP_TO / n))
-
-COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000", "derandomised",
-           "polished", "tabu", "chains", "best_known", "derandomised_pct", "polished_pct", "tabu_pct", "pi_gnn", "sdp_rounding",
-           "sdp_seconds", "derandomise_seconds", "polish_seconds", "tabu_seconds", "seconds", "peak_memory_mb", "status")
 
 
 class BenchmarkError(ValueError):
@@ -84,6 +88,12 @@ def graph_files(gset_dir, only=None):
     return sorted(files.items(), key=size)
 
 
+def _atomically(path, write):
+    """``write(tmp)`` to a file beside ``path``, then renamed onto it: never a half-written file."""
+    write(path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def _digest(path):
     with open(path, "rb") as f:
         return hashlib.sha1(f.read()).hexdigest()
@@ -103,7 +113,7 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
             rec = json.load(f)
         if (rec.get("digest"), rec.get("tabu"), rec.get("chains", 32)) == (digest, tabu, chains) and (
                 rec["status"] == "ok" or rec["status"].startswith("over budget") and rec["budget"] >= budget):
-            return rec
+            return {**rec, "reused": True}
     cmd = [sys.executable, os.path.join(HERE, "main.py"), "--graph", path, "--polish", "--tabu", str(tabu),
            "--chains", str(chains), "--no-progress", "--threads", "1", "--out-dir", folder]
     t = time.perf_counter()
@@ -125,9 +135,7 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
         res.pop("partition", None)
         rec.update(res, status="ok")
     rec["process_s"] = time.perf_counter() - t
-    with open(stamp + ".tmp", "w") as f:
-        json.dump(rec, f, indent=1)
-    os.replace(stamp + ".tmp", stamp)
+    _atomically(stamp, lambda tmp: write_json(tmp, rec))
     return rec
 
 
@@ -199,7 +207,7 @@ def targets(rows):
     return out
 
 
-def markdown(rows, wall):
+def markdown(rows, wall, reused=0):
     """``gset_all.md``: the table (cuts, % of best known, published cuts, times) and the targets."""
     head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | derandomised | polished | tabu "
             "| best known | % derand. / polished / tabu | PI-GNN | SDP+rounding | s: SDP / derand. / polish / tabu |")
@@ -219,7 +227,8 @@ def markdown(rows, wall):
                      f"{r['best_known'] or '–'} | {pct} | {r['pi_gnn'] or '–'} | {r['sdp_rounding'] or '–'} | "
                      f"{secs} |")
     checks = "\n".join(f"- [{'x' if ok else ' '}] {what}" for what, ok in targets(rows))
-    return "\n".join(lines) + f"\n\n{checks}\n\nwall-clock: {wall:.0f} s\n"
+    return "\n".join(lines) + f"\n\n{checks}\n\nwall-clock: {wall:.0f} s ({len(rows) - reused} graphs run, {reused} " \
+                                   "from earlier records)\n"
 
 
 def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=print):
@@ -234,12 +243,14 @@ def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=prin
             raise BenchmarkError(str(e)) from None
     best = best_known_table()
     os.makedirs(out_dir, exist_ok=True)
-    t = time.perf_counter()
+    t, reused = time.perf_counter(), []
 
     def one(item):
         name, path = item
         n, w = weights[name]
-        row = table_row(run_graph(name, path, out_dir, budget, tabu, chains_for(n)), w, best)
+        rec = run_graph(name, path, out_dir, budget, tabu, chains_for(n))
+        reused.append(rec.get("reused", False))
+        row = table_row(rec, w, best)
         echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, polished {row['polished']:g}"
                                            f" of {row['best_known']}, {row['seconds']:.0f} s"
                                            if row["status"] == "ok" else ""))
@@ -247,15 +258,19 @@ def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=prin
     with ThreadPoolExecutor(max_workers=jobs) as pool:      # each graph runs in its own process
         rows = list(pool.map(one, files))
     wall = time.perf_counter() - t
-    with open(os.path.join(out_dir, "gset_all.csv.tmp"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(os.path.join(out_dir, "gset_all.csv.tmp"), os.path.join(out_dir, "gset_all.csv"))
-    with open(os.path.join(out_dir, "gset_all.md.tmp"), "w") as f:
-        f.write(markdown(rows, wall))
-    os.replace(os.path.join(out_dir, "gset_all.md.tmp"), os.path.join(out_dir, "gset_all.md"))
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_md(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    text = markdown(rows, wall, sum(reused))
+    _atomically(os.path.join(out_dir, "gset_all.csv"), write_csv)
+    _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
     from MAXCUT.plot import plot_gset_all
-    plot_gset_all(rows).savefig(os.path.join(out_dir, "gset_all.png"), dpi=130, bbox_inches="tight")
-    echo(markdown(rows, wall))
+    save_figure(plot_gset_all(rows), os.path.join(out_dir, "gset_all"))
+    echo(text)
     return rows

@@ -87,27 +87,33 @@ def plot_theorem(curves, levels):
     return fig, fig2
 
 
+GSET_MARKS = {"gw_expectation": ("GW expectation", dict(marker="x", s=14, alpha=0.6)),
+              "derandomised": ("derandomised", dict(marker="o", s=22)),
+              "polished": ("one-flip polish", dict(marker="o", s=22)), "tabu": ("tabu", dict(marker="^", s=18))}
+
+
+def _gset_style(col, colour):
+    """A result's marker in ``colour``: a cross, an open circle (derandomised) or a filled marker."""
+    if col == "gw_expectation":
+        return {"color": colour, **GSET_MARKS[col][1]}
+    return {"edgecolors": colour, "facecolors": "none" if col == "derandomised" else colour, **GSET_MARKS[col][1]}
+
+
 def plot_gset_all(rows):
     """The whole G-set: % of the best known cut against the number of nodes (log scale); colour: the graph
     family; marker: GW expectation (x), derandomised (open circle), one-flip polish (filled), tabu (triangle)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     done = [r for r in rows if r["status"] == "ok" and r["best_known"]]
-    marks = [("gw_expectation", dict(marker="x", s=14, alpha=0.6)), ("derandomised", dict(marker="o", s=22)),
-             ("polished", dict(marker="o", s=22)), ("tabu", dict(marker="^", s=18))]
     for i, fam in enumerate(sorted({r["family"] for r in done})):
         rs = [r for r in done if r["family"] == fam]
         n = np.array([r["nodes"] for r in rs], dtype=float)
         best = np.array([r["best_known"] for r in rs], dtype=float)
-        for col, kw in marks:
+        for col in GSET_MARKS:
             vals = np.array([np.nan if r[col] is None else r[col] for r in rs], dtype=float)
-            colour = {"color": f"C{i}"} if col == "gw_expectation" else {
-                "edgecolors": f"C{i}", "facecolors": "none" if col == "derandomised" else f"C{i}"}
-            ax.scatter(n, 100 * vals / best, **colour, **kw)
+            ax.scatter(n, 100 * vals / best, **_gset_style(col, f"C{i}"))
         ax.scatter([], [], color=f"C{i}", marker="s", label=fam)
-    for col, kw in marks:
-        colour = {"color": "k"} if col == "gw_expectation" else {
-            "edgecolors": "k", "facecolors": "none" if col == "derandomised" else "k"}
-        ax.scatter([], [], **colour, label={"gw_expectation": "GW expectation", "polished": "one-flip polish"}.get(col, col), **kw)
+    for col, (label, _) in GSET_MARKS.items():
+        ax.scatter([], [], label=label, **_gset_style(col, "k"))
     ax.axhline(100, color="k", lw=0.8, ls="--")
     ax.set(xscale="log" if done else "linear", xlabel="nodes", ylabel="% of best known cut")
     legend_outside(ax, ncol=1)
