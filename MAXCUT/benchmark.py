@@ -128,10 +128,10 @@ def main(argv=None):
     p.add_argument("--gset-dir", help="the whole G-set: every graph file in this folder (see gset_all.py)")
     p.add_argument("--out-dir", help="--gset-dir: where the per-graph results, gset_all.csv/.md/.png go")
     p.add_argument("--only", help="--gset-dir: these graphs only, comma-separated (G1,G22)")
-    p.add_argument("--budget", type=float, default=900.0, help="--gset-dir: seconds allowed per graph")
+    p.add_argument("--budget", type=float, default=1800.0, help="--gset-dir: seconds allowed per graph")
     p.add_argument("--jobs", type=int, default=2, help="--gset-dir: graphs run at once (one process each)")
-    p.add_argument("--tabu", type=int, default=50, help="--gset-dir: tabu-search flips per node after the polish "
-                   "(0: none)")
+    p.add_argument("--tabu", type=int, default=50, help="--gset-dir: the polish step: tabu-search flips per node "
+                   "from the one-flip cut (0: one-flip only)")
     args = p.parse_args(argv)
     if args.gset_dir is not None or args.out_dir is not None:
         return whole_gset(p, args)

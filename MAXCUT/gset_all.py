@@ -1,8 +1,13 @@
-"""The whole G-set: every graph file in a folder, smallest first, each run as ``main.py --graph FILE --polish``
-(SDP embedding, pathwise derandomisation, one-flip polish) in a process of its own under a time budget, its
-result kept in ``OUT/graphs/<name>/`` so that an interrupted benchmark resumes where it stopped.
+"""The whole G-set: every graph file in a folder, smallest first, each run as ``main.py --graph FILE --polish
+--tabu 50`` (SDP embedding, pathwise derandomisation, then the polish step) in a process of its own under a time
+budget, its result kept in ``OUT/graphs/<name>/`` so that an interrupted benchmark resumes where it stopped.
 
-    python MAXCUT/benchmark.py --gset-dir DIR --out-dir OUT [--only G1,G22] [--budget 900] [--jobs 2]
+    python MAXCUT/benchmark.py --gset-dir DIR --out-dir OUT [--only G1,G22] [--budget 1800] [--jobs 2]
+
+Three cuts per graph, kept apart: *derandomised* (the paper's method), *one-flip* (greedy one-flip local search
+from every chain: the baseline polish) and *polished* (the stated polish step: tabu search from the best one-flip
+cut, ``--tabu`` flips per node -- a stronger local search than one-flip, not the paper's; ``--tabu 0``: one-flip
+only, and then polished = one-flip).
 
 Writes ``gset_all.csv`` (one line per graph), ``gset_all.md`` (the table and the targets) and the figure
 ``gset_all.png`` (% of the best known cut against the number of nodes, per family).
@@ -38,9 +43,9 @@ FULL_CHAINS_UP_TO = 3000   # nodes: main.py's 32 chains up to here; above, 32 ·
 
 
 COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000", "derandomised",
-           "polished", "tabu", "chains", "best_known", "derandomised_pct", "polished_pct", "tabu_pct", "pi_gnn",
-           "sdp_rounding", "sdp_seconds", "derandomise_seconds", "polish_seconds", "tabu_seconds", "seconds",
-           "peak_memory_mb", "status")
+           "one_flip", "polished", "polish", "chains", "best_known", "derandomised_pct", "one_flip_pct", "polished_pct",
+           "pi_gnn", "sdp_rounding", "sdp_seconds", "derandomise_seconds", "one_flip_seconds", "tabu_seconds",
+           "seconds", "peak_memory_mb", "status")
 
 
 def chains_for(n):
@@ -164,14 +169,15 @@ def table_row(rec, weights, best):
     if ok:
         row.update(nodes=rec["nodes"], edges=rec["edges"], sdp=round(rec["sdp_value"], 2),
                    gw_expectation=round(rec["gw_expected"], 1), best_of_1000=rec["gw_best_of_k"],
-                   derandomised=rec["cut"], polished=rec["cut_polished"], sdp_seconds=round(rec["sdp_s"], 1),
-                   derandomise_seconds=round(rec["optimize_s"], 1), polish_seconds=round(rec["polish_s"], 1),
-                   tabu=rec["cut_tabu"], tabu_seconds=rec["tabu_s"] and round(rec["tabu_s"], 1),
-                   seconds=round(rec["wall_s"], 1))
+                   derandomised=rec["cut"], one_flip=rec["cut_polished"], sdp_seconds=round(rec["sdp_s"], 1),
+                   derandomise_seconds=round(rec["optimize_s"], 1), one_flip_seconds=round(rec["polish_s"], 1),
+                   tabu_seconds=rec["tabu_s"] and round(rec["tabu_s"], 1), seconds=round(rec["wall_s"], 1))
+        tabu = rec.get("cut_tabu")
+        row.update(polished=rec["cut_polished"] if tabu is None else tabu,
+                   polish="one-flip" if tabu is None else f"tabu {rec['tabu_flips_per_node']}")
         if row["best_known"]:
-            row["derandomised_pct"] = round(100 * rec["cut"] / row["best_known"], 2)
-            row["polished_pct"] = round(100 * rec["cut_polished"] / row["best_known"], 2)
-            row["tabu_pct"] = rec["cut_tabu"] and round(100 * rec["cut_tabu"] / row["best_known"], 2)
+            for col in ("derandomised", "one_flip", "polished"):
+                row[f"{col}_pct"] = round(100 * row[col] / row["best_known"], 2)
     return row
 
 
@@ -198,32 +204,36 @@ def targets(rows):
                  [r for r in done if r["derandomised"] < r["gw_expectation"]]),
            every(f"derandomised >= best of 1000 on every graph where the SDP is not tight ({len(loose)})",
                  [r for r in loose if r["derandomised"] < r["best_of_1000"]])]
-    for col, label in (("polished", "polished (one flip)"), ("tabu", "tabu search")):
+    means = {}
+    for col in ("one_flip", "polished"):
         pct = [r[f"{col}_pct"] for r in done if r[f"{col}_pct"] is not None]
-        mean = sum(pct) / len(pct) if pct else float("nan")
-        out += [(f"{label} >= 99% of best known on average: {mean:.2f}%", bool(pct) and mean >= 99.0),
-                every(f"{label} >= the published PI-GNN cut on every graph where one exists",
-                      [r for r in done if r["pi_gnn"] is not None and (r[col] or 0) < r["pi_gnn"]])]
+        means[col] = (sum(pct) / len(pct) if pct else float("nan")), bool(pct)
+    polish = ", ".join(sorted({r["polish"] for r in done})) or "–"
+    out += [(f"polished ({polish}) >= 99% of best known on average: {means['polished'][0]:.2f}% (one-flip "
+             f"baseline: {means['one_flip'][0]:.2f}%)", means["polished"][1] and means["polished"][0] >= 99.0)]
+    for col, label in (("polished", f"polished ({polish})"), ("one_flip", "one-flip baseline")):
+        out.append(every(f"{label} >= the published PI-GNN cut on every graph where one exists",
+                         [r for r in done if r["pi_gnn"] is not None and r[col] < r["pi_gnn"]]))
     return out
 
 
 def markdown(rows, wall, reused=0):
     """``gset_all.md``: the table (cuts, % of best known, published cuts, times) and the targets."""
-    head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | derandomised | polished | tabu "
-            "| best known | % derand. / polished / tabu | PI-GNN | SDP+rounding | s: SDP / derand. / polish / tabu |")
+    head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | derandomised | one-flip | polished "
+            "| best known | % derand. / one-flip / polished | PI-GNN | SDP+rounding | s: SDP / derand. / one-flip / tabu |")
     lines = [head, "|" + "---|" * 15]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"| {r['graph']} | {r['family']} | | | | | | | | | {r['best_known']} | {r['status']} "
                          "| | | |")
             continue
-        pct = " / ".join(f"{r[c]:.2f}" if r[c] is not None else "–" for c in ("derandomised_pct", "polished_pct",
-                                                                              "tabu_pct"))
+        pct = " / ".join(f"{r[c]:.2f}" if r[c] is not None else "–" for c in ("derandomised_pct", "one_flip_pct",
+                                                                              "polished_pct"))
         secs = " / ".join(f"{r[c]:.0f}" if r[c] is not None else "–" for c in ("sdp_seconds", "derandomise_seconds",
-                                                                              "polish_seconds", "tabu_seconds"))
+                                                                              "one_flip_seconds", "tabu_seconds"))
         lines.append(f"| {r['graph']} | {r['family']} | {r['nodes']} | {r['edges']} | {r['sdp']:.2f} | "
                      f"{r['gw_expectation']:.1f} | {r['best_of_1000']:g} | {r['derandomised']:g} | "
-                     f"{r['polished']:g} | {'–' if r['tabu'] is None else format(r['tabu'], 'g')} | "
+                     f"{r['one_flip']:g} | {r['polished']:g} | "
                      f"{r['best_known'] or '–'} | {pct} | {r['pi_gnn'] or '–'} | {r['sdp_rounding'] or '–'} | "
                      f"{secs} |")
     checks = "\n".join(f"- [{'x' if ok else ' '}] {what}" for what, ok in targets(rows))
@@ -231,7 +241,7 @@ def markdown(rows, wall, reused=0):
                                    "from earlier records)\n"
 
 
-def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=print):
+def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=print):
     """The benchmark: every graph (``jobs`` at a time), then the CSV, the table and the figure in ``out_dir``.
     Returns the rows."""
     files = graph_files(gset_dir, only)
@@ -251,8 +261,9 @@ def run(gset_dir, out_dir, only=None, budget=900.0, jobs=2, tabu=TABU, echo=prin
         rec = run_graph(name, path, out_dir, budget, tabu, chains_for(n))
         reused.append(rec.get("reused", False))
         row = table_row(rec, w, best)
-        echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, polished {row['polished']:g}"
-                                           f" of {row['best_known']}, {row['seconds']:.0f} s"
+        echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, one-flip {row['one_flip']:g}, "
+                                           f"polished {row['polished']:g} of {row['best_known']}, "
+                                           f"{row['seconds']:.0f} s"
                                            if row["status"] == "ok" else ""))
         return row
     with ThreadPoolExecutor(max_workers=jobs) as pool:      # each graph runs in its own process

@@ -89,7 +89,8 @@ def plot_theorem(curves, levels):
 
 GSET_MARKS = {"gw_expectation": ("GW expectation", dict(marker="x", s=14, alpha=0.6)),
               "derandomised": ("derandomised", dict(marker="o", s=22)),
-              "polished": ("one-flip polish", dict(marker="o", s=22)), "tabu": ("tabu", dict(marker="^", s=18))}
+              "one_flip": ("one-flip (baseline)", dict(marker="o", s=22)),
+              "polished": ("polished (tabu search)", dict(marker="^", s=18))}
 
 
 def _gset_style(col, colour):
@@ -101,7 +102,7 @@ def _gset_style(col, colour):
 
 def plot_gset_all(rows):
     """The whole G-set: % of the best known cut against the number of nodes (log scale); colour: the graph
-    family; marker: GW expectation (x), derandomised (open circle), one-flip polish (filled), tabu (triangle)."""
+    family; marker: GW expectation (x), derandomised (open circle), one-flip (filled), polished (triangle)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     done = [r for r in rows if r["status"] == "ok" and r["best_known"]]
     for i, fam in enumerate(sorted({r["family"] for r in done})):
