@@ -313,6 +313,9 @@ def certify(pop, P, lam_min_hessian: float | None = None, check_nodes=None) -> d
     return out
 
 
+LBFGS_MEMORY = 30    # L-BFGS correction pairs kept
+
+
 class _Reached(Exception):
     """L-BFGS evaluated a point whose gradient is small enough: stop there."""
 
@@ -343,7 +346,7 @@ def _lbfgs(pop, P, max_iter: int, grad_tol: float = 0.0):
         try:
             res = minimize(fg, pop.pack(P).numpy(), jac=True, method="L-BFGS-B",
                            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "gtol": 0.0, "ftol": 0.0,
-                                    "maxcor": 30})
+                                    "maxcor": LBFGS_MEMORY})
         except _Reached as stop:
             return stop.args[0], count[0]
     return unpack(res.x), int(res.nfev)
