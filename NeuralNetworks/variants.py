@@ -145,10 +145,15 @@ class Network:
             H = smooth_relu(torch.addmm(p["b2"], H, p["W2"].T), BETA)
         return self.q @ pointwise_loss(self.variant.loss, H @ p["a"], self.y)
 
+    @property
+    def decayed(self):
+        """The weight matrices under weight decay (a too when it is trained)."""
+        names = ("W", "W2", "a") if self.variant.train_out else ("W", "W2")
+        return [w for w in names if w in self.slices]
+
     def regulariser(self, P):
         p = self.params(P)
-        decayed = ("W", "W2", "a") if self.variant.train_out else ("W", "W2")
-        return 0.5 * self.lam * sum((p[w] ** 2).sum() for w in decayed if w in p)
+        return 0.5 * self.lam * sum((p[w] ** 2).sum() for w in self.decayed)
 
     def g(self, P):
         return self.loss(P) + self.regulariser(P)
@@ -190,9 +195,8 @@ class Network:
         weights (autograd's rows, :meth:`_hessian_rows`, are its test reference; at two hidden layers of 64,
         4416 parameters, 12 s by rows)."""
         H = loss_hessian(self.variant.loss, self.params(P), self.X, self.q, self.y)
-        for name in ("W", "W2", "a") if self.variant.train_out else ("W", "W2"):
-            if name in self.slices:
-                H.diagonal()[self.slices[name]] += self.lam
+        for name in self.decayed:
+            H.diagonal()[self.slices[name]] += self.lam
         return H[self.mask][:, self.mask]
 
     def hessian_b(self, P):
@@ -200,24 +204,19 @@ class Network:
         reference; along a width-256 path 20 ms against 2.5 s, at two layers of 64 about 0.1 s against 0.7 s):
         ``E[ℓ'' g₁g₁ᵀ] + diag E[ℓ' u∘s''₁] + E[ℓ' Σ_i a_i s''₂ᵢ (W₂[i]∘s'₁)(W₂[i]∘s'₁)ᵀ]`` with g₁ and u as in
         :func:`_add_loss_hessian` (the last term with two hidden layers only)."""
+        from NeuralNetworks.sosp import CHUNK
         p = self.params(P)
         a, h = p["a"], len(p["a"])
         H = P.new_zeros(h, h)
-        for i in range(0, len(self.q), 200):                         # nodes per pass (memory)
-            X, q, y = self.X[i:i + 200], self.q[i:i + 200], self.y[i:i + 200]
-            z = torch.addmm(p["b"], X, p["W"].T)
-            s1, out, U = torch.sigmoid(BETA * z), smooth_relu(z, BETA), a
-            if "W2" in p:
-                z2 = torch.addmm(p["b2"], out, p["W2"].T)
-                s2, out = torch.sigmoid(BETA * z2), smooth_relu(z2, BETA)
-                U = (s2 * a) @ p["W2"]
-            d1, d2 = loss_slopes(self.variant.loss, out @ a, y)
-            G1, w = U * s1, q * d1
-            H += G1.T @ ((q * d2)[:, None] * G1)
-            H.diagonal().add_((w[:, None] * U * BETA * s1 * (1 - s1)).sum(0))
-            if "W2" in p:
-                K = p["W2"] * s1[:, None, :]                         # W₂[i, j] s'₁ⱼ: (n, h, h)
-                C = w[:, None] * a * BETA * s2 * (1 - s2)
+        for i in range(0, len(self.q), CHUNK):                       # nodes per pass (memory)
+            q = self.q[i:i + CHUNK]
+            f = _forward(self.variant.loss, p, self.X[i:i + CHUNK], self.y[i:i + CHUNK])
+            G1, w = f.U * f.S1, q * f.d1
+            H += G1.T @ ((q * f.d2)[:, None] * G1)
+            H.diagonal().add_((w[:, None] * f.U * BETA * f.S1 * (1 - f.S1)).sum(0))
+            if f.S2 is not None:
+                K = p["W2"] * f.S1[:, None, :]                       # W₂[i, j] s'₁ⱼ: (n, h, h)
+                C = w[:, None] * a * BETA * f.S2 * (1 - f.S2)
                 H += (C[:, :, None] * K).reshape(-1, h).T @ K.reshape(-1, h)
         return H
 
@@ -237,9 +236,36 @@ class Network:
         return float(torch.linalg.matrix_norm(GL @ Pp - self.hessian_b(P) @ W @ Pp))
 
 
-def loss_hessian(loss: str, p: dict, X, q, y, chunk: int = 200):
+@dataclass
+class _Forward:
+    """What the closed forms need at a set of nodes: ``S1 = s'(z₁)``, ``H1 = s(z₁)``, ``S2 = s'(z₂)`` (None with one
+    hidden layer), ``U = W₂ᵀ(a∘s'(z₂))`` (one hidden layer: ``a``), the output layer's input ``out`` and the loss's
+    slopes ``d1 = ℓ'``, ``d2 = ℓ''`` at the output."""
+    S1: torch.Tensor
+    H1: torch.Tensor
+    S2: torch.Tensor
+    U: torch.Tensor
+    out: torch.Tensor
+    d1: torch.Tensor
+    d2: torch.Tensor
+
+
+def _forward(loss, p, X, y) -> _Forward:
+    """:class:`_Forward` at the nodes ``X``, targets ``y``, parameters ``p`` by name."""
+    a = p["a"]
+    Z1 = torch.addmm(p["b"], X, p["W"].T)
+    S1, H1 = torch.sigmoid(BETA * Z1), smooth_relu(Z1, BETA)
+    S2, U, out = None, a.expand(len(X), len(a)), H1
+    if "W2" in p:
+        Z2 = torch.addmm(p["b2"], H1, p["W2"].T)
+        S2, out = torch.sigmoid(BETA * Z2), smooth_relu(Z2, BETA)
+        U = (S2 * a) @ p["W2"]
+    return _Forward(S1, H1, S2, U, out, *loss_slopes(loss, out @ a, y))
+
+
+def loss_hessian(loss: str, p: dict, X, q, y):
     """``∇²L`` in closed form for the nodes ``X: (n, d)``, weights ``q`` and targets ``y``, in every parameter,
-    ordered as a point (W, b, (W₂, b₂,) a); ``p``: the parameters by name; ``chunk`` nodes per pass.
+    ordered as a point (W, b, (W₂, b₂,) a); ``p``: the parameters by name; ``sosp.CHUNK`` nodes per pass.
 
     ``Σ_n q_n [ℓ''_n J_n J_nᵀ + ℓ'_n ∇²f_n]``, ``J_n = ∇f(x_n)``, written on ``Θ₁ = [W | b]`` (x̃ = (x, 1)),
     ``Θ₂ = [W₂ | b₂]`` (h̃ = (s(z₁), 1)) and ``a`` (:func:`_add_loss_hessian`), then put in the point's order."""
@@ -251,9 +277,10 @@ def loss_hessian(loss: str, p: dict, X, q, y, chunk: int = 200):
         theta.append(torch.cat([o2 + ix[:, None] * h + ix, (o2 + h * h + ix)[:, None]], 1).reshape(-1))
     theta.append(h * (d + 1) + h * (h + 1) * deep + ix)
     inv = torch.argsort(torch.cat(theta))
+    from NeuralNetworks.sosp import CHUNK
     H = X.new_zeros(len(inv), len(inv))
-    for i in range(0, len(q), chunk):
-        _add_loss_hessian(H, loss, p, X[i:i + chunk], q[i:i + chunk], y[i:i + chunk])
+    for i in range(0, len(q), CHUNK):
+        _add_loss_hessian(H, loss, p, X[i:i + CHUNK], q[i:i + CHUNK], y[i:i + CHUNK])
     H[:, :] = H[inv][:, inv]
     return H
 
@@ -265,26 +292,21 @@ def _add_loss_hessian(H, loss, p, X, q, y):
     ``a_i s''₂ᵢ h̃h̃ᵀ``; (Θ₂[i,m], Θ₁[j,p]) ``a_i s''₂ᵢ W₂[i,j] s'₁ⱼ h̃_m x̃_p + δ_mj g₂ᵢ s'₁ⱼ x̃_p``; (Θ₁[j,p],
     Θ₁[k,q]) ``x̃_p x̃_q (Σ_i a_i s''₂ᵢ W₂[i,j] W₂[i,k] s'₁ⱼ s'₁ₖ + δ_jk u_j s''₁ⱼ)``. One hidden layer: (a_j,
     Θ₁[j,p]) ``s'₁ⱼ x̃_p`` and (Θ₁[j,·], Θ₁[j,·]) ``a_j s''₁ⱼ x̃x̃ᵀ``."""
-    W, a, n = p["W"], p["a"], len(X)
-    (h, d), deep = W.shape, "W2" in p
+    a, n = p["a"], len(X)
+    (h, d), deep = p["W"].shape, "W2" in p
     ix = torch.arange(h)
+    f = _forward(loss, p, X, y)
+    S1, S2, U, w = f.S1, f.S2, f.U, q * f.d1                       # s'; s'' = β s'(1 − s')
     Xt = torch.cat([X, torch.ones_like(X[:, :1])], 1)
-    Z1 = torch.addmm(p["b"], X, W.T)
-    S1 = torch.sigmoid(BETA * Z1)                                  # s'; s'' = β s'(1 − s')
     E1 = S1[:, :, None] * Xt[:, None, :]                           # s'₁ⱼ x̃_p: (n, h, d+1)
-    out = smooth_relu(Z1, BETA)
-    cols, U = [], a.expand(n, h)
+    cols = []
     if deep:
-        Ht = torch.cat([out, torch.ones_like(out[:, :1])], 1)
-        S2 = torch.sigmoid(BETA * torch.addmm(p["b2"], out, p["W2"].T))
-        out, G2 = smooth_relu(torch.addmm(p["b2"], out, p["W2"].T), BETA), S2 * a
-        U = G2 @ p["W2"]
+        Ht = torch.cat([f.H1, torch.ones_like(f.H1[:, :1])], 1)
+        G2 = S2 * a
         cols = [(G2[:, :, None] * Ht[:, None, :]).reshape(n, -1)]
-    d1, d2 = loss_slopes(loss, out @ a, y)
-    w = q * d1
-    J = torch.cat([(U[:, :, None] * E1).reshape(n, -1)] + cols + [out], 1)
+    J = torch.cat([(U[:, :, None] * E1).reshape(n, -1)] + cols + [f.out], 1)
     n1, oa = h * (d + 1), J.shape[1] - h
-    H.addmm_((J * (q * d2)[:, None]).T, J)                          # Gauss–Newton part
+    H.addmm_((J * (q * f.d2)[:, None]).T, J)                        # Gauss–Newton part
     Ha1 = H[oa:, :n1].view(h, h, d + 1)
     H11 = H[:n1, :n1].view(h, d + 1, h, d + 1)
     if deep:
