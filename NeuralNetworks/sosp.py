@@ -415,7 +415,7 @@ def nodes_for(pop, Th, start=None) -> tuple[int, int]:
     return n[0], n[1]
 
 
-def certified_point(pop, Th0, max_iter: int = 20_000) -> dict:
+def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
     Two rules: L-BFGS first under ``pop``'s own rule, then again from there under a rule fine enough for the
@@ -423,11 +423,12 @@ def certified_point(pop, Th0, max_iter: int = 20_000) -> dict:
     second search only confirms the first), where the point is certified; the change of g and
     ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
     (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
-    rule (``prune_change``)."""
+    rule (``prune_change``). ``saddle_tol``: the curvature below which the fine search escapes (see
+    :func:`find_stationary_point`)."""
     first = find_stationary_point(pop, Th0, max_iter, second_order=False, grad_tol=GRAD_TOL)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
-    res = find_stationary_point(fine, first["theta"], max_iter, grad_tol=GRAD_TOL)
+    res = find_stationary_point(fine, first["theta"], max_iter, saddle_tol, grad_tol=GRAD_TOL)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
                 escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
