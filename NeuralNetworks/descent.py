@@ -153,16 +153,19 @@ def _curvature_step(pop, P, g0, vec, length):
 
 
 PATH_NODES = (40, 160)    # the paths' rule: 160 nodes across span(U), where Stein's identity holds to ~1e-12 (40: 1e-7)
+PATH_PRUNE = 1e-16        # ... nodes of tensor weight below this left out (paths and App. B runs): 1576 of 2880 nodes
+                          # kept, half the time a step, Stein's residual at the init the same to 1e-16
 
 
 def _row_objective(row, d, lam, width, nodes=None, seed=0):
     """``((objective, init), variant)`` of ``row``, bias trained, under ``nodes`` (default: the paths' rule;
-    40 nodes per axis across span(U) for two directions, whose rule is a 3-d grid)."""
+    40 nodes per axis across span(U) for two directions, whose rule is a 3-d grid) pruned at ``PATH_PRUNE``."""
     from NeuralNetworks.variants import COARSE, objective, row_dims, row_variant
     v = row_variant(row, width)
     dd, k = row_dims(v, d)
     nodes = nodes or (PATH_NODES if k == 1 and dd == 2 else (COARSE[k][0], 40))
-    return objective(v, seed, lam, False, dd, nodes), v
+    pop, P0 = objective(v, seed, lam, False, dd, nodes)
+    return (pop.refined(nodes, prune=PATH_PRUNE), P0), v
 
 
 def path_job(row, d, lam, lr, steps, width=None):

@@ -399,8 +399,9 @@ class SospClaimsConfig:
                     lo=2, hi=3)
     seeds: int = option(3, "seeds (inits) per point", lo=1, hi=1000)
     lams: tuple = option((1e-4, 1e-3, 1e-2), "lambdas of the certified points", nargs="+", **POS)
-    max_iter: int = option(3000, "L-BFGS iterations per search (a point not converged by then is reported so)",
-                           lo=1, hi=10**7)
+    max_iter: int = option(3000, "L-BFGS iterations per search (then the damped Newton finish)", lo=1, hi=10**7)
+    newton_steps: int = option(10, "damped Newton steps after an L-BFGS search that ends above ||grad g|| 1e-8 "
+                               "(a point not converged by then is reported so)", lo=0, hi=10**6)
     path_rows: str = option("base,depth-2,second-layer,log-cosh", "rows of the exact-GD paths (lemma per step)")
     path_lam: float = option(1e-4, "lambda of the paths (the claims grid's)", **POS)
     path_steps: int = option(10_000, "exact GD steps of each path (the claims grid's)", lo=1, hi=10**7)
@@ -443,7 +444,7 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
     jobs = [(descent.path_job, (r, cfg.d, cfg.path_lam, cfg.path_lr, cfg.path_steps, cfg.width))
             for r in cfg.path_rows.split(",")]
     jobs += [(descent.method_job, (m, cfg.d, cfg.algo_lam, cfg.algo_steps, cfg.width)) for m in descent.METHODS]
-    jobs += [(variants.certify_job, (*keys[j], cfg.d, cfg.max_iter, cfg.width)) for j in order]
+    jobs += [(variants.certify_job, (*keys[j], cfg.d, cfg.max_iter, cfg.width, cfg.newton_steps)) for j in order]
     done = dict(sosp.run_jobs(jobs, workers, progress, desc="sosp-claims"))
     out = [done[i] for i in range(len(jobs))]
     n_paths, n_methods = len(cfg.path_rows.split(",")), len(descent.METHODS)
@@ -467,7 +468,7 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
 
 CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "perp_ratio", "grad_norm", "lam_min_hessian",
                  "lam_min_hb", "stein_residual", "bound", "tightness", "perp_norm", "par_norm", "grad_w_norm", "g",
-                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "prune_change", "nfev", "escapes",
+                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "prune_change", "nfev", "newton_steps", "escapes",
                  "seconds"]
 
 

@@ -353,21 +353,75 @@ def _lbfgs(pop, P, max_iter: int, grad_tol: float = 0.0):
     return unpack(res.x), int(res.nfev)
 
 
+NEWTON_DAMPING = 1e-6   # damped Newton: μ of the first step (∇²g + μI), and its floor 1e-12 (see _newton_finish)
+NEWTON_REFRESH = 5      # ... the factorisation of ∇²g + μI serves this many accepted steps before a fresh Hessian
+
+
+def _newton_finish(pop, P, steps: int, grad_tol: float):
+    """Damped (Levenberg–Marquardt) Newton from ``P``, for a search that L-BFGS left above ``grad_tol``: steps
+    ``−(∇²g + μI)⁻¹ ∇g`` (dense Hessian, Cholesky), each kept only if it lowers g. One factorisation serves
+    ``NEWTON_REFRESH`` kept steps -- where L-BFGS stalls here, g still falls slowly along a long valley and the
+    Hessian changes little from step to step --, then a fresh Hessian with μ / 10; a step that does not lower g
+    gets a fresh Hessian at the current point with μ × 10 (μ also grows until the factorisation exists, i.e.
+    above −λ_min). Stops at ‖∇g‖ ≤ ``grad_tol`` or after ``steps`` steps. Returns the visited point of smallest
+    ‖∇g‖ (where the certificate is then computed) and the steps taken."""
+    import scipy.linalg as sl
+    g0, _, G = pop.evaluate(P)
+    best, mu, factor, kept = (float(torch.linalg.vector_norm(G)), P), NEWTON_DAMPING, None, 0
+    if best[0] <= grad_tol:
+        return P, 0
+    for step in range(1, steps + 1):
+        if factor is None:
+            H = pop.hessian(P).numpy()
+            while factor is None:
+                A = H.copy()
+                A.flat[::len(A) + 1] += mu
+                try:
+                    factor = sl.cho_factor(A, lower=True, overwrite_a=True, check_finite=False)
+                except np.linalg.LinAlgError:
+                    mu *= 10
+        x = pop.pack(P) - torch.as_tensor(sl.cho_solve(factor, G.numpy(), check_finite=False))
+        Q = pop.unpack(x, P)
+        g1, _, G1 = pop.evaluate(Q)
+        if g1 < g0:
+            P, g0, G, kept = Q, g1, G1, kept + 1
+            if kept == NEWTON_REFRESH:
+                factor, kept, mu = None, 0, max(mu / 10, 1e-12)
+        else:
+            factor, kept, mu = None, 0, mu * 10
+        gn = float(torch.linalg.vector_norm(G))
+        if gn < best[0]:
+            best = (gn, P)
+        if gn <= grad_tol:
+            break
+    return best[1], step if steps > 0 else 0
+
+
 SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from, or reported as one)
 GRAD_TOL = 1e-8      # the searches stop at ‖∇g‖ ≤ GRAD_TOL (an ε-SOSP with ε = 1e-8 once λ_min ≥ -SADDLE_TOL)
 
 
 def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL,
-                          max_escapes: int = 3, second_order: bool = True, grad_tol: float = 0.0) -> dict:
+                          max_escapes: int = 3, second_order: bool = True, grad_tol: float = 0.0,
+                          newton_steps: int = 0) -> dict:
     """A second-order stationary point of g from ``Th0`` (h, d+1).
 
     L-BFGS on exact gradients: a descent method, which from a generic start does not stop at strict saddles,
     reaching ‖∇g‖ ~ 1e-10 here in a few hundred evaluations (a Newton step would need an h(d+1) Hessian solve).
     Then (``second_order``) λ_min(∇²g) is computed exactly; below ``-saddle_tol`` the point is a saddle: step
     along the negative-curvature direction (sign and length that lower g, by halving) and run L-BFGS again, at
-    most ``max_escapes`` times -- together a method that reaches second-order points. Returns ``theta``,
-    ``nfev``, ``escapes`` and ``lam_min_hessian`` (of the returned point; None without ``second_order``)."""
-    Th, nfev = _lbfgs(pop, Th0, max_iter, grad_tol)
+    most ``max_escapes`` times -- together a method that reaches second-order points. ``newton_steps > 0``: a
+    search that L-BFGS ends above ``grad_tol`` (at its cap) is finished by damped Newton (:func:`_newton_finish`).
+    Returns ``theta``, ``nfev``, ``newton_steps``, ``escapes`` and ``lam_min_hessian`` (of the returned point;
+    None without ``second_order``)."""
+    def search(start):                 # L-BFGS, then (newton_steps > 0) the damped Newton finish if still needed
+        Th, n = _lbfgs(pop, start, max_iter, grad_tol)
+        if newton_steps and float(torch.linalg.vector_norm(pop.evaluate(Th)[2])) > grad_tol:
+            Th, m = _newton_finish(pop, Th, newton_steps, grad_tol)
+            return Th, n, m
+        return Th, n, 0
+
+    Th, nfev, newton = search(Th0)
     escapes, lam_min = 0, None
     while second_order:
         lam_min, V = lambda_min(pop, Th)
@@ -382,10 +436,9 @@ def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = 
             V = V / 2
         if best is None:
             break
-        Th, n = _lbfgs(pop, best, max_iter, grad_tol)
-        nfev += n
-        escapes += 1
-    return {"theta": Th, "nfev": nfev, "escapes": escapes, "lam_min_hessian": lam_min}
+        Th, n, m = search(best)
+        nfev, newton, escapes = nfev + n, newton + m, escapes + 1
+    return {"theta": Th, "nfev": nfev, "newton_steps": newton, "escapes": escapes, "lam_min_hessian": lam_min}
 
 
 QUAD_TOL = 1e-10           # a rule is fine enough when doubling its nodes along an axis moves g by less
@@ -415,7 +468,8 @@ def nodes_for(pop, Th, start=None) -> tuple[int, int]:
     return n[0], n[1]
 
 
-def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL) -> dict:
+def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL, newton_steps: int = 0,
+                    first_iter: int | None = None) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
     Two rules: L-BFGS first under ``pop``'s own rule, then again from there under a rule fine enough for the
@@ -423,15 +477,18 @@ def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE
     second search only confirms the first), where the point is certified; the change of g and
     ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
     (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
-    rule (``prune_change``). ``saddle_tol``: the curvature below which the fine search escapes (see
-    :func:`find_stationary_point`)."""
-    first = find_stationary_point(pop, Th0, max_iter, second_order=False, grad_tol=GRAD_TOL)
+    rule (``prune_change``). ``saddle_tol``: the curvature below which the fine search escapes;
+    ``newton_steps``: the fine search's damped Newton finish (both: see :func:`find_stationary_point`);
+    ``first_iter``: the first search's L-BFGS cap (default ``max_iter``; it only places the point the rule is
+    chosen for)."""
+    first = find_stationary_point(pop, Th0, first_iter or max_iter, second_order=False, grad_tol=GRAD_TOL)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
-    res = find_stationary_point(fine, first["theta"], max_iter, saddle_tol, grad_tol=GRAD_TOL)
+    res = find_stationary_point(fine, first["theta"], max_iter, saddle_tol, grad_tol=GRAD_TOL,
+                                newton_steps=newton_steps)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
-                escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
+                newton_steps=res["newton_steps"], escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
                 prune_change=abs(pop.refined(fine_nodes, prune=0.0).evaluate(res["theta"])[0] - cert["g"]))
     return {"theta": res["theta"], **cert}
 

@@ -194,10 +194,12 @@ class Network:
         """Dense ``∇²g`` in the trained parameters, packed order: :func:`loss_hessian` plus λ on the decayed
         weights (autograd's rows, :meth:`_hessian_rows`, are its test reference; at two hidden layers of 64,
         4416 parameters, 12 s by rows)."""
-        H = loss_hessian(self.variant.loss, self.params(P), self.X, self.q, self.y)
+        H = loss_hessian(self.variant.loss, self.params(P), self.X, self.q, self.y, keep=self.mask)
+        decay = torch.zeros(len(self.mask), dtype=H.dtype)
         for name in self.decayed:
-            H.diagonal()[self.slices[name]] += self.lam
-        return H[self.mask][:, self.mask]
+            decay[self.slices[name]] = self.lam
+        H.diagonal().add_(decay[self.mask])
+        return H
 
     def hessian_b(self, P):
         """``H_b = ∇²_b L``: ``(h, h)``, the bias trained or not, in closed form (autograd's rows are its test
@@ -263,9 +265,10 @@ def _forward(loss, p, X, y) -> _Forward:
     return _Forward(S1, H1, S2, U, out, *loss_slopes(loss, out @ a, y))
 
 
-def loss_hessian(loss: str, p: dict, X, q, y):
+def loss_hessian(loss: str, p: dict, X, q, y, keep=None):
     """``∇²L`` in closed form for the nodes ``X: (n, d)``, weights ``q`` and targets ``y``, in every parameter,
-    ordered as a point (W, b, (W₂, b₂,) a); ``p``: the parameters by name; ``sosp.CHUNK`` nodes per pass.
+    ordered as a point (W, b, (W₂, b₂,) a) -- only the rows and columns ``keep`` (a mask over the point) when given;
+    ``p``: the parameters by name; ``sosp.CHUNK`` nodes per pass.
 
     ``Σ_n q_n [ℓ''_n J_n J_nᵀ + ℓ'_n ∇²f_n]``, ``J_n = ∇f(x_n)``, written on ``Θ₁ = [W | b]`` (x̃ = (x, 1)),
     ``Θ₂ = [W₂ | b₂]`` (h̃ = (s(z₁), 1)) and ``a`` (:func:`_add_loss_hessian`), then put in the point's order."""
@@ -281,8 +284,8 @@ def loss_hessian(loss: str, p: dict, X, q, y):
     H = X.new_zeros(len(inv), len(inv))
     for i in range(0, len(q), CHUNK):
         _add_loss_hessian(H, loss, p, X[i:i + CHUNK], q[i:i + CHUNK], y[i:i + CHUNK])
-    H[:, :] = H[inv][:, inv]
-    return H
+    sel = inv if keep is None else inv[keep]
+    return H.index_select(0, sel).index_select(1, sel)
 
 
 def _add_loss_hessian(H, loss, p, X, q, y):
@@ -349,6 +352,8 @@ def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nod
 EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP (the issue's ε). The searches
                        # escape only curvature below −EPS_SOSP: a point above it is an ε-SOSP already, and at
                        # two hidden layers escaping λ_min ~ −1e-9 cost up to 2 min a point to end near −1e-8
+FIRST_SEARCH_ITER = 1000   # L-BFGS cap of the first search, under the coarse rule (sosp.certified_point): it only
+                           # places the point the certifying rule is chosen for; the search under that rule goes on
 COLLAPSED = 1e-4       # the claim holds at a point when ‖W⊥‖/‖W‖ ≤ COLLAPSED there
 COARSE = {1: (90, 8), 2: (40, 8)}      # first rule per number of teacher directions (refined by sosp.nodes_for)
 
@@ -375,10 +380,12 @@ def point_type(p: dict) -> str:
     return "ε-SOSP" if p["grad_norm"] <= EPS_SOSP else "not converged"
 
 
-def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None):
+def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None,
+                newton_steps: int = 0):
     """One certified point of ``row`` from ``seed``'s init (a job of ``sosp.run_jobs``; ``width`` overrides the
-    row's, for quick runs). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy) and its
-    labels."""
+    row's, for quick runs; ``max_iter`` and ``newton_steps``: the search's L-BFGS cap and damped Newton finish,
+    see ``sosp.find_stationary_point``). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy)
+    and its labels."""
     import time
 
     from NeuralNetworks.sosp import certified_point
@@ -386,7 +393,8 @@ def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter:
     dd, k = row_dims(v, d)
     t = time.perf_counter()
     pop, P0 = objective(v, seed, lam, frozen, dd, COARSE[k])
-    pt = certified_point(pop, P0, max_iter, saddle_tol=EPS_SOSP)   # escape real saddles only (see EPS_SOSP)
+    pt = certified_point(pop, P0, max_iter, saddle_tol=EPS_SOSP,    # escape real saddles only (see EPS_SOSP)
+                         newton_steps=newton_steps, first_iter=min(max_iter, FIRST_SEARCH_ITER))
     W = pop.first_layer(pt.pop("theta")).detach().numpy()
     pt = {key: val for key, val in pt.items() if key not in ("g_fine",)}
     out = {"row": row, "claim": v.claim, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained",

@@ -96,6 +96,20 @@ def test_small_certified_point_per_variant_has_no_w_perp(row):
     assert pt["bound"] is None or pt["perp_norm"] <= pt["bound"] * (1 + 1e-6) + 1e-15
 
 
+@pytest.mark.parametrize("row", ["base", "depth-2", "second-layer", "logistic", "log-cosh"])
+def test_newton_finish_reaches_the_tolerance_without_raising_g(row):
+    """The damped Newton finish, from a search L-BFGS stopped early (20 iterations, ‖∇g‖ > 1e-6), lowers ‖∇g‖
+    below 1e-9 on a small student within 60 steps and never raises g."""
+    from NeuralNetworks.sosp import _lbfgs, _newton_finish
+    v = dataclasses.replace(VARIANTS[row], width=3)
+    pop, P0 = objective(v, 0, 1e-2, False, 2, (40, 8))
+    P, _ = _lbfgs(pop, P0, 20)
+    g0, _, G0 = pop.evaluate(P)
+    assert float(torch.linalg.vector_norm(G0)) > 1e-6
+    Q, steps = _newton_finish(pop, P, 60, 1e-9)
+    g1, _, G1 = pop.evaluate(Q)
+    assert float(torch.linalg.vector_norm(G1)) <= 1e-9 and g1 <= g0 and 0 < steps < 60
+
 def test_lanczos_equals_dense_on_a_network():
     pop, P = _network("depth-2-all", width=4)
     dense = lambda_min(pop, P, vector=False)[0]
