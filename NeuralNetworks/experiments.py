@@ -399,9 +399,9 @@ class SospClaimsConfig:
                     lo=2, hi=3)
     seeds: int = option(3, "seeds (inits) per point", lo=1, hi=1000)
     lams: tuple = option((1e-4, 1e-3, 1e-2), "lambdas of the certified points", nargs="+", **POS)
-    max_iter: int = option(3000, "L-BFGS iterations per search (then the damped Newton finish)", lo=1, hi=10**7)
-    newton_steps: int = option(10, "damped Newton steps after an L-BFGS search that ends above ||grad g|| 1e-8 "
-                               "(a point not converged by then is reported so)", lo=0, hi=10**6)
+    max_iter: int = option(3000, "L-BFGS iterations per search", lo=1, hi=10**7)
+    newton_steps: int = option(15, "damped Newton steps after an L-BFGS search that ends above ||grad g|| 1e-8 "
+                               "(0: none; a point not converged after them is reported so)", lo=0, hi=10**6)
     path_rows: str = option("base,depth-2,second-layer,log-cosh", "rows of the exact-GD paths (lemma per step)")
     path_lam: float = option(1e-4, "lambda of the paths (the claims grid's)", **POS)
     path_steps: int = option(10_000, "exact GD steps of each path (the claims grid's)", lo=1, hi=10**7)

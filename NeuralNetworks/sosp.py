@@ -468,8 +468,7 @@ def nodes_for(pop, Th, start=None) -> tuple[int, int]:
     return n[0], n[1]
 
 
-def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL, newton_steps: int = 0,
-                    first_iter: int | None = None) -> dict:
+def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL, newton_steps: int = 0) -> dict:
     """Find a stationary point from ``Th0`` and certify it.
 
     Two rules: L-BFGS first under ``pop``'s own rule, then again from there under a rule fine enough for the
@@ -478,10 +477,8 @@ def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE
     ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
     (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
     rule (``prune_change``). ``saddle_tol``: the curvature below which the fine search escapes;
-    ``newton_steps``: the fine search's damped Newton finish (both: see :func:`find_stationary_point`);
-    ``first_iter``: the first search's L-BFGS cap (default ``max_iter``; it only places the point the rule is
-    chosen for)."""
-    first = find_stationary_point(pop, Th0, first_iter or max_iter, second_order=False, grad_tol=GRAD_TOL)
+    ``newton_steps``: the fine search's damped Newton finish (both: see :func:`find_stationary_point`)."""
+    first = find_stationary_point(pop, Th0, max_iter, second_order=False, grad_tol=GRAD_TOL)
     fine_nodes = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
     res = find_stationary_point(fine, first["theta"], max_iter, saddle_tol, grad_tol=GRAD_TOL,

@@ -352,8 +352,6 @@ def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nod
 EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP (the ε). The searches
                        # escape only curvature below −EPS_SOSP: a point above it is an ε-SOSP already, and at
                        # two hidden layers escaping λ_min ~ −1e-9 cost up to 2 min a point to end near −1e-8
-FIRST_SEARCH_ITER = 1000   # L-BFGS cap of the first search, under the coarse rule (sosp.certified_point): it only
-                           # places the point the certifying rule is chosen for; the search under that rule goes on
 COLLAPSED = 1e-4       # the claim holds at a point when ‖W⊥‖/‖W‖ ≤ COLLAPSED there
 COARSE = {1: (90, 8), 2: (40, 8)}      # first rule per number of teacher directions (refined by sosp.nodes_for)
 
@@ -394,7 +392,7 @@ def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter:
     t = time.perf_counter()
     pop, P0 = objective(v, seed, lam, frozen, dd, COARSE[k])
     pt = certified_point(pop, P0, max_iter, saddle_tol=EPS_SOSP,    # escape real saddles only (see EPS_SOSP)
-                         newton_steps=newton_steps, first_iter=min(max_iter, FIRST_SEARCH_ITER))
+                         newton_steps=newton_steps)
     W = pop.first_layer(pt.pop("theta")).detach().numpy()
     pt = {key: val for key, val in pt.items() if key not in ("g_fine",)}
     out = {"row": row, "claim": v.claim, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained",
