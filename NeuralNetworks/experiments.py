@@ -468,8 +468,8 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
 
 CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "perp_ratio", "grad_norm", "lam_min_hessian",
                  "lam_min_hb", "stein_residual", "bound", "tightness", "perp_norm", "par_norm", "grad_w_norm", "g",
-                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "prune_change", "nfev", "newton_steps", "escapes",
-                 "seconds"]
+                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "prune_change", "nfev", "newton_steps",
+                 "escapes", "seconds"]
 
 
 def _write_claim_points(folder, points):

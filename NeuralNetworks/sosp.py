@@ -353,7 +353,8 @@ def _lbfgs(pop, P, max_iter: int, grad_tol: float = 0.0):
     return unpack(res.x), int(res.nfev)
 
 
-NEWTON_DAMPING = 1e-6   # damped Newton: μ of the first step (∇²g + μI), and its floor 1e-12 (see _newton_finish)
+NEWTON_DAMPING = 1e-6   # damped Newton: μ of the first step (∇²g + μI) (see _newton_finish) ...
+NEWTON_DAMPING_FLOOR = 1e-12   # ... and the least it falls to
 NEWTON_REFRESH = 5      # ... the factorisation of ∇²g + μI serves this many accepted steps before a fresh Hessian
 
 
@@ -367,7 +368,7 @@ def _newton_finish(pop, P, steps: int, grad_tol: float):
     ‖∇g‖ (where the certificate is then computed) and the steps taken."""
     import scipy.linalg as sl
     g0, _, G = pop.evaluate(P)
-    best, mu, factor, kept = (float(torch.linalg.vector_norm(G)), P), NEWTON_DAMPING, None, 0
+    best, mu, factor, kept, step = (float(torch.linalg.vector_norm(G)), P), NEWTON_DAMPING, None, 0, 0
     if best[0] <= grad_tol:
         return P, 0
     for step in range(1, steps + 1):
@@ -386,7 +387,7 @@ def _newton_finish(pop, P, steps: int, grad_tol: float):
         if g1 < g0:
             P, g0, G, kept = Q, g1, G1, kept + 1
             if kept == NEWTON_REFRESH:
-                factor, kept, mu = None, 0, max(mu / 10, 1e-12)
+                factor, kept, mu = None, 0, max(mu / 10, NEWTON_DAMPING_FLOOR)
         else:
             factor, kept, mu = None, 0, mu * 10
         gn = float(torch.linalg.vector_norm(G))
@@ -394,7 +395,7 @@ def _newton_finish(pop, P, steps: int, grad_tol: float):
             best = (gn, P)
         if gn <= grad_tol:
             break
-    return best[1], step if steps > 0 else 0
+    return best[1], step
 
 
 SADDLE_TOL = 1e-9    # λ_min(∇²g) below -SADDLE_TOL: a saddle (escaped from, or reported as one)
@@ -414,14 +415,14 @@ def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = 
     search that L-BFGS ends above ``grad_tol`` (at its cap) is finished by damped Newton (:func:`_newton_finish`).
     Returns ``theta``, ``nfev``, ``newton_steps``, ``escapes`` and ``lam_min_hessian`` (of the returned point;
     None without ``second_order``)."""
-    def search(start):                 # L-BFGS, then (newton_steps > 0) the damped Newton finish if still needed
+    def search(start):                 # L-BFGS, then the damped Newton finish (a no-op where L-BFGS reached grad_tol)
         Th, n = _lbfgs(pop, start, max_iter, grad_tol)
-        if newton_steps and float(torch.linalg.vector_norm(pop.evaluate(Th)[2])) > grad_tol:
-            Th, m = _newton_finish(pop, Th, newton_steps, grad_tol)
-            return Th, n, m
-        return Th, n, 0
+        if not newton_steps:
+            return Th, 0, n
+        Th, m = _newton_finish(pop, Th, newton_steps, grad_tol)
+        return Th, m, n
 
-    Th, nfev, newton = search(Th0)
+    Th, newton, nfev = search(Th0)
     escapes, lam_min = 0, None
     while second_order:
         lam_min, V = lambda_min(pop, Th)
@@ -436,7 +437,7 @@ def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = 
             V = V / 2
         if best is None:
             break
-        Th, n, m = search(best)
+        Th, m, n = search(best)
         nfev, newton, escapes = nfev + n, newton + m, escapes + 1
     return {"theta": Th, "nfev": nfev, "newton_steps": newton, "escapes": escapes, "lam_min_hessian": lam_min}
 
@@ -485,7 +486,8 @@ def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE
                                 newton_steps=newton_steps)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
     cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
-                newton_steps=res["newton_steps"], escapes=first["escapes"] + res["escapes"], quad_change=abs(cert["g_fine"] - cert["g"]),
+                newton_steps=res["newton_steps"], escapes=first["escapes"] + res["escapes"],
+                quad_change=abs(cert["g_fine"] - cert["g"]),
                 prune_change=abs(pop.refined(fine_nodes, prune=0.0).evaluate(res["theta"])[0] - cert["g"]))
     return {"theta": res["theta"], **cert}
 

@@ -110,6 +110,7 @@ def test_newton_finish_reaches_the_tolerance_without_raising_g(row):
     g1, _, G1 = pop.evaluate(Q)
     assert float(torch.linalg.vector_norm(G1)) <= 1e-9 and g1 <= g0 and 0 < steps < 60
 
+
 def test_lanczos_equals_dense_on_a_network():
     pop, P = _network("depth-2-all", width=4)
     dense = lambda_min(pop, P, vector=False)[0]
