@@ -55,6 +55,9 @@ def test_gradient_and_hessian_against_finite_differences(row, frozen):
     eps = 1e-6
     fd = (pop.evaluate(pop.unpack(x + eps * v, P))[0] - pop.evaluate(pop.unpack(x - eps * v, P))[0]) / (2 * eps)
     assert float(G @ v) == pytest.approx(fd, rel=1e-7, abs=1e-10)
+    # the closed-form gradient is autograd's, entry by entry
+    torch.testing.assert_close(G, pop._grad(pop.g, P)[1][pop.mask], rtol=1e-10, atol=1e-14)
+    assert g == pytest.approx(float(pop.g(P)), rel=1e-14)
     H = pop.hessian(P)
     torch.testing.assert_close(H, H.T, rtol=0, atol=1e-13)
     # the closed form, entry by entry, against autograd's rows (one backward per row through ∇g)
