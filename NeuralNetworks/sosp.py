@@ -527,9 +527,27 @@ def _timed(fn, *args):
     return fn(*args), time.perf_counter() - t
 
 
+def keep_freed_memory():
+    """glibc's allocator in this process: every block from the heap (none mapped on its own) and freed memory
+    kept for reuse, never handed back. Our searches allocate and free the same arrays thousands of times (a
+    depth-2 gradient: 1-2 MB intermediates; a Hessian: 150 MB, copied for each factorisation); by default each
+    such block is mapped fresh and page-faulted in again, which at two hidden layers of 64 took 3.7 ms a
+    gradient instead of 2.4, with up to a fifth of the time in the kernel. The cost: the process keeps its peak
+    memory (about 1.1 GB at 4416 parameters). A no-op where the C library is not glibc."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+    mallopt(M_MMAP_THRESHOLD, 1 << 30)
+    mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)
+    mallopt(M_TOP_PAD, 64 << 20)
+
+
 def _worker_init():
-    """A sweep worker: one thread everywhere (the workers are the parallelism), and Ctrl-C left to the parent,
-    which ends the workers itself."""
+    """A sweep worker: one thread everywhere (the workers are the parallelism), freed memory kept for reuse
+    (:func:`keep_freed_memory`), and Ctrl-C left to the parent, which ends the workers itself."""
     import signal
     import threading
     from threadpoolctl import threadpool_limits
@@ -538,6 +556,7 @@ def _worker_init():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     threadpool_limits(1)
+    keep_freed_memory()
 
 
 def run_jobs(jobs, workers: int = 1, progress: bool = False, desc: str = "sosp"):
@@ -552,6 +571,7 @@ def run_jobs(jobs, workers: int = 1, progress: bool = False, desc: str = "sosp")
     bar = tqdm(total=len(jobs), disable=None if progress else True, desc=desc)
     try:
         if workers <= 1:
+            keep_freed_memory()
             for i, (fn, args) in enumerate(jobs):
                 yield i, fn(*args)
                 bar.update()
