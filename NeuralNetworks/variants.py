@@ -152,8 +152,8 @@ class Network:
         return [w for w in names if w in self.slices]
 
     def regulariser(self, P):
-        p = self.params(P)
-        return 0.5 * self.lam * sum((p[w] ** 2).sum() for w in self.decayed)
+        """``(λ/2) Σ ‖W_l‖²`` over :attr:`decayed` (a 0-d tensor)."""
+        return 0.5 * self.lam * sum(P[self.slices[w]] @ P[self.slices[w]] for w in self.decayed)
 
     def g(self, P):
         return self.loss(P) + self.regulariser(P)
@@ -188,12 +188,9 @@ class Network:
             G = f.S2.mul(p["a"]).mul_(w[:, None])                     # ∂g/∂z₂
             grad[sl["W2"]] = (G.T @ f.H1).reshape(-1)
             grad[sl["b2"]] = G.sum(0)
-        reg = 0.0
         for name in self.decayed:
-            x = P[sl[name]]
-            reg += float(x @ x)
-            grad[sl[name]] += self.lam * x
-        return float(L) + 0.5 * self.lam * reg, float(L), grad[self.mask]
+            grad[sl[name]] += self.lam * P[sl[name]]
+        return float(L) + float(self.regulariser(P)), float(L), grad[self.mask]
 
     def hvp_packed(self, P, v):
         """``∇²g · v`` packed, by double backward (forward mode through softplus was 15x slower)."""
