@@ -17,6 +17,11 @@ Writes the tables to MAXCUT/results/benchmark.md as well. Times are wall-clock s
 import os
 import sys
 
+if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
+    import signal
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
+                                        os._exit(128 + s)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
@@ -30,7 +35,7 @@ from MAXCUT.baselines import brute_force, solve_sdp, spectral_embedding  # noqa:
 from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, optimise_pathwise,  # noqa: E402
                                 optimise_score)
 from MAXCUT.graphs import GSET_DIR, GSET_REFERENCE, Graph, authors_graph  # noqa: E402
-from MAXCUT.utils import set_threads  # noqa: E402
+from MAXCUT.utils import Terminated, set_threads, take_signals  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -116,6 +121,19 @@ def gset_table(graphs):
 
 
 def main(argv=None):
+    """The command line; a Ctrl-C ends it with one line and status 130 (SIGTERM: 143) at any moment."""
+    take_signals()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("benchmark.py: interrupted (what finished is kept; a rerun resumes)", file=sys.stderr)
+        sys.exit(130)
+    except Terminated:
+        print("benchmark.py: terminated (what finished is kept; a rerun resumes)", file=sys.stderr)
+        sys.exit(143)
+
+
+def _main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.error = lambda message: p.exit(2, f"benchmark.py: error: {message}\n")      # bad input: one line
     p.add_argument("--seeds", type=int, default=20, help="seeds per method in the paper-configuration table")

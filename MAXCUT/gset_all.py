@@ -18,10 +18,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from MAXCUT.utils import save_figure, write_json
+from MAXCUT.utils import add_to_manifest, foreign_files, save_figure, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
@@ -95,8 +96,53 @@ def graph_files(gset_dir, only=None):
 
 def _atomically(path, write):
     """``write(tmp)`` to a file beside ``path``, then renamed onto it: never a half-written file."""
-    write(path + ".tmp")
-    os.replace(path + ".tmp", path)
+    try:
+        write(path + ".tmp")
+        os.replace(path + ".tmp", path)
+    finally:
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")
+
+
+WRITER = "StructureDiscovery MAXCUT/benchmark.py --gset-dir"
+_RUNNING, _STOP, _LOCK = set(), threading.Event(), threading.Lock()   # the graphs' processes; Ctrl-C; the manifest
+
+
+def _record(out_dir, paths):
+    """Add what a graph's run wrote (paths relative to ``out_dir``; folders: every file in them) to OUT's
+    manifest, so that a later run knows these as the benchmark's own."""
+    files = []
+    for p in paths:
+        full = os.path.join(out_dir, p)
+        if os.path.isdir(full):
+            files += [os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(full) for f in fs]
+        elif os.path.isfile(full):
+            files.append(p)
+    with _LOCK:
+        add_to_manifest(out_dir, files, WRITER)
+
+
+def _cached(stamp):
+    """A graph's earlier record, or None where there is none or it cannot be read (it is then recomputed)."""
+    try:
+        with open(stamp) as f:
+            rec = json.load(f)
+        return rec if isinstance(rec, dict) and isinstance(rec.get("status"), str) else None
+    except (OSError, ValueError):
+        return None
+
+
+def check_out_dir(out_dir):
+    """OUT must be new, empty, or hold only what the benchmark wrote there (its manifest): else a
+    :class:`BenchmarkError` naming what it will not touch. Records are checked when read (:func:`_cached`)."""
+    if os.path.lexists(out_dir) and (os.path.islink(out_dir) or not os.path.isdir(out_dir)):
+        raise BenchmarkError(f"--out-dir {out_dir} exists and is not a folder")
+    if os.path.isdir(out_dir):
+        theirs = foreign_files(out_dir, hashes=False)
+        if theirs:
+            raise BenchmarkError(f"--out-dir {out_dir} holds files this benchmark did not write ({', '.join(theirs[:5])}"
+                                 f"{' ...' if len(theirs) > 5 else ''}): give a new or empty folder, or an earlier "
+                                 "benchmark's")
 
 
 def _digest(path):
@@ -113,20 +159,28 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
     folder = os.path.join(out_dir, "graphs", name)
     stamp = os.path.join(out_dir, "graphs", f"{name}.json")
     digest = _digest(path)
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            rec = json.load(f)
-        if (rec.get("digest"), rec.get("tabu"), rec.get("chains", 32)) == (digest, tabu, chains) and (
-                rec["status"] == "ok" or rec["status"].startswith("over budget") and rec["budget"] >= budget):
-            return {**rec, "reused": True}
+    rec = _cached(stamp)
+    if rec is not None and (rec.get("digest"), rec.get("tabu"), rec.get("chains", 32)) == (digest, tabu, chains) and (
+            rec["status"] == "ok" or rec["status"].startswith("over budget") and rec.get("budget", 0) >= budget):
+        return {**rec, "reused": True}
     cmd = [sys.executable, os.path.join(HERE, "main.py"), "--graph", path, "--polish", "--tabu", str(tabu),
            "--chains", str(chains), "--no-progress", "--threads", "1", "--out-dir", folder]
     t = time.perf_counter()
     rec = {"graph": name, "digest": digest, "budget": budget, "tabu": tabu, "chains": chains}
     os.makedirs(os.path.dirname(stamp), exist_ok=True)
     with open(stamp + ".log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        status, usage = _wait(proc, budget)
+        with _LOCK:
+            if _STOP.is_set():
+                raise KeyboardInterrupt
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            _RUNNING.add(proc)
+        try:
+            status, usage = _wait(proc, budget)
+        finally:
+            _RUNNING.discard(proc)
+    if _STOP.is_set() or status in (130, 143):     # stopped by a Ctrl-C: no record of a run that did not finish
+        _record(out_dir, [os.path.relpath(stamp, out_dir) + ".log"])
+        raise KeyboardInterrupt
     rec["peak_memory_mb"] = round(usage.ru_maxrss / 1024) if usage else None     # Linux: ru_maxrss in KiB
     if status is None:
         rec["status"] = f"over budget ({budget:g} s)"
@@ -141,6 +195,7 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
         rec.update(res, status="ok")
     rec["process_s"] = time.perf_counter() - t
     _atomically(stamp, lambda tmp: write_json(tmp, rec))
+    _record(out_dir, [os.path.relpath(p, out_dir) for p in (stamp, stamp + ".log", folder)])
     return rec
 
 
@@ -252,7 +307,13 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
         except (ValueError, OSError) as e:
             raise BenchmarkError(str(e)) from None
     best = best_known_table()
-    os.makedirs(out_dir, exist_ok=True)
+    check_out_dir(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        add_to_manifest(out_dir, [], WRITER)
+    except OSError as e:
+        raise BenchmarkError(f"--out-dir {out_dir}: cannot write there ({e.strerror or e})") from None
+    _STOP.clear()
     t, reused = time.perf_counter(), []
 
     def one(item):
@@ -266,8 +327,17 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
                                            f"{row['seconds']:.0f} s"
                                            if row["status"] == "ok" else ""))
         return row
-    with ThreadPoolExecutor(max_workers=jobs) as pool:      # each graph runs in its own process
+    pool = ThreadPoolExecutor(max_workers=jobs)      # each graph runs in its own process
+    try:
         rows = list(pool.map(one, files))
+    except BaseException:                  # Ctrl-C, SIGTERM: the graphs' processes end too, no record is kept
+        with _LOCK:
+            _STOP.set()
+            for proc in _RUNNING:
+                proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     wall = time.perf_counter() - t
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
@@ -283,5 +353,6 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
     _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
     from MAXCUT.plot import plot_gset_all
     save_figure(plot_gset_all(rows), os.path.join(out_dir, "gset_all"))
+    _record(out_dir, ["gset_all.csv", "gset_all.md", "gset_all.png", "gset_all.pdf"])
     echo(text)
     return rows

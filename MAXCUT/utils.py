@@ -42,31 +42,156 @@ def memory_problem(need_bytes, what, device):
         f"{what}: this run needs about {need_bytes / 2 ** 30:.3g} GiB of memory, {free / 2 ** 30:.3g} GiB is free")
 
 
+MANIFEST = "MANIFEST.json"     # in every folder the project writes: the files it wrote, with their SHA-256
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that a run's staging folder is removed on the way out."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def take_signals():
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` from now on (main thread only); plots
+    are files, so matplotlib draws with Agg whatever ``MPLBACKEND`` says."""
+    import signal
+    import threading
+    os.environ["MPLBACKEND"] = "agg"
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder):
+    """``{relative path: SHA-256}`` of the files ``folder/MANIFEST.json`` lists ({} when there is none or it is
+    unreadable); only plain relative paths inside the folder count."""
+    import json
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            files = json.load(f)["files"]
+        return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str) and k
+                and not os.path.isabs(k) and os.path.normpath(k) == k and not k.startswith("..")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def add_to_manifest(folder, paths, writer):
+    """Record ``paths`` (relative to ``folder``, files this process has just written) in its manifest, beside
+    what it lists already; written to a temporary name and renamed."""
+    files = read_manifest(folder)
+    files.update({p: _sha256(os.path.join(folder, p)) for p in paths})
+    tmp = os.path.join(folder, f".{MANIFEST}.{os.getpid()}")
+    write_json(tmp, {"written_by": writer, "files": dict(sorted(files.items()))})
+    os.replace(tmp, os.path.join(folder, MANIFEST))
+
+
+def write_manifest(folder, writer):
+    """``folder/MANIFEST.json``: every file under ``folder`` (what the run just wrote) with its SHA-256."""
+    paths = [os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder)
+             for name in names]
+    add_to_manifest(folder, [p for p in paths if p not in (MANIFEST, ".staging")], writer)
+
+
+def foreign_files(folder, hashes=True):
+    """What in ``folder`` this project did not write (relative paths, sorted): everything when it has no
+    manifest; else every entry that is not a regular file the manifest lists (with the same SHA-256 when
+    ``hashes``) and every folder that is not on the way to one. Nothing is opened but the listed files."""
+    import stat
+    listed = read_manifest(folder)
+    dirs = {os.path.dirname(p) for p in listed}
+    while any(d and os.path.dirname(d) not in dirs for d in dirs):
+        dirs |= {os.path.dirname(d) for d in dirs}
+    foreign = []
+    for root, subdirs, names in os.walk(folder):
+        for name in subdirs + names:
+            rel = os.path.relpath(os.path.join(root, name), folder)
+            mode = os.lstat(os.path.join(root, name)).st_mode
+            ours = (rel in dirs and stat.S_ISDIR(mode)) or (rel == MANIFEST and listed and stat.S_ISREG(mode)) or (
+                rel in listed and stat.S_ISREG(mode) and (not hashes or _sha256(os.path.join(root, name))
+                                                          == listed[rel]))
+            if not ours:
+                foreign.append(rel)
+        subdirs[:] = [d for d in subdirs if os.path.relpath(os.path.join(root, d), folder) in dirs]
+    return sorted(foreign)
+
+
+def remove_run(folder):
+    """Delete a run folder the project wrote: the files its manifest lists (where their SHA-256 still matches),
+    then the manifest and the folders left empty. Anything else stays, and so does the folder then."""
+    for rel, digest in read_manifest(folder).items():
+        path = os.path.join(folder, rel)
+        if os.path.isfile(path) and not os.path.islink(path) and _sha256(path) == digest:
+            os.remove(path)
+    if not foreign_files(folder) and os.path.isfile(os.path.join(folder, MANIFEST)):
+        os.remove(os.path.join(folder, MANIFEST))
+    for root, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+
+
+def ownership_problem(folder, what):
+    """Why ``folder`` cannot be replaced by a new run (None if it can: absent, empty, or exactly a run this
+    project wrote)."""
+    if not os.path.lexists(folder):
+        return None
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return f"{what} {folder} exists and is not a folder"
+    foreign = foreign_files(folder)
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    return (f"{what} {folder} holds files this project did not write ({shown}); a run replaces its folder whole "
+            "and never touches others' files: move them, or give a new or empty folder")
+
+
 class RunFolder:
     """A run writes plainly into a staging folder beside ``final``; :meth:`commit` renames it in whole, so
-    ``final`` always holds one complete run. An interrupted run goes to ``final.interrupted`` instead."""
+    ``final`` always holds one complete run. An interrupted run goes to ``final.interrupted`` instead. Only a
+    folder holding exactly what an earlier run wrote (its ``MANIFEST.json``) is ever replaced."""
 
-    def __init__(self, final):
-        self.final = os.path.realpath(final)
+    def __init__(self, final, writer):
+        if not str(final).strip():
+            raise ValueError("--out-dir is empty: name a folder")
+        self.final, self.writer = os.path.realpath(final), writer     # a link to a folder: the folder
+        for target, what in ((self.final, "--out-dir"), (self.final + ".interrupted", "the interrupted-run folder")):
+            problem = ownership_problem(target, what)
+            if problem:
+                raise ValueError(problem)
         parent, name = os.path.split(self.final)
-        if os.path.exists(self.final) and not os.path.isdir(self.final):
-            raise ValueError(f"--out-dir {final} exists and is not a folder")
-        if os.path.isdir(self.final) and os.listdir(self.final) and "config.json" not in os.listdir(self.final):
-            raise ValueError(f"--out-dir {final} holds files that are not a run's (no config.json); a run replaces "
-                          "its folder whole: give a new, empty or earlier run's folder")
         os.makedirs(parent, exist_ok=True)
-        for entry in os.listdir(parent):             # what killed runs left: .NAME.staging-PID.*
+        for entry in os.listdir(parent):             # what killed runs left: .NAME.staging-PID.* with our mark
             pid = entry[len(name) + 10:].split(".")[0]
+            stale = os.path.join(parent, entry)
             if entry.startswith(f".{name}.staging-") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+                _remove_staging(stale)
         self.path = tempfile.mkdtemp(dir=parent, prefix=f".{name}.staging-{os.getpid()}.")
+        open(os.path.join(self.path, ".staging"), "w").close()
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(self.path, 0o777 & ~mask)           # a run folder follows the umask like any other
 
     def commit(self, interrupted=False):
-        """Rename the staging folder to ``final`` (or ``final.interrupted``); returns where it went."""
+        """Rename the staging folder to ``final`` (or ``final.interrupted``), replacing an earlier run there;
+        returns where it went. Should the folder there hold others' files by now, the new run is kept beside
+        it (``final.new-PID``) and nothing is replaced."""
+        write_manifest(self.path, self.writer)      # from here the manifest marks the staging folder ours
+        os.remove(os.path.join(self.path, ".staging"))
         target = self.final + (".interrupted" if interrupted else "")
+        if ownership_problem(target, "the folder"):
+            target = f"{self.final}.new-{os.getpid()}"
         old = self.path + ".old"
         if os.path.exists(target):
             os.rename(target, old)
@@ -75,11 +200,27 @@ class RunFolder:
         finally:                                      # a Ctrl-C between the two renames: the old run stays
             if os.path.exists(old) and not os.path.exists(target):
                 os.rename(old, target)
-        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(old):
+            remove_run(old)
+        if os.path.exists(old):                       # others' files appeared in it meanwhile: kept, in sight
+            os.rename(old, f"{self.final}.previous-{os.getpid()}")
         return target
 
     def abandon(self):
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_staging(self.path)
+
+
+def _remove_staging(path):
+    """A staging folder (hidden, named for its process, marked ``.staging`` when made): removed whole where it
+    carries the mark or a complete manifest, else only when empty."""
+    if not os.path.islink(path) and (os.path.isfile(os.path.join(path, ".staging"))
+                                     or os.path.isfile(os.path.join(path, MANIFEST)) and not foreign_files(path)):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 def plain(obj):
@@ -110,7 +251,16 @@ def write_config(folder, experiment, options: dict, device):
 
 
 def save_figure(fig, stem):
+    """``stem.png`` and ``stem.pdf``, each written to a temporary name and renamed: never half a file."""
     import matplotlib.pyplot as plt
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{stem}.{ext}", bbox_inches="tight", dpi=150)
-    plt.close(fig)
+    try:
+        for ext in ("png", "pdf"):
+            tmp = f"{os.path.dirname(stem) or '.'}/.{os.path.basename(stem)}.{os.getpid()}.{ext}"
+            try:
+                fig.savefig(tmp, format=ext, bbox_inches="tight", dpi=150)
+                os.replace(tmp, f"{stem}.{ext}")
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+    finally:
+        plt.close(fig)

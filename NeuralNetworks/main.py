@@ -10,6 +10,11 @@ claims at certified points.
 import os
 import sys
 
+if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
+    import signal
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, lambda s, f: (sys.stderr.write("main.py: stopped while starting; nothing written\n"),
+                                        os._exit(128 + s)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
@@ -17,12 +22,14 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
+import zipfile  # noqa: E402
 
 from NeuralNetworks import utils  # noqa: E402
 from NeuralNetworks.experiments import EXPERIMENTS  # noqa: E402
 from NeuralNetworks.train import DivergenceError  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+WRITER = "StructureDiscovery NeuralNetworks/main.py"
 RUN_OPTIONS = ("device", "threads", "out_dir", "quick", "no_progress")
 MAX_SEED = 2 ** 29 - 1     # torch's CPU generator reads a seed's low 32 bits: below 2^29 no two streams coincide
 
@@ -75,7 +82,8 @@ class Parser(argparse.ArgumentParser):
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: a step's kernels are too "
           "small to share; sosp: one worker process per core from width 128)")
-        a("--out-dir", help="output folder (default: NeuralNetworks/results/<experiment>/)")
+        a("--out-dir", help="output folder (default: NeuralNetworks/results/<experiment>/, <experiment>-quick/ with "
+          "--quick); a folder is replaced only where it holds exactly an earlier run (its MANIFEST.json)")
         a("--quick", action="store_true", help="the same run, shortened (tests, CI); writes every output")
         a("--no-progress", action="store_true", help="no progress bar")
 
@@ -123,26 +131,54 @@ def parse_args(argv=None):
 
 
 def plot_only(folder):
-    """Redraw the figures of the run saved in ``folder`` from its ``config.json``, ``results.json`` and arrays."""
+    """Redraw the figures of the run saved in ``folder`` from its ``config.json``, ``results.json`` and arrays.
+    Only figures the run wrote (its manifest) are replaced; the manifest is brought up to date."""
+    before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
     try:
         config, res = (json.load(open(os.path.join(folder, name))) for name in ("config.json", "results.json"))
         if not isinstance(config, dict) or "package" not in config:
             raise ValueError("its config.json names no package: an older version wrote it, rerun the experiment")
         if config["package"] != "NeuralNetworks":
             raise ValueError(f"a run of {config['package']}, not of NeuralNetworks/main.py")
-        EXPERIMENTS[config["experiment"]][2](folder, res)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not isinstance(res, dict):
+            raise ValueError("its results.json is not a run's results")
+        theirs = [f for f in utils.foreign_files(folder) if f.endswith((".png", ".pdf"))]
+        if theirs or not utils.read_manifest(folder):
+            raise ValueError(f"figures there that this project did not write ({', '.join(theirs[:3])}); "
+                             "it replaces only its own" if theirs else "it has no MANIFEST.json (not a run "
+                             "folder of this version: rerun the experiment)")
+        try:
+            EXPERIMENTS[config["experiment"]][2](folder, res)
+        finally:
+            drawn = [f for f in os.listdir(folder) if f.endswith((".png", ".pdf"))
+                     and (f in utils.read_manifest(folder) or f not in before)]
+            utils.add_to_manifest(folder, drawn, WRITER)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zipfile.BadZipFile) as e:
         fail(f"error: --plot-only {folder}: cannot redraw its figures ({e.__class__.__name__}: {e})", 2)
     print(f"redrew the figures of {config['experiment']} (.png, .pdf) in {folder}")
     return res
 
 
 def main(argv=None):
+    """The command line: one line and a status for every way it can end (2 bad input, 130 Ctrl-C, 143
+    SIGTERM), never a traceback for those."""
+    utils.take_signals()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        fail("interrupted; nothing written", 130)
+    except utils.Terminated:
+        fail("terminated; nothing written", 143)
+
+
+def _main(argv):
     experiment, opts = parse_args(argv)
     if experiment is None:
         return plot_only(opts["plot_only"])
     cls, run, _, summary = EXPERIMENTS[experiment]
     run_opts = {k: opts.pop(k) for k in RUN_OPTIONS if k in opts}
+    if "out_dir" in run_opts and not run_opts["out_dir"].strip():
+        fail("error: --out-dir is empty: name a folder (or leave the option out for the default)", 2)
     try:
         cfg = cls(**opts)
         cfg = cfg.quick(opts) if run_opts.get("quick") else cfg
@@ -153,9 +189,10 @@ def main(argv=None):
     if problem:
         fail(f"error: {problem}", 2)
     threads = run_opts.get("threads") or (cfg.default_threads() if hasattr(cfg, "default_threads") else 1)
-    out = run_opts.get("out_dir") or os.path.join(HERE, "results", experiment)
+    out = run_opts.get("out_dir") or os.path.join(HERE, "results", experiment
+                                                  + ("-quick" if run_opts.get("quick") else ""))
     try:
-        folder = utils.RunFolder(out)
+        folder = utils.RunFolder(out, WRITER)
     except ValueError as e:
         fail(f"error: {e}", 2)
     except OSError as e:
@@ -174,6 +211,8 @@ def main(argv=None):
         folder.abandon()
         if isinstance(e, KeyboardInterrupt):
             fail(f"interrupted; nothing written ({out} is as it was)", 130)
+        if isinstance(e, utils.Terminated):
+            fail(f"terminated; nothing written ({out} is as it was)", 143)
         if isinstance(e, OSError):
             fail(f"error: cannot write the outputs ({e.strerror or e}); {out} is as it was", 1)
         if isinstance(e, DivergenceError):
@@ -183,7 +222,8 @@ def main(argv=None):
     line = f"{summary(res)}; {res['wall_s']:.1f} s -> {where}"
     if res["interrupted"]:
         fail(f"interrupted: {line} ({out} is as it was)", 130)
-    print(line)
+    print(line + (f" ({out} held others' files by the end, so it was left as it was)"
+                  if where.endswith(f".new-{os.getpid()}") else ""))
     return res
 
 

@@ -173,8 +173,8 @@ def test_sosp_ctrl_c_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
     assert "1 of 10 certified points" in exits(["--experiment", "sosp", *QUICK, "--width", "16", "--out-dir",
                                                str(out)], 130, capsys)
     kept = tmp_path / "out.interrupted"
-    assert not out.exists() and sorted(os.listdir(kept)) == ["config.json", "results.json", "sosp.csv",
-                                                             "sosp_points.npz"]
+    assert not out.exists() and sorted(os.listdir(kept)) == ["MANIFEST.json", "config.json", "results.json",
+                                                             "sosp.csv", "sosp_points.npz"]
     assert np.load(kept / "sosp_points.npz")["W"].shape == (1, 16, 2)
     res = json.load(open(kept / "results.json"))
     assert res["interrupted"] and res["pgd"] == [] and res["points_planned"] == 10
@@ -186,8 +186,8 @@ def test_sosp_ctrl_c_with_worker_processes_ends_the_workers(tmp_path, monkeypatc
     signal_in(monkeypatch, sosp, "_received", call=2)
     out = tmp_path / "out"
     exits(["--experiment", "sosp", *QUICK, "--width", "16", "--threads", "2", "--out-dir", str(out)], 130, capsys)
-    assert sorted(os.listdir(tmp_path / "out.interrupted")) == ["config.json", "results.json", "sosp.csv",
-                                                                "sosp_points.npz"]
+    assert sorted(os.listdir(tmp_path / "out.interrupted")) == ["MANIFEST.json", "config.json", "results.json",
+                                                                "sosp.csv", "sosp_points.npz"]
     assert multiprocessing.active_children() == []
 
 
