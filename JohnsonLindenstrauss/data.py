@@ -45,13 +45,36 @@ def load_points(source, n, holdout, d, seed):
     return P[:n], P[n:]
 
 
+def close_pair(P, tol):
+    """A pair ``(i, j, distance)``, ``i < j``, of rows of ``P: (n, d)`` at most ``tol`` apart (None if there is
+    none), without the n(n-1)/2 distances: rows within ``tol`` are within ``tol`` along any unit direction ``u``,
+    so after sorting by ``P u`` only neighbours ``s = 1, 2, ...`` places apart whose gap is at most ``tol`` are
+    measured, until no gap of ``s`` places is. ``u`` is fixed (seed 0): it sets the order of the search only."""
+    u = np.random.default_rng(0).standard_normal(P.shape[1])
+    z = P @ (u / np.linalg.norm(u))                                   # (n,)
+    order = np.argsort(z, kind="stable")
+    z = z[order]
+    for s in range(1, len(P)):
+        a = np.flatnonzero(z[s:] - z[:-s] <= tol)                     # sorted positions a and a + s
+        if not len(a):
+            return None
+        dist = np.linalg.norm(P[order[a + s]] - P[order[a]], axis=1)
+        hit = dist <= tol
+        if hit.any():
+            i, j = order[a[hit]], order[a[hit] + s]
+            first = np.lexsort((np.maximum(i, j), np.minimum(i, j)))[0]
+            return int(min(i[first], j[first])), int(max(i[first], j[first])), float(dist[hit][first])
+    return None
+
+
 def _load_npy(path, rows=None):
     """The 2-d real array of a ``.npy`` file (its first ``rows`` rows), float64; :class:`DataError` for anything
     else: a missing, empty or truncated file, an ``.npz`` archive under a ``.npy`` name, pickled objects, other
     shapes or dtypes, non-finite values, or more rows than memory holds (the shape is read first, from the
     header)."""
     if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: " + ("not a regular file (a folder, pipe or device is never opened)"
+                                       if os.path.exists(path) else "no such file"))
     try:
         P = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:

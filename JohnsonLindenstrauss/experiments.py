@@ -6,7 +6,9 @@ fig7    Fig. 7: 100 unit vectors in R^500 (uniform[0,1] rows, normalised), k = 3
         of a batch of 20 sampled matrices; against Gaussian, orthogonal, sparse and PCA projections.
 ksweep  every method's max distortion against k, for norms and pairwise distances (ksweep.py).
 """
+import bisect
 import dataclasses
+import hashlib
 import math
 import os
 
@@ -55,9 +57,9 @@ class Data:
         self.n = self.n if self.n is not None or self.data.endswith(".npy") else 100
 
     def load(self, targets, device):
-        """``(X, X_holdout)``: the points, after a memory check of a generated draw; ``ValueError`` if unusable."""
+        """``(X, X_holdout)``: the points, after a memory check of a generated draw, and for ``pairwise`` of their
+        pairs (:meth:`check_pairs`); ``ValueError`` if unusable."""
         from JohnsonLindenstrauss.data import load_points
-        from JohnsonLindenstrauss.targets import make_targets
         if self.data in ("uniform", "gaussian"):
             problem = memory_problem(24.0 * (self.n + self.holdout) * self.d, f"--n {self.n}, --holdout "
                                      f"{self.holdout}, --d {self.d}", device)
@@ -65,18 +67,70 @@ class Data:
                 raise ValueError(problem)
         X, Xh = load_points(self.data, self.n, self.holdout, self.d, self.seed)
         if "pairwise" in targets:
-            if len(X) < 2:
-                raise ValueError("--target pairwise needs at least 2 training points: one point has no distances")
-            make_targets(torch.as_tensor(np.vstack([X, Xh])), "pairwise")     # refuses coinciding points
+            self.check_pairs(X, Xh, device)
         return X, Xh
 
-    def memory(self, X, Xh, targets, k):
-        """Bytes at the peak, roughly: the targets (for pairs, one pass over every difference), the sampled
-        matrices and their images (float32), the baselines' chunks of 50 matrices (float64)."""
+    def check_pairs(self, X, Xh, device):
+        """Before any pair is built: the pairs' memory (the refusal suggests the ``--n`` that fits), and two rows
+        whose distance is lost to rounding -- below sqrt(eps) of the dtype computing their squared distance
+        from a Gram matrix (float32 in the optimiser, float64 elsewhere), its error is as large as itself."""
+        from JohnsonLindenstrauss.data import close_pair
         n, h, d = len(X), len(Xh), X.shape[1]
-        m = n if targets == ["norms"] else n * (n - 1) // 2 + h * n + h * (h - 1) // 2
-        return (8.0 * m * d + 16.0 * m + 4.0 * self.batch * (3 * k * d + 2 * k * (n + h) + 3 * m + 2 * k * m)
-                + 8.0 * 50 * (k * d + 2 * k * m))
+        if n < 2:
+            raise ValueError("--target pairwise needs at least 2 training points: one point has no distances")
+        problem = memory_problem(self.pair_bytes(n, h, d), f"--target pairwise, {n} points (+{h} held out): "
+                                 f"{(n + h) * (n + h - 1) // 2} pairs", device)
+        if problem:
+            fit = bisect.bisect_left(range(n), True, key=lambda m: memory_problem(
+                self.pair_bytes(m, h, d), "", device) is not None) - 1
+            raise ValueError(problem + (f"; take fewer points with --n (--n {fit} fits)" if fit >= 2 else ""))
+        every, train = (np.vstack([X, Xh]), np.float64, "float64"), (X, np.float32, "the optimiser's float32")
+        for P, dtype, who in (every, train):
+            limit = math.sqrt(np.finfo(dtype).eps)
+            pair = close_pair(P, limit)
+            if pair is None:
+                continue
+            i, j, dist = pair
+            rows = f"--target pairwise: rows {i} and {j} of {self.data} (counted from 0)"
+            if dist < 1e-12:                                # parallel rows, up to the rounding of normalisation
+                raise ValueError(f"{rows} point the same way: after normalisation their distance is 0, so a "
+                                 "pairwise distortion is undefined; remove one")
+            raise ValueError(f"{rows} point almost the same way: after normalisation they are {dist:.2g} apart, "
+                             f"below the {limit:.2g} that {who} resolves, so their pairwise distortion is rounding "
+                             "noise; remove one")
+
+    def pair_bytes(self, n, h, d):
+        """Bytes that ``--target pairwise`` sizes by its pairs, at the peak, roughly. For the N = n + h points
+        and their p = N(N-1)/2 pairs: the N x N masks of the targets (three in float64 for the training and the
+        held-out pairs, three in float32 for the optimiser), and the largest of: the pairs being built (their
+        indices, and their difference vectors in float64, twice), the optimiser's n x n Gram matrices of every
+        sampled matrix (float32; autograd keeps more of them for the surrogate), the baselines' for chunks of
+        50 matrices (float64, four N x N arrays each)."""
+        N, runs = n + h, self.batch * getattr(self, "seeds", 1)
+        p = N * (N - 1) // 2
+        per_matrix = 16 if getattr(self, "objective", "max") == "surrogate" else 2
+        return 60.0 * N * N + max(32.0 * p * d + 40.0 * p, 4.0 * per_matrix * runs * n * n, 8.0 * 4 * 50 * N * N)
+
+    def memory(self, X, Xh, targets, k):
+        """Bytes at the peak, roughly: the sampled matrices and their images (float32), the baselines' matrices
+        (float64), and the larger of the norms' targets and distortions and :meth:`pair_bytes`."""
+        n, h, d = len(X), len(Xh), X.shape[1]
+        N, runs = n + h, self.batch * getattr(self, "seeds", 1)
+        norms = 8.0 * N * d + 16.0 * N + 4.0 * runs * (3 + 2 * k) * N + 8.0 * 50 * 2 * k * N
+        pairs = self.pair_bytes(n, h, d) if "pairwise" in targets else 0.0
+        return 4.0 * runs * (3 * k * d + 2 * k * N) + 8.0 * 50 * k * d + max(norms, pairs)
+
+
+def default_folder(experiment, data, *what):
+    """The default run folder ``experiment-data-what...``: a ``.npy`` as its stem and the first 8 hex digits of
+    the SHA-256 of its bytes, so a file never shares a folder with a built-in dataset or another file."""
+    if data.endswith(".npy"):
+        digest = hashlib.sha256()
+        with open(data, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        data = f"{os.path.splitext(os.path.basename(data))[0]}-{digest.hexdigest()[:8]}"
+    return "-".join([experiment, data, *what])
 
 
 @dataclasses.dataclass
@@ -117,9 +171,8 @@ class Fig7Config(Data):
                         tau=self.tau)
 
     def folder_name(self):
-        name = os.path.splitext(os.path.basename(self.data))[0]
         paper = (self.data, self.target, self.objective) == ("uniform", "norms", "max")
-        return "fig7" if paper else f"{name}_{self.target}_{self.objective}"
+        return "fig7" if paper else default_folder("fig7", self.data, self.target, self.objective)
 
 
 @dataclasses.dataclass
@@ -152,7 +205,7 @@ class KsweepConfig(Data):
         return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100), k_grid=grid)
 
     def folder_name(self):
-        return f"ksweep_{os.path.splitext(os.path.basename(self.data))[0]}"
+        return default_folder("ksweep", self.data, "+".join(self.targets()))
 
 
 def _stream(cfg, name, device):
@@ -385,7 +438,7 @@ class TheoremConfig:
                                max_steps=self.max_steps, budget_s=self.budget)
 
     def folder_name(self):
-        return f"theorem_{os.path.splitext(os.path.basename(self.data))[0]}"
+        return default_folder("theorem", self.data, "norms")
 
 
 def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dict:

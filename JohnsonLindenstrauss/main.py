@@ -82,7 +82,7 @@ class Parser(argparse.ArgumentParser):
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: every configuration "
           "here ran faster on one thread than on two, idle or not)")
         a("--out-dir", help="output folder (default: JohnsonLindenstrauss/results/fig7/ for the paper's "
-          "run, else results/<data>_<target>_<objective>/ or results/ksweep_<data>/)")
+          "run, else results/<experiment>-<data>[-<hash8>]-<target>[-<objective>]/; -quick added for --quick)")
         a("--quick", action="store_true", help="the same run, shortened (tests, CI); writes every output")
         a("--no-progress", action="store_true", help="no progress bar")
 
