@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from MAXCUT.graphs import adjacency, cut_value, dense_adjacency
+from MAXCUT.graphs import adjacency, cut_value, dense_adjacency, weight_scale
 
 
 def brute_force(n, edges, weights, chunk=1 << 18):
@@ -33,14 +33,16 @@ def local_search(n, edges, weights, x):
     """Greedy one-flip local search from the 0/1 partition ``x``: flip the vertex of largest positive
     gain until none is left. Gains ``g_i = s_i (A s)_i`` with ``s = 1 - 2x``; a flip of ``i`` updates ``A s``
     on i's neighbours only (sparse rows: memory O(n + m), so G-set graphs of 20 000 nodes polish in
-    seconds). Returns the improved 0/1 partition (numpy)."""
+    seconds). A gain counts above ``1e-9`` times the weights' scale (:func:`graphs.weight_scale`). Returns the
+    improved 0/1 partition (numpy)."""
     A = _sparse_adjacency(n, edges, weights)
+    tol = 1e-9 * weight_scale(weights)
     s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
     As = A @ s
     for _ in range(100 * n):  # every flip raises the cut by > 0; this bound is never reached in practice
         gain = s * As
         i = int(np.argmax(gain))
-        if gain[i] <= 1e-9:
+        if gain[i] <= tol:
             break
         lo, hi = A.indptr[i], A.indptr[i + 1]
         As[A.indices[lo:hi]] -= 2.0 * s[i] * A.data[lo:hi]
@@ -63,9 +65,10 @@ def tabu_search(n, edges, weights, x, flips, seed=0):
     partition ``x`` for ``flips`` single flips. Each flips the vertex of largest gain (negative gains too)
     that was not flipped in the last ``tenure`` flips -- unless a tabu flip would beat the best cut so far --
     with ``tenure = max(10, n/10) + U{0..9}`` flips (n/10: on G11, 560 of 564 from a random start; n/20 or n/100
-    cycle near 500). Gains are kept as in :func:`local_search`. Returns
+    cycle near 500). Gains are kept, and compared, as in :func:`local_search`. Returns
     the best partition visited (numpy 0/1) -- never a worse cut than ``x``'s."""
     A = _sparse_adjacency(n, edges, weights)
+    tol = 1e-9 * weight_scale(weights)
     rng = np.random.default_rng(seed)
     s = 1.0 - 2.0 * np.asarray(x, dtype=np.float64)
     gain = s * (A @ s)
@@ -76,7 +79,7 @@ def tabu_search(n, edges, weights, x, flips, seed=0):
     for t in range(flips):
         i = int(np.argmax(np.where(free_at <= t, gain, -np.inf)))
         j = int(np.argmax(gain))
-        if cut + gain[j] > best + 1e-9:                    # aspiration: a tabu flip to a new best is allowed
+        if cut + gain[j] > best + tol:                    # aspiration: a tabu flip to a new best is allowed
             i = j
         cut += gain[i]
         lo, hi = A.indptr[i], A.indptr[i + 1]
@@ -84,7 +87,7 @@ def tabu_search(n, edges, weights, x, flips, seed=0):
         gain[nb] -= 2.0 * s[nb] * s[i] * A.data[lo:hi]
         s[i], gain[i] = -s[i], -gain[i]
         free_at[i] = t + 1 + tenure + int(rng.integers(10))
-        if cut > best + 1e-9:
+        if cut > best + tol:
             best, best_s = cut, s.copy()
     return ((1 - best_s) / 2).astype(np.int64)
 
@@ -132,10 +135,12 @@ def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cp
     """Goemans-Williamson relaxation ``max sum w (1 - <v_i, v_j>)/2`` over unit vectors, by the
     Burer-Monteiro factorisation ``v_i = y_i / |y_i|`` and L-BFGS (float64). Returns ``V: (n, r)``
     numpy with unit rows and the value it attains (a lower bound on the SDP optimum, equal to it at
-    convergence)."""
+    convergence). L-BFGS's tolerances are absolute: it solves for ``w / s`` (:func:`graphs.weight_scale`, exact)
+    and the value is scaled back, so every weight scale converges as unit weights do."""
     r = rank or sdp_rank(n)
+    s = weight_scale(weights)
     e = torch.as_tensor(edges, device=device)
-    w = torch.as_tensor(weights, dtype=torch.float64, device=device)
+    w = torch.as_tensor(weights, dtype=torch.float64, device=device) / s
     Y = torch.randn(n, r, generator=generator, dtype=torch.float64, device=device).requires_grad_(True)
     opt = torch.optim.LBFGS([Y], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
                             tolerance_change=1e-14, line_search_fn="strong_wolfe")
@@ -149,5 +154,5 @@ def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cp
 
     opt.step(closure)
     V = (Y / Y.norm(dim=1, keepdim=True)).detach()
-    value = float((w * (1 - (V[e[:, 0]] * V[e[:, 1]]).sum(1))).sum() / 2)
+    value = float((w * (1 - (V[e[:, 0]] * V[e[:, 1]]).sum(1))).sum() / 2) * s
     return V.cpu().numpy(), value

@@ -25,7 +25,7 @@ NX_AUTO_MAX_NODES = 300    # networkx's one_exchange is slow beyond
 ROUNDING_SEED_OFFSET = 1   # the GW roundings draw from seed + this
 SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
 QUICK_WORK = 2e10          # --quick: about this many multiply-adds for the steps (1% of it for the SDP)
-WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: beyond, sums of squares over- or underflow
+WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: cuts, sums and gains over the edges stay finite in float64
 RANDOM_GRAPH = {"nodes": 15, "edge_prob": 0.6, "graph_source": "torch", "graph_seed": 42}   # the authors'
 SC, PW, TS = ScoreConfig(), PathwiseConfig(), TheoremSettings()
 
@@ -83,6 +83,7 @@ class MaxcutConfig:
                            lo=1, hi=10**5)
     seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
+    graph_digest: str = None   # graphs.graph_digest of the file's graph, set when it is read (not an option)
 
     def __post_init__(self):
         given = [f for f in RANDOM_GRAPH if getattr(self, f) is not None]
@@ -107,7 +108,12 @@ class MaxcutConfig:
                      f"seed{self.graph_seed}")
 
     def folder_name(self):
-        return self.name if self.graph else "fig5"
+        """What the run is: ``fig5`` (the authors' graph), ``derandomise-torch_20_0.6_seed42`` (another random
+        graph), ``derandomise-<file stem>-<8 hex digits of its graph's digest>``."""
+        if self.graph:
+            return f"derandomise-{self.name}-{(self.graph_digest or '')[:8]}".rstrip("-")
+        authors = all(getattr(self, f) == v for f, v in RANDOM_GRAPH.items())
+        return "fig5" if authors else f"derandomise-{self.name}"
 
     def optimiser(self):
         """The estimator's config: its defaults (derandomise.py), overridden by the options given."""
@@ -141,11 +147,11 @@ class MaxcutConfig:
 
     def read_graph(self):
         """``(graph or None, n, m)``: the file's graph, or None and the random graph's size (m expected)."""
-        from MAXCUT.graphs import read_graph_file
+        from MAXCUT.graphs import graph_digest, read_graph_file
         if self.graph is None:
             return None, self.nodes, self.edge_prob * self.nodes * (self.nodes - 1) / 2
         graph, self.graph_format, notes = read_graph_file(self.graph, self.graph_format or "auto")
-        self.graph_notes = tuple(notes)
+        self.graph_notes, self.graph_digest = tuple(notes), graph_digest(*graph)
         return graph, graph[0], len(graph[1])
 
     def make_graph(self, graph):
@@ -157,13 +163,22 @@ class MaxcutConfig:
         if self.exact == "yes" and graph[0] > EXACT_MAX_NODES:
             raise ValueError(f"--exact yes enumerates 2^(n-1) cuts; {graph[0]} nodes is more than the "
                              f"{EXACT_MAX_NODES} allowed")
-        total = float(np.abs(graph[2]).sum())
-        if not np.any(graph[2]):
-            raise ValueError(f"the graph {self.name} has no edges of non-zero weight: every cut is 0")
-        if not WEIGHT_RANGE[0] <= total <= WEIGHT_RANGE[1]:
-            raise ValueError(f"the graph {self.name}'s total |weight| is {total:.3g}; it must lie in "
-                             f"[{WEIGHT_RANGE[0]:g}, {WEIGHT_RANGE[1]:g}]: rescale the weights")
-        return graph
+        return check_weights(self.name, graph)
+
+
+def check_weights(name, graph):
+    """``graph``, refused (one line) when every cut is 0 or its weights lie outside what the numerics hold. Inside
+    :data:`WEIGHT_RANGE` every scale gives the same partitions: what needs it works on ``w / weight_scale(w)``."""
+    w = graph[2]
+    if not np.any(w):
+        raise ValueError(f"the graph {name} has no edges of non-zero weight: every cut is 0")
+    total = float(np.abs(w).sum())
+    if not WEIGHT_RANGE[0] <= total <= WEIGHT_RANGE[1]:
+        raise ValueError(f"the graph {name}'s weights are of scale {float(np.abs(w).max()):.3g} (max |weight|) and "
+                         f"total {total:.3g}: the total |weight| must lie in [{WEIGHT_RANGE[0]:g}, "
+                         f"{WEIGHT_RANGE[1]:g}], where sums over the edges stay finite; rescale the weights "
+                         f"(divide them by {float(np.abs(w).max()):.3g}, say)")
+    return graph
 
 
 def _nx_baselines(cfg, graph):
@@ -183,14 +198,16 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     """Embedding, baselines, derandomisation, polishing; writes ``history.npz`` and the figures."""
     from MAXCUT import baselines as B
     from MAXCUT.derandomise import optimise_pathwise, optimise_score
-    from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
+    from MAXCUT.graphs import Graph, cut_value, gset_reference, weight_scale
     n, edges, weights = graph
+    scale = weight_scale(weights)  # a power of two: the embedding and optimiser see weights / scale (exact), so
+    unit = weights / scale         # every weight scale gives the same partition; cuts are reported in w's units
     ts = time.perf_counter()       # separate streams: the SDP start, the roundings, the optimisation
     sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
     V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
                                    device=device)
     sdp_s = time.perf_counter() - ts
-    V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, weights)
+    V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, unit)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
     # cut is recomputed in float64 from the partition
     dtype = torch.float32 if cfg.estimator == "pathwise" else torch.float64
@@ -201,11 +218,14 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
         cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
     nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
     optimise = optimise_score if cfg.estimator == "score" else optimise_pathwise
-    hist = optimise(torch.as_tensor(V, dtype=dtype, device=device), Graph(n, edges, weights, device, dtype=dtype),
+    hist = optimise(torch.as_tensor(V, dtype=dtype, device=device), Graph(n, edges, unit, device, dtype=dtype),
                     cfg.optimiser(), torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
+    if scale != 1:
+        hist.update({k: hist[k].astype(np.float64) * scale for k in ("cut_mean", "cut_sampled", "chain_final_cuts")})
     partition = (V @ hist["m"] < 0).astype(np.int64)
     cut = float(cut_value(edges, weights, partition))
-    if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5, abs_tol=1e-3):
+    if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5,
+                                                  abs_tol=1e-3 * scale):
         raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
     polished = polish_s = tabu = tabu_s = None
     if cfg.polish:  # from every chain's final hyperplane (one chain for the score estimator)
@@ -223,13 +243,13 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
                         m=hist["m"], gw_round_cuts=round_cuts)
     last = hist["sigma_max"].size > 0
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
-           "nodes": n, "edges": int(len(edges)),
+           "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
            "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
            "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
            "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
-           "best_known": GSET_REFERENCE.get(cfg.name, (None, None))[0] if cfg.graph else None,
+           "best_known": gset_reference(cfg.graph_digest)[0],
            "sigma_final": float(hist["sigma_max"][-1]) if last else None,
            "sigma_relative_final": float(hist["sigma_relative"][-1]) if last else None,
            "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
@@ -255,6 +275,11 @@ def draw(folder, res):
         save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
 
 
+def _fixed(x, places):
+    """``x`` with ``places`` decimals where that shows it (1 <= |x| < 1e9), else 4 significant digits."""
+    return f"{x:.{places}f}" if x == 0 or 1 <= abs(x) < 1e9 else f"{x:.4g}"
+
+
 def summary(res):
     extra = f", polished {res['cut_polished']:g}" if res["cut_polished"] is not None else ""
     extra += f", tabu search {res['cut_tabu']:g}" if res.get("cut_tabu") is not None else ""
@@ -263,9 +288,10 @@ def summary(res):
     notes = "".join(f" ({note})" for note in res.get("graph_notes", []))
     read_as = f"read as {res['graph_format']}{notes}, " if res.get("graph_format") else ""
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
-            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {res['gw_expected']:.1f}, best of "
-            f"{res['rounds']} {res['gw_best_of_k']:g}, SDP bound {res['sdp_value']:.2f}; sdp {res['sdp_s']:.1f} s, "
-            f"optimise {res['optimize_s']:.1f} s" + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
+            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {_fixed(res['gw_expected'], 1)}, "
+            f"best of {res['rounds']} {res['gw_best_of_k']:g}, SDP bound {_fixed(res['sdp_value'], 2)}; "
+            f"sdp {res['sdp_s']:.1f} s, optimise {res['optimize_s']:.1f} s"
+            + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
 
 
 GW_RATIO = 0.87856        # Goemans-Williamson: E[cut] >= this * SDP for non-negative weights
@@ -293,6 +319,7 @@ class TheoremConfig:
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
     seed: int = 0              # the SDP start and the perturbations
     graph_notes: tuple = ()
+    graph_digest: str = None
 
     def __post_init__(self):
         if self.graph is None and self.graph_format is not None:
@@ -306,7 +333,8 @@ class TheoremConfig:
     read_graph = MaxcutConfig.read_graph
 
     def folder_name(self):
-        return f"theorem_{self.name}" if self.graph else "theorem"
+        """``theorem`` (the authors' graph) or ``theorem-<file stem>-<8 hex digits of its graph's digest>``."""
+        return f"theorem-{self.name}-{(self.graph_digest or '')[:8]}".rstrip("-") if self.graph else "theorem"
 
     def settings(self):
         return TheoremSettings(tol=self.tol, curvature_tol=self.curvature_tol, max_steps=self.max_steps,
@@ -330,9 +358,7 @@ class TheoremConfig:
         if np.any(graph[2] < 0):
             raise ValueError(f"the graph {self.name} has negative weights: Theorem 5.2's guarantee (the GW "
                              "expectation, 0.87856 of the SDP) needs non-negative weights")
-        if not np.any(graph[2]):
-            raise ValueError(f"the graph {self.name} has no edges of non-zero weight: every cut is 0")
-        return graph
+        return check_weights(self.name, graph)
 
 
 def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dict:
@@ -341,7 +367,7 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     from MAXCUT import baselines as B
     from MAXCUT.derandomise import optimise_pathwise
     from MAXCUT.exact import gw_expectation
-    from MAXCUT.graphs import GSET_REFERENCE, Graph, cut_value
+    from MAXCUT.graphs import Graph, cut_value, gset_reference, weight_scale
     from MAXCUT.theorem import descend
     n, edges, weights = graph
     ts = time.perf_counter()
@@ -354,13 +380,13 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     gw = float(gw_expectation(Vt, E, w))
     rounds, _ = B.gw_round(V, edges, weights, cfg.rounds, torch.Generator().manual_seed(cfg.seed
                                                                                        + ROUNDING_SEED_OFFSET))
-    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes), "nodes": n,
-           "edges": int(len(edges)), "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
+    res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
+           "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
+           "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
            "total_weight": g.abs_total, "sdp_value": sdp_value, "gw_ratio_bound": GW_RATIO * sdp_value,
            "gw_expectation": gw, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
            "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
-           "best_known": GSET_REFERENCE.get(cfg.name, (None, None))[0] if cfg.graph else None,
-           "sdp_s": sdp_s, "points": [], "interrupted": False}
+           "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}
     arrays = {}
     for delta in cfg.deltas:
         for lam in cfg.lams:             # each point's perturbations from its own stream, whatever the grid
@@ -377,7 +403,8 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     res["pathwise_cut"] = None
     if cfg.pathwise and not res["interrupted"]:
         hist = optimise_pathwise(torch.as_tensor(V, dtype=torch.float32, device=device),
-                                 Graph(n, edges, weights, device, dtype=torch.float32), PathwiseConfig(),
+                                 Graph(n, edges, weights / weight_scale(weights), device, dtype=torch.float32),
+                                 PathwiseConfig(),
                                  torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
         res["pathwise_cut"] = float(cut_value(edges, weights, (V @ hist["m"] < 0).astype(np.int64)))
         res["interrupted"] = hist["interrupted"]
@@ -423,12 +450,12 @@ def draw_theorem(folder, res):
 
 
 def summary_theorem(res):
-    pts = "; ".join(f"δ={p['delta']:g} λ={p['lam']:g}: cut {p['cut']:g} (bound {p['bound']:.1f}), max|σ| "
+    pts = "; ".join(f"δ={p['delta']:g} λ={p['lam']:g}: cut {p['cut']:g} (bound {_fixed(p['bound'], 1)}), max|σ| "
                     f"{p['sigma_max']:.1e}, ‖∇‖ {p['grad_norm']:.1e}, λ_min {p['lam_min_hessian']:.1e}, {p['status']} "
                     f"after {p['steps']} steps, {p['seconds']:.1f} s" for p in res["points"])
     ref = res["exact"] if res["exact"] is not None else res["best_known"]
     return (f"theorem {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, rank {res['rank']}): GW expectation "
-            f"{res['gw_expectation']:.1f}, 0.87856 SDP {res['gw_ratio_bound']:.1f}" +
+            f"{_fixed(res['gw_expectation'], 1)}, 0.87856 SDP {_fixed(res['gw_ratio_bound'], 1)}" +
             (f", {'optimum' if res['exact'] is not None else 'best known'} {ref:g}" if ref is not None else "") +
             (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") + f"; {pts}")
 

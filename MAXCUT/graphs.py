@@ -5,17 +5,19 @@ A graph is ``(n, edges, weights)``: ``edges: (m, 2)`` int64, 0-based, ``i < j``;
 A partition is a 0/1 vector ``(n,)`` (or a batch ``(..., n)``); its cut is the total weight of the edges
 whose ends lie on different sides.
 """
+import csv
+import hashlib
 import math
 import os
+import re
 
 import numpy as np
 import torch
 
 
 GSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "gset")
-# name: (best known cut, SDP bound or None) -- see data/gset/README.md for the sources
-
-
+# name: (best known cut, SDP bound or None) -- see data/gset/README.md for the sources; a graph is matched to its
+# name by content (gset_reference), never by its file's name
 GSET_REFERENCE = {"G1": (11624, 12083.2), "G11": (564, None), "G14": (3064, 3191.57),
                   "G22": (13359, 14135.95), "G43": (6660, 7032.22), "G48": (6000, 6000.0),
                   "G51": (3848, 4006.26)}
@@ -65,20 +67,26 @@ def _once(path, n, edges, weights, lines, labels=None):
     return np.stack([lo[order][starts], hi[order][starts]], 1), w[starts], ["every edge listed both ways: read once"]
 
 
+INTEGER = re.compile(r"[+-]?[0-9]+")                                  # ids and counts: decimal digits
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")   # weights: 1, -2.5, 3e-2, .5, 1.
+
+
+def _is_int(tok):
+    """A plain decimal integer of int64's range: ASCII digits and an optional sign (not ``1_0``, ``٣``, ``0x1``)."""
+    return bool(INTEGER.fullmatch(tok)) and len(tok) <= 20 and abs(int(tok)) < 2 ** 63
+
+
 def _parse_int(tok, path, lineno, what):
-    try:
-        return int(tok)
-    except ValueError:
-        raise GraphFormatError(f"{path}:{lineno}: {what} {tok!r} is not an integer") from None
+    if not _is_int(tok):
+        raise GraphFormatError(f"{path}:{lineno}: {what} {tok!r} is not an integer (decimal digits, optional sign)")
+    return int(tok)
 
 
 def _parse_float(tok, path, lineno):
-    try:
-        v = float(tok)
-    except ValueError:
-        v = math.nan
+    """A plain decimal or scientific number (not ``inf``, ``nan``, ``1_0``, ``0x1p3``) that is finite in float64."""
+    v = float(tok) if NUMBER.fullmatch(tok) else math.nan
     if not math.isfinite(v):
-        raise GraphFormatError(f"{path}:{lineno}: weight {tok!r} is not a finite number")
+        raise GraphFormatError(f"{path}:{lineno}: weight {tok!r} is not a finite decimal number")
     return v
 
 
@@ -95,15 +103,17 @@ def read_graph_file(path, fmt="auto"):
     ``fmt='auto'`` chooses ``gset`` when the first line has two fields and the second three, ``edges``
     otherwise; a file that could be either (a lone two-field line, or two-field lines whose first line
     announces exactly the other lines, as a G-set header of unweighted edges would) is refused as ambiguous.
-    In ``auto``, two-field lines under a first line ``n m`` that announces exactly them (ids in 1..n) are read
-    as that header and unit-weight edges (``gset``). Each edge must appear once, or every edge both ways with
+    In ``auto``, two-field lines under a first line ``n m`` that announces exactly them (ids in 1..n, or in 0..n-1
+    with an id 0) are read as that header and unit-weight edges (``gset``; 0-based ids are said in ``notes``).
+    Ids and counts are decimal integers, weights decimal or scientific numbers (``.5``, ``3e-2``): ``inf``,
+    ``nan``, ``1_0`` or ``0x10`` are errors. Each edge must appear once, or every edge both ways with
     equal weights (read once; :func:`_once`). A UTF-8 byte-order mark is skipped; lines starting with ``#`` are
     comments. Any line that does not fit is an error naming the file and the line (:class:`GraphFormatError`).
     Returns ``((n, edges, weights), format, notes)``: ``notes`` says what was read beyond the plain format."""
     if fmt not in GRAPH_FORMATS:
         raise GraphFormatError(f"graph format {fmt!r}: choose from {', '.join(GRAPH_FORMATS)}")
     if not os.path.isfile(path):
-        raise GraphFormatError(f"{path}: no such file")
+        raise GraphFormatError(f"{path}: " + ("not a regular file" if os.path.exists(path) else "no such file"))
     try:
         with open(path, encoding="utf-8-sig") as f:            # a byte-order mark is skipped
             rows = [(k + 1, line.split()) for k, line in enumerate(f)]
@@ -135,13 +145,12 @@ def _detect_format(path, rows):
         raise GraphFormatError(f"{path}:{k0}: a lone line 'u v' is either a G-set header without edges or a "
                                f"one-edge list{hint}")
     if len(first) == 2 and all(len(t) == 2 for _, t in rest):
-        try:
-            n, m = int(first[0]), int(first[1])
-            labels = [int(x) for _, t in rest for x in t]
-        except ValueError:
-            return "edges"
-        if m == len(rest) and 1 <= min(labels) and max(labels) <= n:
-            return "gset"                 # a header 'n m' over exactly m unweighted edges
+        if not all(_is_int(x) for x in first + [x for _, t in rest for x in t]):
+            return "edges"                # the edge list's reader names the line that is not an integer
+        n, m = int(first[0]), int(first[1])
+        labels = [int(x) for _, t in rest for x in t]
+        if m == len(rest) and (1 <= min(labels) and max(labels) <= n or min(labels) == 0 and max(labels) < n):
+            return "gset"                 # a header 'n m' over exactly m unweighted edges, 1- or 0-based
     return "edges"
 
 
@@ -162,18 +171,20 @@ def _read_gset(path, rows):
                                "edges")
     if len(body) < m:
         raise GraphFormatError(f"{path}:{k0}: the header announces {m} edges but the file has {len(body)} edge lines")
-    edges, weights = np.empty((m, 2), np.int64), np.empty(m)
+    ids = np.array([[_parse_int(x, path, k, "node id") for x in t[:2]] for k, t in body], np.int64)
+    base = 0 if unweighted and ids.min() == 0 and ids.max() < n else 1     # unweighted lines may count from 0
+    edges, weights = ids - base, np.empty(m)
     for r, (k, t) in enumerate(body):
-        (a, b), w = t[:2], (t[2] if len(t) == 3 else "1")
-        i, j = _parse_int(a, path, k, "node id"), _parse_int(b, path, k, "node id")
+        i, j = ids[r]
         for v in (i, j):
-            if not 1 <= v <= n:
-                raise GraphFormatError(f"{path}:{k}: node id {v} is out of range 1..{n}")
+            if not base <= v < n + base:
+                raise GraphFormatError(f"{path}:{k}: node id {v} is out of range {base}..{n - 1 + base}")
         if i == j:
             raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")
-        edges[r], weights[r] = (i - 1, j - 1), _parse_float(w, path, k)
-    e, w, notes = _once(path, n, edges, weights, [k for k, _ in body])
-    return n, e, w, (["header 'n m' over unweighted lines: unit weights"] if unweighted else []) + notes
+        weights[r] = _parse_float(t[2], path, k) if len(t) == 3 else 1.0
+    e, w, notes = _once(path, n, edges, weights, [k for k, _ in body], None if base else np.arange(n))
+    said = "header 'n m' over unweighted lines: unit weights" + (", ids 0..n-1 (0-based)" if base == 0 else "")
+    return n, e, w, ([said] if unweighted else []) + notes
 
 
 def _read_edge_list(path, rows):
@@ -193,6 +204,38 @@ def _read_edge_list(path, rows):
     labels, idx = np.unique(np.asarray(ends), return_inverse=True)
     e, w, notes = _once(path, len(labels), idx.reshape(-1, 2), weights, [k for k, _ in rows], labels)
     return len(labels), e, w, notes
+
+
+def graph_digest(n, edges, weights):
+    """SHA-256 (hex) of a graph's content: ``n`` as a little-endian int64, then its edges ``i < j`` (0-based) in
+    sorted order as little-endian int64 pairs, then their weights in that order as little-endian float64. The
+    same graph has the same digest whatever its file's name, line order, edge directions, comments or id base.
+
+    >>> graph_digest(3, [[1, 0], [1, 2]], [1.0, 2.0]) == graph_digest(3, [[1, 2], [0, 1]], [2.0, 1.0])
+    True"""
+    e = np.sort(np.asarray(edges, dtype=np.int64).reshape(-1, 2), axis=1)
+    order = np.lexsort((e[:, 1], e[:, 0]))
+    w = np.asarray(weights, dtype=np.float64)[order] + 0.0           # -0.0 and 0.0 alike
+    h = hashlib.sha256(np.asarray(n, dtype="<i8").tobytes())
+    h.update(e[order].astype("<i8").tobytes())
+    h.update(w.astype("<f8").tobytes())
+    return h.hexdigest()
+
+
+def gset_name(digest):
+    """The G-set graph whose content has this :func:`graph_digest` (the ``digest`` column of
+    ``data/gset/best_known.csv``: 64 of the 71 graphs), and its best known cut; ``(None, None)`` if none."""
+    with open(os.path.join(GSET_DIR, "best_known.csv"), newline="") as f:
+        row = next((r for r in csv.DictReader(f) if digest and r["digest"] == digest), None)
+    return (row["graph"], int(row["best_known_bls2013"])) if row else (None, None)
+
+
+def gset_reference(digest):
+    """``(best known cut, SDP bound or None)`` of the G-set graph with this content (the csv's best known; the
+    SDP bound of :data:`GSET_REFERENCE` where one is vendored), else ``(None, None)``: a file named ``G14.txt``
+    that holds another graph has no best known cut."""
+    name, best = gset_name(digest)
+    return best, GSET_REFERENCE.get(name, (None, None))[1]
 
 
 def authors_graph(n, p, seed):
@@ -241,9 +284,19 @@ def dense_adjacency(n, edges, weights) -> np.ndarray:
     return A + A.T
 
 
+def weight_scale(weights):
+    """``s = 2^round(log2 max|w|)`` (1 without non-zero weights): a power of two, so ``w / s`` is exact and
+    ``max |w / s|`` lies in [0.7, 1.42]; 1 for unit and ±1 weights. What has an absolute tolerance or runs in
+    float32 (the SDP solver, :class:`Graph` in float32, the local searches) works on ``w / s``: a graph and the
+    same graph times ``2^k`` give the same partitions, and cuts ``2^k`` times larger."""
+    top = float(abs(weights).max()) if len(weights) else 0.0         # numpy or torch
+    return 2.0 ** round(math.log2(top)) if top > 0 else 1.0
+
+
 class Graph:
     """A graph on one device with the cut of a batch of labels ``s`` in [-1, 1]:
-    ``sum_E w (1 - s_i s_j) / 2 = (w_total - s^T A s / 2) / 2``. ``A`` is dense for small graphs
+    ``sum_E w (1 - s_i s_j) / 2 = (w_total - s^T A s / 2) / 2``. In float32, give it ``w / weight_scale(w)``
+    (float32 holds weights of 1e-38 to 3e38 only). ``A`` is dense for small graphs
     (fewest operations) and sparse CSR otherwise (one sparse product, about 4x faster than gathering
     both ends of every edge, backward included)."""
 

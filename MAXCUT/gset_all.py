@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -73,25 +74,43 @@ def family(name, weights):
 
 
 def graph_files(gset_dir, only=None):
-    """``[(name, path)]`` of the graph files in ``gset_dir`` (every ``*.txt``; ``only``: these names), smallest
-    first by the ``n m`` of the first line, then by name."""
+    """``([(name, path)], skipped)``: the graph files in ``gset_dir`` (every ``*.txt`` that is a regular file or a
+    link to one; ``only``: these names), smallest first by the ``n m`` of the first line, then by name; and the
+    other ``*.txt`` entries (folders, FIFOs, sockets, broken links), skipped without being opened."""
     if not os.path.isdir(gset_dir):
         raise BenchmarkError(f"--gset-dir {gset_dir}: no such folder")
-    files = {os.path.splitext(f)[0]: os.path.join(gset_dir, f) for f in os.listdir(gset_dir) if f.endswith(".txt")}
+    files, skipped = {}, []
+    for f in sorted(f for f in os.listdir(gset_dir) if f.endswith(".txt")):
+        path = os.path.join(gset_dir, f)
+        if _regular(path):
+            files[os.path.splitext(f)[0]] = path
+        else:
+            skipped.append(f)
     if only:
         missing = [g for g in only if g not in files]
         if missing:
-            raise BenchmarkError(f"--only: no {missing[0]}.txt in {gset_dir}")
-        files = {g: files[g] for g in only}
+            raise BenchmarkError(f"--only: no {missing[0]}.txt in {gset_dir}" + (
+                " that is a regular file" if f"{missing[0]}.txt" in skipped else ""))
+        files, skipped = {g: files[g] for g in only}, []
     if not files:
-        raise BenchmarkError(f"--gset-dir {gset_dir}: no .txt graph files there")
+        raise BenchmarkError(f"--gset-dir {gset_dir}: no .txt graph files there" + (
+            f" (not regular files: {', '.join(skipped)})" if skipped else ""))
 
     def size(item):
         with open(item[1], "rb") as f:
             head = f.readline().split()
         nm = [int(t) for t in head[:2]] if len(head) == 2 and all(t.isdigit() for t in head) else [0, 0]
         return (*nm, len(item[0]), item[0])
-    return sorted(files.items(), key=size)
+    return sorted(files.items(), key=size), skipped
+
+
+def _regular(path):
+    """Whether ``path`` is a regular file, or a link to one: asked of its metadata (``os.stat``), never by opening
+    it -- opening a FIFO waits for a writer forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _atomically(path, write):
@@ -214,10 +233,11 @@ def _wait(proc, budget):
 
 
 def table_row(rec, weights, best):
-    """One line of ``gset_all.csv`` from a graph's record."""
+    """One line of ``gset_all.csv`` from a graph's record; ``best``: the best known cut of the G-set graph the
+    file holds (matched by content, :func:`_weights`), or None."""
     name, ok = rec["graph"], rec["status"] == "ok"
     row = dict.fromkeys(COLUMNS)
-    row.update(graph=name, family=family(name, weights), weights=weights, best_known=best.get(name),
+    row.update(graph=name, family=family(name, weights), weights=weights, best_known=best,
                chains=rec.get("chains", 32),
                pi_gnn=PI_GNN.get(name), sdp_rounding=SDP_ROUNDING.get(name), status=rec["status"],
                peak_memory_mb=rec.get("peak_memory_mb"))
@@ -237,12 +257,13 @@ def table_row(rec, weights, best):
 
 
 def _weights(path):
-    """``(n, weights)``: the nodes of a graph file (read as main.py reads it) and its weights, ``1``, ``±1`` or
-    ``real``."""
-    from MAXCUT.graphs import read_graph_file
-    (n, _, w), _, _ = read_graph_file(path)
-    vals = set(w.tolist())
-    return n, "1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real"
+    """``(n, weights, gset)``: the nodes of a graph file (read as main.py reads it), its weights (``1``, ``±1`` or
+    ``real``) and the G-set graph it holds, by content (:func:`graphs.gset_name`; None if none on record)."""
+    from MAXCUT.graphs import graph_digest, gset_name, read_graph_file
+    graph, _, _ = read_graph_file(path)
+    vals = set(graph[2].tolist())
+    kind = "1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real"
+    return graph[0], kind, gset_name(graph_digest(*graph))[0]
 
 
 def targets(rows):
@@ -279,7 +300,7 @@ def markdown(rows, wall, reused=0):
     lines = [head, "|" + "---|" * 15]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['graph']} | {r['family']} | | | | | | | | | {r['best_known']} | {r['status']} "
+            lines.append(f"| {r['graph']} | {r['family']} | | | | | | | | | {r['best_known'] or '–'} | {r['status']} "
                          "| | | |")
             continue
         pct = " / ".join(f"{r[c]:.2f}" if r[c] is not None else "–" for c in ("derandomised_pct", "one_flip_pct",
@@ -291,6 +312,10 @@ def markdown(rows, wall, reused=0):
                      f"{r['one_flip']:g} | {r['polished']:g} | "
                      f"{r['best_known'] or '–'} | {pct} | {r['pi_gnn'] or '–'} | {r['sdp_rounding'] or '–'} | "
                      f"{secs} |")
+    unknown = ", ".join(r["graph"] for r in rows if r["best_known"] is None)
+    if unknown:
+        lines.append(f"\nbest known –: the file holds no G-set graph on record (matched by content: the digest "
+                     f"column of data/gset/best_known.csv): {unknown}")
     checks = "\n".join(f"- [{'x' if ok else ' '}] {what}" for what, ok in targets(rows))
     return "\n".join(lines) + f"\n\n{checks}\n\nwall-clock: {wall:.0f} s ({len(rows) - reused} graphs run, {reused} " \
                                    "from earlier records)\n"
@@ -299,7 +324,9 @@ def markdown(rows, wall, reused=0):
 def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=print):
     """The benchmark: every graph (``jobs`` at a time), then the CSV, the table and the figure in ``out_dir``.
     Returns the rows."""
-    files = graph_files(gset_dir, only)
+    files, skipped = graph_files(gset_dir, only)
+    if skipped:
+        echo(f"skipped (not regular files, left unopened): {', '.join(skipped)}")
     weights = {}
     for name, path in files:               # every file read before any runs: a bad one is bad input
         try:
@@ -318,12 +345,13 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
 
     def one(item):
         name, path = item
-        n, w = weights[name]
+        n, w, gset = weights[name]
         rec = run_graph(name, path, out_dir, budget, tabu, chains_for(n))
         reused.append(rec.get("reused", False))
-        row = table_row(rec, w, best)
+        row = table_row(rec, w, best.get(gset))
         echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, one-flip {row['one_flip']:g}, "
-                                           f"polished {row['polished']:g} of {row['best_known']}, "
+                                           f"polished {row['polished']:g} of "
+                                           f"{row['best_known'] or 'no best known (not a G-set graph)'}, "
                                            f"{row['seconds']:.0f} s"
                                            if row["status"] == "ok" else ""))
         return row

@@ -80,7 +80,8 @@ class Parser(argparse.ArgumentParser):
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: Fig. 5 is as fast on one "
           "thread as on two idle, and 3x slower on two beside a busy process)")
-        a("--out-dir", help="output folder (default: MAXCUT/results/fig5/, or MAXCUT/results/<graph>/)")
+        a("--out-dir", help="output folder (default: MAXCUT/results/fig5/ for the paper's run, else "
+          "results/<experiment>-<graph file stem>-<content hash>/; -quick added for --quick)")
         a("--quick", action="store_true", help="the same run, shortened (tests, CI); writes every output")
         a("--no-progress", action="store_true", help="no progress bar")
 

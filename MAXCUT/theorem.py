@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from MAXCUT.derandomise import DivergenceError, sign, smooth_step
 from MAXCUT.exact import NODES, cut_derivatives
+from MAXCUT.graphs import weight_scale
 
 CERT_NODES = 16
 SPREAD_EXACT = 1e-8   # below this spread the certificate is taken at σ = 0 in closed form (certificate)
@@ -121,11 +122,14 @@ def _ball(dim, radius, generator, like):
 def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generator, progress=True):
     """One run of the method of the module docstring from m = 0, σ = 1. Returns the end point and its history
     (per accepted step: F, smoothed cut, the cut of sign(V m), max |σ|, ‖σ‖/‖m‖, ‖∇F‖, step size), the
-    perturbations made and the end's certificate; ``status`` says how it ended."""
-    total = graph.abs_total
+    perturbations made and the end's certificate; ``status`` says how it ended. F is the same for ``w`` and
+    ``w / scale``; its parts are computed on ``w / scale`` (:func:`graphs.weight_scale`: exact, and no weight
+    scale overflows the Hessian) and the smoothed cuts reported in the units of ``w``."""
+    scale = weight_scale(weights)
+    weights, total = weights / scale, graph.abs_total / scale
     r = V.shape[1]
     x = torch.cat([torch.zeros(r, dtype=V.dtype, device=V.device), torch.ones(r, dtype=V.dtype, device=V.device)])
-    start_cut = float(objective(V, edges, weights, x, delta, lam, total)[3])
+    start_cut = float(objective(V, edges, weights, x, delta, lam, total)[3]) * scale
     x = x + _ball(2 * r, cfg.radius, generator, x)        # the m-gradient is 0 at m = 0 exactly (C is even in m)
     f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
     eta, hist, kicks, cert, status = cfg.first_step, [], [0], None, "max_steps"
@@ -154,7 +158,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
                 raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
             x, f, g, c = y, fy, gy, cy
             m, s = x[:r], x[r:]
-            hist.append((float(f), float(c), float(graph.cut(sign(V @ m))), float(s.abs().max()),
+            hist.append((float(f), float(c) * scale, float(graph.cut(sign(V @ m))), float(s.abs().max()),
                          float(s.norm() / m.norm()) if float(m.norm()) > 0 else math.nan, gn, eta))
             eta = min(2 * eta, eta_max)
             bar.update(1)
@@ -166,6 +170,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     bar.close()
     if cert is None or status != "certified":
         cert = certificate(V, edges, weights, x, delta, lam, total)
+    cert["smoothed_cut"] *= scale
     h = np.array(hist).reshape(-1, 7)
     names = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size")
     return {"x": x, "start_smoothed_cut": start_cut, "status": status, "steps": len(hist), "kicks": kicks,
