@@ -15,9 +15,15 @@ Writes the tables to JohnsonLindenstrauss/results/benchmark.md as well. Times: w
 import os
 import sys
 
+if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
+    import signal
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
+                                        os._exit(128 + s)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
+import signal  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
 
@@ -27,7 +33,7 @@ from JohnsonLindenstrauss.data import load_points  # noqa: E402
 from JohnsonLindenstrauss.main import main as run_main  # noqa: E402
 from JohnsonLindenstrauss.model import JLConfig, optimise, reference_max  # noqa: E402
 from JohnsonLindenstrauss.targets import make_targets, matrix_distortion  # noqa: E402
-from JohnsonLindenstrauss.utils import set_threads  # noqa: E402
+from JohnsonLindenstrauss.utils import set_threads, take_signals  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,7 +77,24 @@ def datasets_table():
             "(norms: the 100 new points; pairwise: the 14950 pairs that involve a new point).\n\n" + "\n".join(out))
 
 
+def _stop(signum, frame):
+    """Ctrl-C or SIGTERM ends the benchmark (an optimiser's own Ctrl-C handling would end only its run)."""
+    print(f"benchmark.py: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None):
+    """The command line; a Ctrl-C ends it with one line and status 130 (SIGTERM: 143) at any moment."""
+    take_signals()
+    before = [signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        return _main(argv)
+    finally:
+        for s, handler in zip((signal.SIGINT, signal.SIGTERM), before):
+            signal.signal(s, handler)
+
+
+def _main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip-reference", action="store_true", help="skip the speed comparison")
     p.add_argument("--contended", action="store_true", help="only the timings idle / beside busy processes")

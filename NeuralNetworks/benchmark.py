@@ -13,8 +13,14 @@ this machine, one CPU thread unless ``--threads`` says otherwise (the project's 
 import os
 import sys
 
+if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
+    import signal
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
+                                        os._exit(128 + s)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import signal  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -24,7 +30,7 @@ from NeuralNetworks.claims import ROWS, run_claims  # noqa: E402
 from NeuralNetworks.main import Parser, number  # noqa: E402
 from NeuralNetworks.model import Teacher, init_student, make_subspace  # noqa: E402
 from NeuralNetworks.train import TrainConfig, reference_pgd, train  # noqa: E402
-from NeuralNetworks.utils import set_threads  # noqa: E402
+from NeuralNetworks.utils import set_threads, take_signals  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,7 +49,24 @@ def fig3_loops(seed):
     return out
 
 
+def _stop(signum, frame):
+    """Ctrl-C or SIGTERM ends the benchmark (an optimiser's own Ctrl-C handling would end only its run)."""
+    print(f"benchmark.py: {'interrupted' if signum == signal.SIGINT else 'terminated'}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None):
+    """The command line; a Ctrl-C ends it with one line and status 130 (SIGTERM: 143) at any moment."""
+    take_signals()
+    before = [signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        return _main(argv)
+    finally:
+        for s, handler in zip((signal.SIGINT, signal.SIGTERM), before):
+            signal.signal(s, handler)
+
+
+def _main(argv):
     p = Parser(description=__doc__)
     p.add_argument("--steps", type=number(int, 1, 10**9), default=None,
                    help="steps per run of the grid comparison (default 1000; the claims grid uses 10 000), or of "
