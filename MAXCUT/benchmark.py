@@ -181,6 +181,8 @@ def whole_gset(parser, args):
     from MAXCUT import gset_all
     if args.gset_dir is None or args.out_dir is None:
         parser.error("--gset-dir and --out-dir go together")
+    if not args.out_dir.strip() or not args.gset_dir.strip():
+        parser.error(f"--{'out' if not args.out_dir.strip() else 'gset'}-dir is empty: name a folder")
     if not (args.budget > 0 and args.jobs >= 1 and args.tabu >= 0):
         parser.error("--budget must be > 0, --jobs >= 1 and --tabu >= 0")
     only = [g for g in (args.only or "").split(",") if g] or None

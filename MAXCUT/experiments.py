@@ -39,7 +39,13 @@ def option(default, help, **check):
 GRAPH_HELP = ("G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' per line); default: the "
               "authors' random graph")
 FORMAT_HELP = ("how --graph is read: auto (default) = gset when the first line has two fields and the second three, "
-               "else edges; a file that could be either is refused")
+               "or when a first line 'n m' announces exactly the m two-field lines below it (ids 1..n or 0..n-1); "
+               "else edges; a lone two-field line is refused as ambiguous")
+
+
+def _check_graph_option(graph):
+    if graph is not None and not graph.strip():
+        raise ValueError("--graph is empty: name a graph file (or leave the option out for the authors' graph)")
 
 
 @dataclasses.dataclass
@@ -86,6 +92,7 @@ class MaxcutConfig:
     graph_digest: str = None   # graphs.graph_digest of the file's graph, set when it is read (not an option)
 
     def __post_init__(self):
+        _check_graph_option(self.graph)
         given = [f for f in RANDOM_GRAPH if getattr(self, f) is not None]
         if self.graph is not None and given:
             raise ValueError(f"--{given[0].replace('_', '-')} chooses the random graph; it does not apply with "
@@ -322,6 +329,7 @@ class TheoremConfig:
     graph_digest: str = None
 
     def __post_init__(self):
+        _check_graph_option(self.graph)
         if self.graph is None and self.graph_format is not None:
             raise ValueError("--graph-format says how --graph is read; there is no --graph")
         self.deltas, self.lams = tuple(self.deltas), tuple(self.lams)

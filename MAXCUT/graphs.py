@@ -78,7 +78,9 @@ def _is_int(tok):
 
 def _parse_int(tok, path, lineno, what):
     if not _is_int(tok):
-        raise GraphFormatError(f"{path}:{lineno}: {what} {tok!r} is not an integer (decimal digits, optional sign)")
+        raise GraphFormatError(f"{path}:{lineno}: {what} {tok!r} " + (
+            "is out of range (beyond 2^63)" if INTEGER.fullmatch(tok) else
+            "is not an integer (decimal digits, optional sign)"))
     return int(tok)
 
 

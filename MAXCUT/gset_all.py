@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from MAXCUT.utils import add_to_manifest, foreign_files, save_figure, write_json
+from MAXCUT.utils import add_to_manifest, foreign_files, read_manifest, save_figure, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
@@ -152,12 +152,15 @@ def _cached(stamp):
 
 
 def check_out_dir(out_dir):
-    """OUT must be new, empty, or hold only what the benchmark wrote there (its manifest): else a
-    :class:`BenchmarkError` naming what it will not touch. Records are checked when read (:func:`_cached`)."""
+    """OUT must be new, empty, or hold only what the benchmark wrote there, as it wrote it (its manifest; a
+    record may differ: it is read again, or recomputed, :func:`_cached`): else a :class:`BenchmarkError` naming
+    what it will not touch."""
     if os.path.lexists(out_dir) and (os.path.islink(out_dir) or not os.path.isdir(out_dir)):
         raise BenchmarkError(f"--out-dir {out_dir} exists and is not a folder")
-    if os.path.isdir(out_dir):
-        theirs = foreign_files(out_dir, hashes=False)
+    if os.path.isdir(out_dir):                # a record (graphs/NAME.json and its log) is a cache: if edited or
+        listed = read_manifest(out_dir)       # cut short it is only recomputed; anything else must be as written
+        theirs = [f for f in foreign_files(out_dir) if f not in listed or not f.startswith("graphs" + os.sep)
+                  or not f.endswith((".json", ".json.log")) or f.count(os.sep) != 1]
         if theirs:
             raise BenchmarkError(f"--out-dir {out_dir} holds files this benchmark did not write ({', '.join(theirs[:5])}"
                                  f"{' ...' if len(theirs) > 5 else ''}): give a new or empty folder, or an earlier "

@@ -130,12 +130,20 @@ def parse_args(argv=None):
     return experiment, {k: v for k, v in vars(args).items() if k != "experiment"}
 
 
+def read_json(path):
+    """A JSON file of a run folder; a pipe, device or folder of that name is refused, never opened."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{os.path.basename(path)} is missing or not a regular file")
+    with open(path) as f:
+        return json.load(f)
+
+
 def plot_only(folder):
     """Redraw the figures of the run saved in ``folder`` from its ``config.json``, ``results.json`` and arrays.
     Only figures the run wrote (its manifest) are replaced; the manifest is brought up to date."""
     before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
     try:
-        config, res = (json.load(open(os.path.join(folder, name))) for name in ("config.json", "results.json"))
+        config, res = (read_json(os.path.join(folder, name)) for name in ("config.json", "results.json"))
         if not isinstance(config, dict) or "package" not in config:
             raise ValueError("its config.json names no package: an older version wrote it, rerun the experiment")
         if config["package"] != "NeuralNetworks":
@@ -153,7 +161,9 @@ def plot_only(folder):
             drawn = [f for f in os.listdir(folder) if f.endswith((".png", ".pdf"))
                      and (f in utils.read_manifest(folder) or f not in before)]
             utils.add_to_manifest(folder, drawn, WRITER)
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zipfile.BadZipFile) as e:
+        utils.raise_swallowed()
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, RecursionError,
+            zipfile.BadZipFile) as e:
         fail(f"error: --plot-only {folder}: cannot redraw its figures ({e.__class__.__name__}: {e})", 2)
     print(f"redrew the figures of {config['experiment']} (.png, .pdf) in {folder}")
     return res
@@ -206,6 +216,7 @@ def _main(argv):
         utils.write_json(os.path.join(folder.path, "results.json"), res)
         utils.write_config(folder.path, experiment, {**dataclasses.asdict(cfg), **run_opts, "threads": threads},
                            device)
+        utils.raise_swallowed(handled=res["interrupted"])
         where = folder.commit(res["interrupted"])
     except BaseException as e:
         folder.abandon()

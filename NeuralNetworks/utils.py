@@ -49,19 +49,46 @@ class Terminated(BaseException):
     """SIGTERM, raised where the process is, so that a run's staging folder is removed on the way out."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+_RECEIVED = []      # the signals received since take_signals()
+
+
+def _raise_for(signum, frame):
+    import signal
+    _RECEIVED.append(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+
+def _unraisable(hook):
+    """``sys.unraisablehook`` that drops our own signal exceptions silently (:func:`raise_swallowed` acts on
+    them) and passes anything else to ``hook``."""
+    def quiet(info):
+        if not issubclass(info.exc_type, (KeyboardInterrupt, Terminated)):
+            hook(info)
+    return quiet
 
 
 def take_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` from now on (main thread only); plots
     are files, so matplotlib draws with Agg whatever ``MPLBACKEND`` says."""
     import signal
+    import sys
     import threading
     os.environ["MPLBACKEND"] = "agg"
+    _RECEIVED.clear()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, _raise_for)
+        signal.signal(signal.SIGTERM, _raise_for)
+        sys.unraisablehook = _unraisable(sys.__unraisablehook__)
+
+
+def raise_swallowed(handled=False):
+    """Raise again a signal whose exception Python dropped (one raised inside a garbage-collector callback is
+    lost): SIGTERM always, a Ctrl-C unless ``handled`` (an optimiser caught it and stopped early)."""
+    import signal
+    if signal.SIGTERM in _RECEIVED:
+        raise Terminated()
+    if _RECEIVED and not handled:
+        raise KeyboardInterrupt
 
 
 def _sha256(path):
@@ -77,12 +104,16 @@ def read_manifest(folder):
     """``{relative path: SHA-256}`` of the files ``folder/MANIFEST.json`` lists ({} when there is none or it is
     unreadable); only plain relative paths inside the folder count."""
     import json
+    import stat
+    path = os.path.join(folder, MANIFEST)
     try:
-        with open(os.path.join(folder, MANIFEST)) as f:
+        if not stat.S_ISREG(os.lstat(path).st_mode):    # a pipe or a link is not ours, and never opened
+            return {}
+        with open(path) as f:
             files = json.load(f)["files"]
         return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str) and k
                 and not os.path.isabs(k) and os.path.normpath(k) == k and not k.startswith("..")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return {}
 
 
@@ -172,11 +203,10 @@ class RunFolder:
                 raise ValueError(problem)
         parent, name = os.path.split(self.final)
         os.makedirs(parent, exist_ok=True)
-        for entry in os.listdir(parent):             # what killed runs left: .NAME.staging-PID.* with our mark
+        for entry in os.listdir(parent):             # what killed runs left: .NAME.staging-PID.*, if bare
             pid = entry[len(name) + 10:].split(".")[0]
-            stale = os.path.join(parent, entry)
             if entry.startswith(f".{name}.staging-") and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                _remove_staging(stale)
+                _remove_if_bare(os.path.join(parent, entry))
         self.path = tempfile.mkdtemp(dir=parent, prefix=f".{name}.staging-{os.getpid()}.")
         open(os.path.join(self.path, ".staging"), "w").close()
         mask = os.umask(0)
@@ -208,6 +238,18 @@ class RunFolder:
 
     def abandon(self):
         _remove_staging(self.path)
+
+
+def _remove_if_bare(path):
+    """A killed run's staging folder, removed only while it holds nothing but its mark: its files may have been
+    looked at or added to since, so they are left for the user (who sees them named ``.NAME.staging-PID.*``)."""
+    try:
+        if os.listdir(path) in ([], [".staging"]) and not os.path.islink(path):
+            if os.listdir(path):
+                os.remove(os.path.join(path, ".staging"))
+            os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _remove_staging(path):

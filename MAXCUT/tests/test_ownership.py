@@ -198,6 +198,11 @@ def test_benchmark_out_dir_is_guarded_and_corrupt_records_are_recomputed(tmp_pat
     assert tree(tmp_path / "theirs") == before and (tmp_path / "afile").read_text() == "x"
     out = tmp_path / "out"
     assert bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)[0] == 0
+    table = (out / "gset_all.csv").read_bytes()
+    (out / "gset_all.csv").write_bytes(table + b"my edit\n")          # an edited output is the user's now
+    code, _, err = bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)
+    assert code == 2 and "gset_all.csv" in err and (out / "gset_all.csv").read_bytes() == table + b"my edit\n"
+    (out / "gset_all.csv").write_bytes(table)
     record = out / "graphs" / "T1.json"
     cut = json.load(open(record))["cut"]
     record.write_text(record.read_text()[:30])
@@ -207,3 +212,62 @@ def test_benchmark_out_dir_is_guarded_and_corrupt_records_are_recomputed(tmp_pat
     (out / "notes.txt").write_text("mine")
     code, _, err = bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)
     assert code == 2 and "notes.txt" in err and (out / "notes.txt").read_text() == "mine"
+
+
+def test_what_cannot_be_read_is_never_opened_or_trusted(tmp_path, capsys):
+    """A pipe named MANIFEST.json or results.json is not opened (a reader would wait forever), a manifest nested
+    too deep for the parser is no manifest: one line each, exit 2, nothing replaced."""
+    import threading
+    out = tmp_path / "out"
+    main([*FAST, "--out-dir", str(out)])
+    before = tree(out)
+    os.rename(out / "results.json", tmp_path / "results.json")
+    os.mkfifo(out / "results.json")
+    timer = threading.Timer(20, lambda: os.kill(os.getpid(), signal.SIGTERM))    # a hang ends the test, failed
+    timer.start()
+    try:
+        assert "results.json" in exits(["--plot-only", str(out)], 2, capsys)
+        assert "results.json" in exits([*FAST, "--out-dir", str(out)], 2, capsys)
+        os.remove(out / "results.json")
+        os.rename(tmp_path / "results.json", out / "results.json")
+        manifest = (out / "MANIFEST.json").read_bytes()
+        os.remove(out / "MANIFEST.json")
+        os.mkfifo(out / "MANIFEST.json")
+        assert "MANIFEST.json" in exits([*FAST, "--out-dir", str(out)], 2, capsys)
+        os.remove(out / "MANIFEST.json")
+    finally:
+        timer.cancel()
+    (out / "MANIFEST.json").write_text("[" * 100000 + "]" * 100000)
+    assert "MANIFEST.json" in exits([*FAST, "--out-dir", str(out)], 2, capsys)
+    (out / "MANIFEST.json").write_bytes(manifest)
+    (out / "results.json").write_text('{"a":' * 100000 + "1" + "}" * 100000)
+    exits(["--plot-only", str(out)], 2, capsys)
+    assert set(tree(out)) == set(before)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_python_drops_still_ends_the_run(tmp_path, monkeypatch, sig, code, capsys):
+    """Python drops an exception raised inside a garbage-collector callback; a Ctrl-C or SIGTERM that lands
+    there (matplotlib's weak references, while figures are drawn) still ends the run with its status, one
+    line, nothing written."""
+    import gc
+    import weakref
+    from MAXCUT import experiments
+
+    class Victim:
+        pass
+
+    original = experiments.draw
+
+    def draw_with_a_signal_in_a_callback(folder, res):
+        victim = Victim()
+        weakref.finalize(victim, signal.raise_signal, sig)
+        del victim
+        gc.collect()
+        return original(folder, res)
+    monkeypatch.setattr(experiments, "draw", draw_with_a_signal_in_a_callback)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "derandomise",
+                        (*experiments.EXPERIMENTS["derandomise"][:2], draw_with_a_signal_in_a_callback,
+                         experiments.EXPERIMENTS["derandomise"][3]))
+    assert "nothing written" in exits([*FAST, "--out-dir", str(tmp_path / "out")], code, capsys)
+    assert os.listdir(tmp_path) == []
