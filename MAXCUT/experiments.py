@@ -144,12 +144,12 @@ class MaxcutConfig:
     def memory(self, n, m):
         """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
         the SDP factor and its per-edge gathers, the roundings and the optimiser's sampled hyperplanes."""
-        from MAXCUT.baselines import sdp_rank
+        from MAXCUT.baselines import sdp_bytes, sdp_rank
         cfg, r = self.optimiser(), self.sdp_rank or sdp_rank(n)
         dims = n if self.embedding == "spectral" else r
         per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
         return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
-                + (8.0 * n * n if n <= 512 else 24.0 * m) + 8.0 * (8 * n * r + 4 * m * r)
+                + (8.0 * n * n if n <= 512 else 24.0 * m) + sdp_bytes(n, m, r, self.sdp_iters)
                 + 8.0 * self.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
 
     def read_graph(self):
@@ -356,9 +356,9 @@ class TheoremConfig:
     def memory(self, n, m):
         """The SDP factor and gathers, a block of edges' quadrature (autograd keeps ~40 tensors of it), the
         Hessian's Jacobian block."""
-        from MAXCUT.baselines import sdp_rank
+        from MAXCUT.baselines import sdp_bytes, sdp_rank
         r = sdp_rank(n)
-        return 8.0 * (8 * n * r + 4 * m * r) + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r
+        return sdp_bytes(n, m, r, self.sdp_iters) + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r
 
     def make_graph(self, graph):
         from MAXCUT.graphs import authors_graph
