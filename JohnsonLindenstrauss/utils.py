@@ -69,11 +69,15 @@ def _unraisable(hook):
 
 def take_signals():
     """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` from now on (main thread only); plots
-    are files, so matplotlib draws with Agg whatever ``MPLBACKEND`` says."""
+    are files, so matplotlib draws with Agg whatever ``MPLBACKEND`` says; output the terminal's encoding cannot
+    show is escaped."""
     import signal
     import sys
     import threading
     os.environ["MPLBACKEND"] = "agg"
+    for stream in (sys.stdout, sys.stderr):        # a folder's name the terminal cannot show: escaped, not fatal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     _RECEIVED.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _raise_for)
