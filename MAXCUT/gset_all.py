@@ -289,7 +289,9 @@ def targets(rows):
         means[col] = (sum(pct) / len(pct) if pct else float("nan")), bool(pct)
     polish = ", ".join(sorted({r["polish"] for r in done})) or "–"
     out += [(f"polished ({polish}) >= 99% of best known on average: {means['polished'][0]:.2f}% (one-flip "
-             f"baseline: {means['one_flip'][0]:.2f}%)", means["polished"][1] and means["polished"][0] >= 99.0)]
+             f"baseline: {means['one_flip'][0]:.2f}%)" if means["polished"][1] else
+             "polished >= 99% of best known on average: no graph with a best known cut ran (none is a G-set graph "
+             "by content)", means["polished"][1] and means["polished"][0] >= 99.0)]
     for col, label in (("polished", f"polished ({polish})"), ("one_flip", "one-flip baseline")):
         out.append(every(f"{label} >= the published PI-GNN cut on every graph where one exists",
                          [r for r in done if r["pi_gnn"] is not None and r[col] < r["pi_gnn"]]))
