@@ -123,7 +123,8 @@ def gset_table(graphs):
 
 def _stop(signum, frame):
     """Ctrl-C or SIGTERM ends the benchmark (an optimiser's own Ctrl-C handling would end only its run)."""
-    print(f"benchmark.py: {'interrupted' if signum == signal.SIGINT else 'terminated'} (the G-set benchmark keeps what finished; a rerun resumes)", file=sys.stderr)
+    print(f"benchmark.py: {'interrupted' if signum == signal.SIGINT else 'terminated'} (the G-set benchmark "
+          "keeps what finished; a rerun resumes)", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 

@@ -162,9 +162,9 @@ def check_out_dir(out_dir):
         theirs = [f for f in foreign_files(out_dir) if f not in listed or not f.startswith("graphs" + os.sep)
                   or not f.endswith((".json", ".json.log")) or f.count(os.sep) != 1]
         if theirs:
-            raise BenchmarkError(f"--out-dir {out_dir} holds files this benchmark did not write ({', '.join(theirs[:5])}"
-                                 f"{' ...' if len(theirs) > 5 else ''}): give a new or empty folder, or an earlier "
-                                 "benchmark's")
+            raise BenchmarkError(f"--out-dir {out_dir} holds files this benchmark did not write "
+                                 f"({', '.join(theirs[:5])}{' ...' if len(theirs) > 5 else ''}): give a new or "
+                                 "empty folder, or an earlier benchmark's")
 
 
 def _digest(path):

@@ -24,7 +24,8 @@ FIGURES = [
                    "--offset", "1", "--out-dir", "NeuralNetworks/results/sosp_offset"],
      "NeuralNetworks/results/sosp_offset/sosp_bias.png"),
     ("claims_end", ["NeuralNetworks/main.py", "--experiment", "claims"], "NeuralNetworks/results/claims/claims_end.png"),
-    ("gset_cut", ["MAXCUT/main.py", "--graph", "MAXCUT/data/gset/G1.txt", "--polish"], "MAXCUT/results/derandomise-G1-596858f5/gset_cut.png"),
+    ("gset_cut", ["MAXCUT/main.py", "--graph", "MAXCUT/data/gset/G1.txt", "--polish"],
+     "MAXCUT/results/derandomise-G1-596858f5/gset_cut.png"),
     ("fig5_cut", ["MAXCUT/main.py"], "MAXCUT/results/fig5/fig5_cut.png"),
     ("fig7_distortion", ["JohnsonLindenstrauss/main.py"], "JohnsonLindenstrauss/results/fig7/fig7_distortion.png"),
 ]

@@ -66,7 +66,8 @@ def test_signals_to_the_process_group(tmp_path, sig, code):
     beside the run untouched."""
     (tmp_path / "mine.txt").write_text("keep")
     for wait_for_staging in (False, True):
-        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "JohnsonLindenstrauss", "main.py"), "--steps", "100000", "--no-progress",
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, "JohnsonLindenstrauss", "main.py"),
+                              "--steps", "100000", "--no-progress",
                               "--out-dir", "o"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, start_new_session=True)
         for _ in range(2400 if wait_for_staging else 6):
