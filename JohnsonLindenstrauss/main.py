@@ -149,18 +149,25 @@ def plot_only(folder):
             raise ValueError(f"a run of {config['package']}, not of JohnsonLindenstrauss/main.py")
         if not isinstance(res, dict):
             raise ValueError("its results.json is not a run's results")
-        theirs = [f for f in utils.foreign_files(folder) if f.endswith((".png", ".pdf"))]
-        if theirs or not utils.read_manifest(folder):
-            raise ValueError(f"figures there that this project did not write ({', '.join(theirs[:3])}); "
-                             "it replaces only its own" if theirs else "it has no MANIFEST.json (not a run "
-                             "folder of this version: rerun the experiment)")
+        listed, foreign = utils.read_manifest(folder), utils.foreign_files(folder)
+        theirs = [f for f in foreign if f.endswith((".png", ".pdf"))]
+        edited = [f for f in foreign if f in listed and f not in theirs]
+        if theirs or edited or not listed:
+            raise ValueError(f"figures there that this project did not write ({', '.join(theirs[:3])}); it "
+                             "replaces only its own" if theirs else f"{', '.join(edited[:3])} changed since the "
+                             "run wrote it: redrawn, the figures would not be the run's" if edited else "it has "
+                             "no MANIFEST.json (not a run folder of this version: rerun the experiment)")
         try:
             EXPERIMENTS[config["experiment"]][2](folder, res)
+            utils.raise_swallowed()
+        except (KeyboardInterrupt, utils.Terminated) as e:
+            fail(f"{'interrupted' if isinstance(e, KeyboardInterrupt) else 'terminated'} while redrawing; the "
+                 "figures redrawn so far replaced the run's own (its manifest says which)",
+                 130 if isinstance(e, KeyboardInterrupt) else 143)
         finally:
             drawn = [f for f in os.listdir(folder) if f.endswith((".png", ".pdf"))
                      and (f in utils.read_manifest(folder) or f not in before)]
             utils.add_to_manifest(folder, drawn, WRITER)
-        utils.raise_swallowed()
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, RecursionError,
             zipfile.BadZipFile) as e:
         fail(f"error: --plot-only {folder}: cannot redraw its figures ({e.__class__.__name__}: {e})", 2)
@@ -244,3 +251,5 @@ def _main(argv):
 
 if __name__ == "__main__":
     main()
+    for _s in (signal.SIGINT, signal.SIGTERM):   # done, and said so: a signal while Python shuts down changes nothing
+        signal.signal(_s, signal.SIG_IGN)

@@ -19,11 +19,12 @@ import os
 import stat
 import subprocess
 import sys
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from MAXCUT.utils import add_to_manifest, foreign_files, read_manifest, save_figure, write_json
+from MAXCUT.utils import MANIFEST, _sha256, add_to_manifest, foreign_files, read_manifest, save_figure, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
@@ -159,8 +160,15 @@ def check_out_dir(out_dir):
         raise BenchmarkError(f"--out-dir {out_dir} exists and is not a folder")
     if os.path.isdir(out_dir):                # a record (graphs/NAME.json and its log) is a cache: if edited or
         listed = read_manifest(out_dir)       # cut short it is only recomputed; anything else must be as written
-        theirs = [f for f in foreign_files(out_dir) if f not in listed or not f.startswith("graphs" + os.sep)
-                  or not f.endswith((".json", ".json.log")) or f.count(os.sep) != 1]
+        graphs = os.path.join(out_dir, "graphs")
+        for d in os.listdir(graphs) if os.path.isdir(graphs) else []:     # a graph's run folder is main.py's,
+            run = os.path.join(graphs, d)                                    # as its own manifest says
+            if read_manifest(run) and not foreign_files(run):
+                listed.update({os.path.join("graphs", d, f): v for f, v in read_manifest(run).items()})
+                listed[os.path.join("graphs", d, MANIFEST)] = _sha256(os.path.join(run, MANIFEST))
+        theirs = [f for f in foreign_files(out_dir, listed=listed) if f not in listed
+                  or not f.startswith("graphs" + os.sep) or not f.endswith((".json", ".json.log"))
+                  or f.count(os.sep) != 1]
         if theirs:
             raise BenchmarkError(f"--out-dir {out_dir} holds files this benchmark did not write "
                                  f"({', '.join(theirs[:5])}{' ...' if len(theirs) > 5 else ''}): give a new or "
@@ -200,7 +208,7 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
             status, usage = _wait(proc, budget)
         finally:
             _RUNNING.discard(proc)
-    if _STOP.is_set() or status in (130, 143):     # stopped by a Ctrl-C: no record of a run that did not finish
+    if status in (130, 143) or _STOP.is_set() and status != 0:    # stopped: no record of an unfinished run
         _record(out_dir, [os.path.relpath(stamp, out_dir) + ".log"])
         raise KeyboardInterrupt
     rec["peak_memory_mb"] = round(usage.ru_maxrss / 1024) if usage else None     # Linux: ru_maxrss in KiB
@@ -382,10 +390,15 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
         with open(tmp, "w") as f:
             f.write(text)
     text = markdown(rows, wall, sum(reused))
-    _atomically(os.path.join(out_dir, "gset_all.csv"), write_csv)
-    _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
     from MAXCUT.plot import plot_gset_all
-    save_figure(plot_gset_all(rows), os.path.join(out_dir, "gset_all"))
-    _record(out_dir, ["gset_all.csv", "gset_all.md", "gset_all.png", "gset_all.pdf"])
+    figure = plot_gset_all(rows)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # the outputs and their
+    try:                                                                               # record: all or none
+        _atomically(os.path.join(out_dir, "gset_all.csv"), write_csv)
+        _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
+        save_figure(figure, os.path.join(out_dir, "gset_all"))
+        _record(out_dir, ["gset_all.csv", "gset_all.md", "gset_all.png", "gset_all.pdf"])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     echo(text)
     return rows

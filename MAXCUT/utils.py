@@ -138,12 +138,13 @@ def write_manifest(folder, writer):
     add_to_manifest(folder, [p for p in paths if p not in (MANIFEST, ".staging")], writer)
 
 
-def foreign_files(folder, hashes=True):
+def foreign_files(folder, hashes=True, listed=None):
     """What in ``folder`` this project did not write (relative paths, sorted): everything when it has no
-    manifest; else every entry that is not a regular file the manifest lists (with the same SHA-256 when
-    ``hashes``) and every folder that is not on the way to one. Nothing is opened but the listed files."""
+    manifest; else every entry that is not a regular file the manifest (or ``listed``) lists (with the same
+    SHA-256 when ``hashes``) and every folder that is not on the way to one. Nothing is opened but the listed
+    files."""
     import stat
-    listed = read_manifest(folder)
+    listed = read_manifest(folder) if listed is None else listed
     dirs = {os.path.dirname(p) for p in listed}
     while any(d and os.path.dirname(d) not in dirs for d in dirs):
         dirs |= {os.path.dirname(d) for d in dirs}

@@ -112,6 +112,8 @@ def test_plot_only_on_broken_or_foreign_folders_is_one_line(tmp_path, capsys):
     results = (out / "results.json").read_text()
     (out / "results.json").write_text("[1, 2]")
     assert "not a run's results" in exits(["--plot-only", str(out)], 2, capsys)
+    (out / "results.json").write_text(results.replace('"rounds": 20', '"rounds": 21'))   # an edited number
+    assert "changed since the run" in exits(["--plot-only", str(out)], 2, capsys)
     (out / "results.json").write_text(results)
     (out / "fig5_cut.png").write_bytes(b"my own figure")
     assert "fig5_cut.png" in exits(["--plot-only", str(out)], 2, capsys)
@@ -203,6 +205,14 @@ def test_benchmark_out_dir_is_guarded_and_corrupt_records_are_recomputed(tmp_pat
     code, _, err = bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)
     assert code == 2 and "gset_all.csv" in err and (out / "gset_all.csv").read_bytes() == table + b"my edit\n"
     (out / "gset_all.csv").write_bytes(table)
+    manifest = json.load(open(out / "MANIFEST.json"))          # stopped after T1's run, before its record:
+    manifest["files"] = {k: v for k, v in manifest["files"].items()
+                         if not k.startswith(("graphs/T1/", "graphs/T1.json"))}
+    manifest["files"]["graphs/T1.json.log"] = utils._sha256(out / "graphs" / "T1.json.log")
+    json.dump(manifest, open(out / "MANIFEST.json", "w"))     # its run folder, main.py's own, is no obstacle
+    os.remove(out / "graphs" / "T1.json")
+    code, text, err = bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)
+    assert code == 0 and "1 graphs run, 0 from earlier records" in text, err
     record = out / "graphs" / "T1.json"
     cut = json.load(open(record))["cut"]
     record.write_text(record.read_text()[:30])
