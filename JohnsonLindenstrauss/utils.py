@@ -95,7 +95,7 @@ def raise_swallowed(handled=False):
         raise KeyboardInterrupt
 
 
-def _sha256(path):
+def sha256_of(path):
     import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -125,7 +125,7 @@ def add_to_manifest(folder, paths, writer):
     """Record ``paths`` (relative to ``folder``, files this process has just written) in its manifest, beside
     what it lists already; written to a temporary name and renamed."""
     files = read_manifest(folder)
-    files.update({p: _sha256(os.path.join(folder, p)) for p in paths})
+    files.update({p: sha256_of(os.path.join(folder, p)) for p in paths})
     tmp = os.path.join(folder, f".{MANIFEST}.{os.getpid()}")
     write_json(tmp, {"written_by": writer, "files": dict(sorted(files.items()))})
     os.replace(tmp, os.path.join(folder, MANIFEST))
@@ -154,7 +154,7 @@ def foreign_files(folder, hashes=True, listed=None):
             rel = os.path.relpath(os.path.join(root, name), folder)
             mode = os.lstat(os.path.join(root, name)).st_mode
             ours = (rel in dirs and stat.S_ISDIR(mode)) or (rel == MANIFEST and listed and stat.S_ISREG(mode)) or (
-                rel in listed and stat.S_ISREG(mode) and (not hashes or _sha256(os.path.join(root, name))
+                rel in listed and stat.S_ISREG(mode) and (not hashes or sha256_of(os.path.join(root, name))
                                                           == listed[rel]))
             if not ours:
                 foreign.append(rel)
@@ -167,7 +167,7 @@ def remove_run(folder):
     then the manifest and the folders left empty. Anything else stays, and so does the folder then."""
     for rel, digest in read_manifest(folder).items():
         path = os.path.join(folder, rel)
-        if os.path.isfile(path) and not os.path.islink(path) and _sha256(path) == digest:
+        if os.path.isfile(path) and not os.path.islink(path) and sha256_of(path) == digest:
             os.remove(path)
     if not foreign_files(folder) and os.path.isfile(os.path.join(folder, MANIFEST)):
         os.remove(os.path.join(folder, MANIFEST))

@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from MAXCUT.utils import MANIFEST, _sha256, add_to_manifest, foreign_files, read_manifest, save_figure, write_json
+from MAXCUT.utils import MANIFEST, sha256_of, add_to_manifest, foreign_files, read_manifest, save_figure, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
@@ -165,7 +165,7 @@ def check_out_dir(out_dir):
             run = os.path.join(graphs, d)                                    # as its own manifest says
             if read_manifest(run) and not foreign_files(run):
                 listed.update({os.path.join("graphs", d, f): v for f, v in read_manifest(run).items()})
-                listed[os.path.join("graphs", d, MANIFEST)] = _sha256(os.path.join(run, MANIFEST))
+                listed[os.path.join("graphs", d, MANIFEST)] = sha256_of(os.path.join(run, MANIFEST))
         theirs = [f for f in foreign_files(out_dir, listed=listed) if f not in listed
                   or not f.startswith("graphs" + os.sep) or not f.endswith((".json", ".json.log"))
                   or f.count(os.sep) != 1]

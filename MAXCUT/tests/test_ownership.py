@@ -84,7 +84,7 @@ def test_a_manifest_cannot_reach_outside_its_folder(tmp_path):
     victim.write_text("mine")
     out = tmp_path / "out"
     out.mkdir()
-    digest = utils._sha256(victim)
+    digest = utils.sha256_of(victim)
     json.dump({"files": {"../victim.txt": digest, str(victim): digest}}, open(out / "MANIFEST.json", "w"))
     assert utils.read_manifest(out) == {}
     assert utils.foreign_files(out) == ["MANIFEST.json"]
@@ -208,7 +208,7 @@ def test_benchmark_out_dir_is_guarded_and_corrupt_records_are_recomputed(tmp_pat
     manifest = json.load(open(out / "MANIFEST.json"))          # stopped after T1's run, before its record:
     manifest["files"] = {k: v for k, v in manifest["files"].items()
                          if not k.startswith(("graphs/T1/", "graphs/T1.json"))}
-    manifest["files"]["graphs/T1.json.log"] = utils._sha256(out / "graphs" / "T1.json.log")
+    manifest["files"]["graphs/T1.json.log"] = utils.sha256_of(out / "graphs" / "T1.json.log")
     json.dump(manifest, open(out / "MANIFEST.json", "w"))     # its run folder, main.py's own, is no obstacle
     os.remove(out / "graphs" / "T1.json")
     code, text, err = bench(["--gset-dir", str(gdir), "--out-dir", str(out), "--budget", "60"], capsys)
