@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
+from MAXCUT.baselines import CERTIFY_UP_TO
 from MAXCUT.exact import CHUNK, NODES
 from MAXCUT.theorem import DescentSettings as TheoremSettings
 from MAXCUT.graphs import GRAPH_FORMATS
@@ -150,6 +151,7 @@ class MaxcutConfig:
         per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
         return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
                 + (8.0 * n * n if n <= 512 else 24.0 * m) + sdp_bytes(n, m, r, self.sdp_iters)
+                + 24.0 * n * n * (n <= CERTIFY_UP_TO)
                 + 8.0 * self.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
 
     def read_graph(self):
@@ -213,6 +215,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
     V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
                                    device=device)
+    sdp_bound, sdp_lam = B.sdp_upper_bound(n, edges, weights, V_sdp)
     sdp_s = time.perf_counter() - ts
     V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, unit)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
@@ -253,7 +256,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
-           "sdp_value": sdp_value, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
+           "sdp_value": sdp_value, **_sdp_certificate(sdp_value, sdp_bound, sdp_lam), "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
            "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
            "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
            "best_known": gset_reference(cfg.graph_digest)[0],
@@ -276,10 +279,30 @@ def draw(folder, res):
     levels = [("gw", "GW expectation", res["gw_expected"]),
               ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
               ("polished", "polished (one-flip local search)", res["cut_polished"]), ("reference", *ref),
-              ("sdp", "SDP value (upper bound)", res["sdp_value"])]
+              ("sdp", *_sdp_level(res))]
     with np.load(os.path.join(folder, "history.npz")) as h:
         save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels), os.path.join(folder, f"{name}_cut"))
         save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
+
+
+def _sdp_certificate(value, bound, lam):
+    """results.json's SDP keys: the Burer-Monteiro value (a lower bound on the SDP optimum) and the certified
+    upper bound of :func:`baselines.sdp_upper_bound` with their relative gap (None above its node limit)."""
+    return {"sdp_upper_bound": bound, "sdp_gap": None if bound is None else (bound - value) / abs(bound),
+            "sdp_dual_lambda_min": lam}
+
+
+def _sdp_level(res):
+    """The figure's SDP line: the certified upper bound where there is one, else the value, named as such."""
+    if res.get("sdp_upper_bound") is not None:
+        return "SDP upper bound (certified)", res["sdp_upper_bound"]
+    return "SDP value (not certified)", res["sdp_value"]
+
+
+def _sdp_said(res):
+    bound = res.get("sdp_upper_bound")
+    return (f"SDP {_fixed(res['sdp_value'], 2)} (certified bound {_fixed(bound, 2)})" if bound is not None else
+            f"SDP value {_fixed(res['sdp_value'], 2)} (not certified above {CERTIFY_UP_TO} nodes)")
 
 
 def _fixed(x, places):
@@ -296,7 +319,7 @@ def summary(res):
     read_as = f"read as {res['graph_format']}{notes}, " if res.get("graph_format") else ""
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
             f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {_fixed(res['gw_expected'], 1)}, "
-            f"best of {res['rounds']} {res['gw_best_of_k']:g}, SDP bound {_fixed(res['sdp_value'], 2)}; "
+            f"best of {res['rounds']} {res['gw_best_of_k']:g}, {_sdp_said(res)}; "
             f"sdp {res['sdp_s']:.1f} s, optimise {res['optimize_s']:.1f} s"
             + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
 
@@ -358,7 +381,8 @@ class TheoremConfig:
         Hessian's Jacobian block."""
         from MAXCUT.baselines import sdp_bytes, sdp_rank
         r = sdp_rank(n)
-        return sdp_bytes(n, m, r, self.sdp_iters) + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r
+        return (sdp_bytes(n, m, r, self.sdp_iters) + 24.0 * n * n * (n <= CERTIFY_UP_TO)
+                + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r)
 
     def make_graph(self, graph):
         from MAXCUT.graphs import authors_graph
@@ -381,6 +405,7 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     ts = time.perf_counter()
     V, sdp_value = B.solve_sdp(n, edges, weights, torch.Generator(device=device).manual_seed(cfg.seed
                                + SDP_SEED_OFFSET), max_iter=cfg.sdp_iters, device=device)
+    sdp_bound, sdp_lam = B.sdp_upper_bound(n, edges, weights, V)
     sdp_s = time.perf_counter() - ts
     Vt = torch.as_tensor(V, device=device)
     E, w = torch.as_tensor(edges, device=device), torch.as_tensor(weights, dtype=torch.float64, device=device)
@@ -391,7 +416,8 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
-           "total_weight": g.abs_total, "sdp_value": sdp_value, "gw_ratio_bound": GW_RATIO * sdp_value,
+           "total_weight": g.abs_total, "sdp_value": sdp_value, **_sdp_certificate(sdp_value, sdp_bound, sdp_lam),
+           "gw_ratio_bound": GW_RATIO * sdp_value,
            "gw_expectation": gw, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
            "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
            "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}
@@ -465,7 +491,8 @@ def summary_theorem(res):
     return (f"theorem {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, rank {res['rank']}): GW expectation "
             f"{_fixed(res['gw_expectation'], 1)}, 0.87856 SDP {_fixed(res['gw_ratio_bound'], 1)}" +
             (f", {'optimum' if res['exact'] is not None else 'best known'} {ref:g}" if ref is not None else "") +
-            (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") + f"; {pts}")
+            (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") +
+            f", {_sdp_said(res)}; {pts}")
 
 
 EXPERIMENTS = {"derandomise": (MaxcutConfig, run, draw, summary),
