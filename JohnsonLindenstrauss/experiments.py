@@ -8,7 +8,6 @@ ksweep  every method's max distortion against k, for norms and pairwise distance
 """
 import bisect
 import dataclasses
-import hashlib
 import math
 import os
 
@@ -18,7 +17,7 @@ import torch
 from JohnsonLindenstrauss.data import DATASETS
 from JohnsonLindenstrauss.model import JLConfig
 from JohnsonLindenstrauss.theorem import TheoremSettings
-from JohnsonLindenstrauss.utils import memory_problem, save_figure
+from JohnsonLindenstrauss.utils import memory_problem, save_figure, sha256_of
 
 JC = JLConfig()
 BASELINE_SEED_OFFSETS = {"gaussian": 1_000_003, "orthogonal": 2_000_003}   # each baseline's own stream: seed + this
@@ -125,11 +124,7 @@ def default_folder(experiment, data, *what):
     """The default run folder ``experiment-data-what...``: a ``.npy`` as its stem and the first 8 hex digits of
     the SHA-256 of its bytes, so a file never shares a folder with a built-in dataset or another file."""
     if data.endswith(".npy"):
-        digest = hashlib.sha256()
-        with open(data, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        data = f"{os.path.splitext(os.path.basename(data))[0]}-{digest.hexdigest()[:8]}"
+        data = f"{os.path.splitext(os.path.basename(data))[0]}-{sha256_of(data)[:8]}"
     return "-".join([experiment, data, *what])
 
 

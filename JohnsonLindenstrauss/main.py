@@ -140,7 +140,6 @@ def read_json(path):
 def plot_only(folder):
     """Redraw the figures of the run saved in ``folder`` from its ``config.json``, ``results.json`` and arrays.
     Only figures the run wrote (its manifest) are replaced; the manifest is brought up to date."""
-    before = set(os.listdir(folder)) if os.path.isdir(folder) else set()
     try:
         config, res = (read_json(os.path.join(folder, name)) for name in ("config.json", "results.json"))
         if not isinstance(config, dict) or "package" not in config:
@@ -149,25 +148,13 @@ def plot_only(folder):
             raise ValueError(f"a run of {config['package']}, not of JohnsonLindenstrauss/main.py")
         if not isinstance(res, dict):
             raise ValueError("its results.json is not a run's results")
-        listed, foreign = utils.read_manifest(folder), utils.foreign_files(folder)
-        theirs = [f for f in foreign if f.endswith((".png", ".pdf"))]
-        edited = [f for f in foreign if f in listed and f not in theirs]
-        if theirs or edited or not listed:
-            raise ValueError(f"figures there that this project did not write ({', '.join(theirs[:3])}); it "
-                             "replaces only its own" if theirs else f"{', '.join(edited[:3])} changed since the "
-                             "run wrote it: redrawn, the figures would not be the run's" if edited else "it has "
-                             "no MANIFEST.json (not a run folder of this version: rerun the experiment)")
+        draw = EXPERIMENTS[config["experiment"]][2]
         try:
-            EXPERIMENTS[config["experiment"]][2](folder, res)
-            utils.raise_swallowed()
+            utils.redraw(folder, lambda: draw(folder, res), WRITER)
         except (KeyboardInterrupt, utils.Terminated) as e:
             fail(f"{'interrupted' if isinstance(e, KeyboardInterrupt) else 'terminated'} while redrawing; the "
                  "figures redrawn so far replaced the run's own (its manifest says which)",
                  130 if isinstance(e, KeyboardInterrupt) else 143)
-        finally:
-            drawn = [f for f in os.listdir(folder) if f.endswith((".png", ".pdf"))
-                     and (f in utils.read_manifest(folder) or f not in before)]
-            utils.add_to_manifest(folder, drawn, WRITER)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, RecursionError,
             zipfile.BadZipFile) as e:
         fail(f"error: --plot-only {folder}: cannot redraw its figures ({e.__class__.__name__}: {e})", 2)
@@ -244,8 +231,8 @@ def _main(argv):
     line = f"{summary(res)}, {res['wall_s']:.1f} s total -> {where}"
     if res["interrupted"]:
         fail(f"interrupted: {line} ({out} is as it was)", 130)
-    print(line + (f" ({out} held others' files by the end, so it was left as it was)"
-                  if where.endswith(f".new-{os.getpid()}") else ""))
+    print(line + (f" ({out} held others' files by the end, so it was left as it was)" if where != folder.final
+                  else ""))
     return res
 
 

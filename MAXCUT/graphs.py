@@ -6,6 +6,7 @@ A partition is a 0/1 vector ``(n,)`` (or a batch ``(..., n)``); its cut is the t
 whose ends lie on different sides.
 """
 import csv
+import functools
 import hashlib
 import math
 import os
@@ -224,11 +225,17 @@ def graph_digest(n, edges, weights):
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def gset_table():
+    """The rows of ``data/gset/best_known.csv`` (all 71 G-set graphs; README there), read once."""
+    with open(os.path.join(GSET_DIR, "best_known.csv"), newline="") as f:
+        return tuple(csv.DictReader(f))
+
+
 def gset_name(digest):
     """The G-set graph whose content has this :func:`graph_digest` (the ``digest`` column of
-    ``data/gset/best_known.csv``: 64 of the 71 graphs), and its best known cut; ``(None, None)`` if none."""
-    with open(os.path.join(GSET_DIR, "best_known.csv"), newline="") as f:
-        row = next((r for r in csv.DictReader(f) if digest and r["digest"] == digest), None)
+    :func:`gset_table`: 64 of the 71 graphs), and its best known cut; ``(None, None)`` if none."""
+    row = next((r for r in gset_table() if digest and r["digest"] == digest), None)
     return (row["graph"], int(row["best_known_bls2013"])) if row else (None, None)
 
 

@@ -24,10 +24,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from MAXCUT.utils import MANIFEST, sha256_of, add_to_manifest, foreign_files, read_manifest, save_figure, write_json
+from MAXCUT.utils import (MANIFEST, add_to_manifest, files_under, foreign_files, read_manifest, save_figure,
+                          sha256_of, write_json)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BEST_KNOWN = os.path.join(HERE, "data", "gset", "best_known.csv")
 
 # Published cuts on the same graphs: the physics-inspired GNN of Schuetz, Brubaker & Katzgraber (Nature Machine
 # Intelligence 4, 2022), and the SDP + rounding values quoted beside it.
@@ -60,10 +60,10 @@ class BenchmarkError(ValueError):
     """Bad input to the benchmark (a folder, a graph name): one line, exit 2."""
 
 
-def best_known_table(path=BEST_KNOWN):
+def best_known_table():
     """``{graph: best known cut}``: Breakout Local Search (Benlic & Hao 2013), the standard column."""
-    with open(path, newline="") as f:
-        return {r["graph"]: int(r["best_known_bls2013"]) for r in csv.DictReader(f)}
+    from MAXCUT.graphs import gset_table
+    return {r["graph"]: int(r["best_known_bls2013"]) for r in gset_table()}
 
 
 def family(name, weights):
@@ -131,13 +131,8 @@ _RUNNING, _STOP, _LOCK = set(), threading.Event(), threading.Lock()   # the grap
 def _record(out_dir, paths):
     """Add what a graph's run wrote (paths relative to ``out_dir``; folders: every file in them) to OUT's
     manifest, so that a later run knows these as the benchmark's own."""
-    files = []
-    for p in paths:
-        full = os.path.join(out_dir, p)
-        if os.path.isdir(full):
-            files += [os.path.relpath(os.path.join(r, f), out_dir) for r, _, fs in os.walk(full) for f in fs]
-        elif os.path.isfile(full):
-            files.append(p)
+    files = [f for p in paths for f in (files_under(out_dir, p) if os.path.isdir(os.path.join(out_dir, p))
+                                        else [p] if os.path.isfile(os.path.join(out_dir, p)) else [])]
     with _LOCK:
         add_to_manifest(out_dir, files, WRITER)
 
@@ -268,13 +263,14 @@ def table_row(rec, weights, best):
 
 
 def _weights(path):
-    """``(n, weights, gset)``: the nodes of a graph file (read as main.py reads it), its weights (``1``, ``±1`` or
-    ``real``) and the G-set graph it holds, by content (:func:`graphs.gset_name`; None if none on record)."""
+    """``(n, weights, best)``: the nodes of a graph file (read as main.py reads it), its weights (``1``, ``±1`` or
+    ``real``) and the best known cut of the G-set graph it holds, by content (:func:`graphs.gset_name`; None if
+    none on record)."""
     from MAXCUT.graphs import graph_digest, gset_name, read_graph_file
     graph, _, _ = read_graph_file(path)
     vals = set(graph[2].tolist())
     kind = "1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real"
-    return graph[0], kind, gset_name(graph_digest(*graph))[0]
+    return graph[0], kind, gset_name(graph_digest(*graph))[1]
 
 
 def targets(rows):
@@ -346,7 +342,6 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
             weights[name] = _weights(path)
         except (ValueError, OSError) as e:
             raise BenchmarkError(str(e)) from None
-    best = best_known_table()
     check_out_dir(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -358,10 +353,10 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
 
     def one(item):
         name, path = item
-        n, w, gset = weights[name]
+        n, w, best = weights[name]
         rec = run_graph(name, path, out_dir, budget, tabu, chains_for(n))
         reused.append(rec.get("reused", False))
-        row = table_row(rec, w, best.get(gset))
+        row = table_row(rec, w, best)
         echo(f"{name}: {row['status']}" + (f", derandomised {row['derandomised']:g}, one-flip {row['one_flip']:g}, "
                                            f"polished {row['polished']:g} of "
                                            f"{row['best_known'] or 'no best known (not a G-set graph)'}, "

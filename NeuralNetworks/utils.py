@@ -131,11 +131,15 @@ def add_to_manifest(folder, paths, writer):
     os.replace(tmp, os.path.join(folder, MANIFEST))
 
 
+def files_under(folder, sub=""):
+    """Every file under ``folder/sub``, as paths relative to ``folder``."""
+    return [os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(os.path.join(folder, sub))
+            for name in names]
+
+
 def write_manifest(folder, writer):
     """``folder/MANIFEST.json``: every file under ``folder`` (what the run just wrote) with its SHA-256."""
-    paths = [os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder)
-             for name in names]
-    add_to_manifest(folder, [p for p in paths if p not in (MANIFEST, ".staging")], writer)
+    add_to_manifest(folder, [p for p in files_under(folder) if p not in (MANIFEST, ".staging")], writer)
 
 
 def foreign_files(folder, hashes=True, listed=None):
@@ -178,6 +182,30 @@ def remove_run(folder):
             pass
 
 
+def redraw(folder, draw, writer):
+    """``draw()`` the figures of the run in ``folder`` again -- only where the folder is a run this project wrote
+    and its data are as the run wrote them (else ``ValueError``, nothing drawn) -- replacing only figures the
+    manifest lists, which is brought up to date however ``draw`` ends."""
+    listed, foreign = read_manifest(folder), foreign_files(folder)
+    theirs = [f for f in foreign if f.endswith((".png", ".pdf"))]
+    edited = [f for f in foreign if f in listed and f not in theirs]
+    if theirs:
+        raise ValueError(f"figures there that this project did not write ({', '.join(theirs[:3])}); it replaces "
+                         "only its own")
+    if edited:
+        raise ValueError(f"{', '.join(edited[:3])} changed since the run wrote it: redrawn, the figures would not "
+                         "be the run's")
+    if not listed:
+        raise ValueError("it has no MANIFEST.json (not a run folder of this version: rerun the experiment)")
+    before = set(os.listdir(folder))
+    try:
+        draw()
+        raise_swallowed()
+    finally:
+        add_to_manifest(folder, [f for f in os.listdir(folder) if f.endswith((".png", ".pdf"))
+                                 and (f in listed or f not in before)], writer)
+
+
 def ownership_problem(folder, what):
     """Why ``folder`` cannot be replaced by a new run (None if it can: absent, empty, or exactly a run this
     project wrote)."""
@@ -199,8 +227,6 @@ class RunFolder:
     folder holding exactly what an earlier run wrote (its ``MANIFEST.json``) is ever replaced."""
 
     def __init__(self, final, writer):
-        if not str(final).strip():
-            raise ValueError("--out-dir is empty: name a folder")
         self.final, self.writer = os.path.realpath(final), writer     # a link to a folder: the folder
         for target, what in ((self.final, "--out-dir"), (self.final + ".interrupted", "the interrupted-run folder")):
             problem = ownership_problem(target, what)
@@ -259,15 +285,12 @@ def _remove_if_bare(path):
 
 def _remove_staging(path):
     """A staging folder (hidden, named for its process, marked ``.staging`` when made): removed whole where it
-    carries the mark or a complete manifest, else only when empty."""
+    carries the mark or a complete manifest, else only when bare."""
     if not os.path.islink(path) and (os.path.isfile(os.path.join(path, ".staging"))
                                      or os.path.isfile(os.path.join(path, MANIFEST)) and not foreign_files(path)):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
+        _remove_if_bare(path)
 
 
 def plain(obj):
