@@ -215,7 +215,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
     V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
                                    device=device)
-    sdp_bound, sdp_lam = B.sdp_upper_bound(n, edges, weights, V_sdp)
+    sdp = _sdp_certificate(graph, V_sdp, sdp_value)
     sdp_s = time.perf_counter() - ts
     V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, unit)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
@@ -237,17 +237,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5,
                                                   abs_tol=1e-3 * scale):
         raise AssertionError("the partition's cut differs from the optimiser's last deterministic cut")
-    polished = polish_s = tabu = tabu_s = None
-    if cfg.polish:  # from every chain's final hyperplane (one chain for the score estimator)
-        tp = time.perf_counter()
-        starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
-        found = [B.local_search(n, edges, weights, x) for x in starts]
-        cuts = [float(cut_value(edges, weights, x)) for x in found]
-        polished, polish_s = max(cuts), time.perf_counter() - tp
-        if cfg.tabu:
-            tp = time.perf_counter()
-            best = B.tabu_search(n, edges, weights, found[int(np.argmax(cuts))], cfg.tabu * n, cfg.seed)
-            tabu, tabu_s = float(cut_value(edges, weights, best)), time.perf_counter() - tp
+    polished, polish_s, tabu, tabu_s = _polish(cfg, graph, V, hist, partition)
     np.savez_compressed(os.path.join(folder, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
                         cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
                         m=hist["m"], gw_round_cuts=round_cuts)
@@ -256,7 +246,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
-           "sdp_value": sdp_value, **_sdp_certificate(sdp_value, sdp_bound, sdp_lam), "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
+           **sdp, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
            "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
            "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
            "best_known": gset_reference(cfg.graph_digest)[0],
@@ -268,6 +258,27 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "partition": partition.tolist()}
     draw(folder, res)
     return res
+
+
+def _polish(cfg, graph, V, hist, partition):
+    """``--polish``: one-flip local search from every chain's final hyperplane (one chain for the score
+    estimator), then with ``--tabu`` a tabu search from the best of them. ``(polished, s, tabu, s)``, None
+    where not asked."""
+    from MAXCUT import baselines as B
+    from MAXCUT.graphs import cut_value
+    n, edges, weights = graph
+    if not cfg.polish:
+        return None, None, None, None
+    tp = time.perf_counter()
+    starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
+    found = [B.local_search(n, edges, weights, x) for x in starts]
+    cuts = [float(cut_value(edges, weights, x)) for x in found]
+    polished, polish_s = max(cuts), time.perf_counter() - tp
+    if not cfg.tabu:
+        return polished, polish_s, None, None
+    tp = time.perf_counter()
+    best = B.tabu_search(n, edges, weights, found[int(np.argmax(cuts))], cfg.tabu * n, cfg.seed)
+    return polished, polish_s, float(cut_value(edges, weights, best)), time.perf_counter() - tp
 
 
 def draw(folder, res):
@@ -285,11 +296,13 @@ def draw(folder, res):
         save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
 
 
-def _sdp_certificate(value, bound, lam):
-    """results.json's SDP keys: the Burer-Monteiro value (a lower bound on the SDP optimum) and the certified
-    upper bound of :func:`baselines.sdp_upper_bound` with their relative gap (None above its node limit)."""
-    return {"sdp_upper_bound": bound, "sdp_gap": None if bound is None else (bound - value) / abs(bound),
-            "sdp_dual_lambda_min": lam}
+def _sdp_certificate(graph, V, value):
+    """results.json's SDP keys: the Burer-Monteiro value of ``V`` (a lower bound on the SDP optimum) and the
+    certified upper bound of :func:`baselines.sdp_upper_bound` with their relative gap (None above its limit)."""
+    from MAXCUT.baselines import sdp_upper_bound
+    bound, lam = sdp_upper_bound(*graph, V)
+    return {"sdp_value": value, "sdp_upper_bound": bound,
+            "sdp_gap": None if bound is None else (bound - value) / abs(bound), "sdp_dual_lambda_min": lam}
 
 
 def _sdp_level(res):
@@ -405,7 +418,7 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     ts = time.perf_counter()
     V, sdp_value = B.solve_sdp(n, edges, weights, torch.Generator(device=device).manual_seed(cfg.seed
                                + SDP_SEED_OFFSET), max_iter=cfg.sdp_iters, device=device)
-    sdp_bound, sdp_lam = B.sdp_upper_bound(n, edges, weights, V)
+    sdp = _sdp_certificate(graph, V, sdp_value)
     sdp_s = time.perf_counter() - ts
     Vt = torch.as_tensor(V, device=device)
     E, w = torch.as_tensor(edges, device=device), torch.as_tensor(weights, dtype=torch.float64, device=device)
@@ -416,8 +429,7 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
-           "total_weight": g.abs_total, "sdp_value": sdp_value, **_sdp_certificate(sdp_value, sdp_bound, sdp_lam),
-           "gw_ratio_bound": GW_RATIO * sdp_value,
+           "total_weight": g.abs_total, **sdp, "gw_ratio_bound": GW_RATIO * sdp_value,
            "gw_expectation": gw, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
            "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
            "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}

@@ -330,6 +330,31 @@ def markdown(rows, wall, reused=0):
                                    "from earlier records)\n"
 
 
+def write_outputs(out_dir, rows, text):
+    """``gset_all.csv``, ``gset_all.md`` (``text``), the figure, and their record in OUT's manifest: all or none
+    (Ctrl-C and SIGTERM held meanwhile), so that a stopped benchmark resumes."""
+    from MAXCUT.plot import plot_gset_all
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_md(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    figure = plot_gset_all(rows)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        _atomically(os.path.join(out_dir, "gset_all.csv"), write_csv)
+        _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
+        save_figure(figure, os.path.join(out_dir, "gset_all"))
+        _record(out_dir, ["gset_all.csv", "gset_all.md", "gset_all.png", "gset_all.pdf"])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=print):
     """The benchmark: every graph (``jobs`` at a time), then the CSV, the table and the figure in ``out_dir``.
     Returns the rows."""
@@ -374,26 +399,7 @@ def run(gset_dir, out_dir, only=None, budget=1800.0, jobs=2, tabu=TABU, echo=pri
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    wall = time.perf_counter() - t
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
-
-    def write_md(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    text = markdown(rows, wall, sum(reused))
-    from MAXCUT.plot import plot_gset_all
-    figure = plot_gset_all(rows)
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # the outputs and their
-    try:                                                                               # record: all or none
-        _atomically(os.path.join(out_dir, "gset_all.csv"), write_csv)
-        _atomically(os.path.join(out_dir, "gset_all.md"), write_md)
-        save_figure(figure, os.path.join(out_dir, "gset_all"))
-        _record(out_dir, ["gset_all.csv", "gset_all.md", "gset_all.png", "gset_all.pdf"])
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    text = markdown(rows, time.perf_counter() - t, sum(reused))
+    write_outputs(out_dir, rows, text)
     echo(text)
     return rows
