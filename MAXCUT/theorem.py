@@ -1,5 +1,5 @@
 """Theorem 5.2 at the points it is about: gradient descent on the exact δ-smoothed objective (exact.py) from plain
-GW rounding, ended at a certified second-order stationary point.
+GW rounding, to a second-order stationary point, with the theorem's guarantee checked along the way.
 
 The objective, divided by the total weight W so that one λ serves every graph, is
 
@@ -16,10 +16,18 @@ in m, and Algorithm 1's perturbation is made there, before the first step. Then 
 by backtracking (Armijo's condition, halving; the next step starts at twice the last accepted size, at most
 1/(2λ): near the end the decrease Armijo asks for falls below F's rounding, and longer steps, accepted by rounding,
 would only overshoot on the regulariser). When ‖∇F‖ ≤ ε the exact Hessian is computed: the run ends there if
-λ_min ≥ −ε_H, otherwise x moves by a draw uniform in the ball of radius ``radius`` (Algorithm 1's perturbation)
-and descent goes on. Every accepted step lowers F (the perturbations, of radius 1e-3, move it by ~1e-3 ‖∇F‖), so
-the end point's smoothed cut is at least C_δ(0, 1) − λ W (‖σ₀‖² − ‖σ‖²): the bound reported is ``C_δ(0, 1) −
-λ W r``, i.e. the GW expectation minus the smoothing loss (GW − C_δ(0, 1), measured exactly) minus the regulariser's allowance λ W r.
+λ_min ≥ −ε_H (status ``stationary``), otherwise x moves by a draw uniform in the ball of radius ``radius``
+(Algorithm 1's perturbation) and descent goes on.
+
+What guarantees what (:func:`stationarity`, :func:`guarantee`):
+
+- *stationary* (‖∇F‖ ≤ ε, λ_min(∇²F) ≥ −ε_H) certifies nothing about the cut. F is flat wherever every projection
+  ⟨v_i, m⟩ is more than δ from 0 and σ = 0: ∇F = 0 and λ_min = 0 there, at every such hyperplane, whatever it cuts.
+- *certified* is the theorem's chain, which a bad point fails: F(0, 1) (``objective_start``, i.e. C_δ(0, 1)), every
+  accepted step non-increasing in F (``monotone``, recorded during the descent), F at the end ≤ F(0, 1) (perturbations
+  included), so C_δ(m, σ) ≥ C_δ(0, 1) − λ W (r − ‖σ‖²); and the cut of sign(Vm), computed exactly, at least
+  ``bound`` = C_δ(0, 1) − λ W r, i.e. the GW expectation minus the smoothing loss (GW − C_δ(0, 1), measured
+  exactly) minus the regulariser's allowance λ W r.
 """
 import math
 import time
@@ -46,6 +54,7 @@ class DescentSettings:
     armijo: float = 1e-4           # sufficient decrease: F(x − η g) ≤ F(x) − armijo η ‖g‖²
     first_step: float = 1.0
     budget_s: float = math.inf     # wall-clock limit of one descent
+
 
 
 def objective(V, edges, weights, x, delta, lam, total, hessian=False, nodes=NODES):
@@ -75,8 +84,8 @@ def deterministic_derivatives(V, edges, weights, m, delta, lam, total):
     w = -0.5 * weights
     g_m = ((w * s1[i] * s[j])[:, None] * V[i] + (w * s[i] * s1[j])[:, None] * V[j]).sum(0)
     cross = (w * s1[i] * s1[j])[:, None, None] * V[i][:, :, None] * V[j][:, None, :]
-    h_m = (torch.einsum("e,ek,el->kl", w * s2[i] * s[j], V[i], V[i]) + torch.einsum("e,ek,el->kl", w * s[i] * s2[j],
-                                                                                  V[j], V[j]) + cross.sum(0) + cross.sum(0).T)
+    h_m = (torch.einsum("e,ek,el->kl", w * s2[i] * s[j], V[i], V[i])
+           + torch.einsum("e,ek,el->kl", w * s[i] * s2[j], V[j], V[j]) + cross.sum(0) + cross.sum(0).T)
     g = torch.zeros(2 * r, dtype=V.dtype, device=V.device)
     h = torch.zeros(2 * r, 2 * r, dtype=V.dtype, device=V.device)
     g[:r], h[:r, :r] = -g_m / total, -h_m / total
@@ -84,33 +93,50 @@ def deterministic_derivatives(V, edges, weights, m, delta, lam, total):
     return -c / total, g, h, c
 
 
-def certificate(V, edges, weights, x, delta, lam, total, nodes=CERT_NODES):
-    """What the point is: ‖∇F‖, λ_min of the exact Hessian (and of its m-block, the lemma's H_b), the residual of
-    the identity ∂F/∂σ = σ ⊙ (2λ + diag ∂²F/∂m²) (0 up to rounding everywhere), and the lemma's bound on σ.
+def stationarity(V, edges, weights, x, delta, lam, total, cfg=DescentSettings(), nodes=CERT_NODES):
+    """Second-order stationarity at ``x`` — not a certificate of the cut (module docstring): ‖∇F‖, λ_min of the
+    exact Hessian (and of its m-block, the lemma's H_b), ``stationary`` (‖∇F‖ ≤ ``cfg.tol`` and λ_min ≥
+    −``cfg.curvature_tol``), the residual of the identity ∂F/∂σ = σ ⊙ (2λ + diag ∂²F/∂m²) (0 up to rounding
+    everywhere), and the lemma's bound on σ.
 
     Computed by the quadrature with ``nodes`` = 16 points a piece (the descent's 8 give the Hessian to ~1e-8
     relative, 16 to ~1e-12) — while every projection's spread is above ``SPREAD_EXACT``. Below it the quadrature's
     derivatives in the variances lose their digits (∂p/∂a² is an O(a) sum divided by a, and the sum cancels only to
-    the rule's accuracy, 1e-16 at best: at a = 1e-17 it is noise of order 10): the point certified is then the
+    the rule's accuracy, 1e-16 at best: at a = 1e-17 it is noise of order 10): the numbers are then those of the
     deterministic hyperplane (m, σ = 0) the run has reached, in closed form (:func:`deterministic_derivatives`),
-    ``certified_at`` says which, and ``sigma_distance`` = ‖σ‖ how far that is."""
+    ``stationarity_at`` says which, and ``sigma_distance`` = ‖σ‖ how far that is."""
     r = V.shape[1]
     spread = float(((V * V) @ (x[r:] * x[r:])).max().sqrt())
     if spread <= SPREAD_EXACT:
-        f, g, h, c = deterministic_derivatives(V, edges, weights, x[:r], delta, lam, total)
+        _, g, h, _ = deterministic_derivatives(V, edges, weights, x[:r], delta, lam, total)
         g_sigma = objective(V, edges, weights, x, delta, lam, total, nodes=nodes)[1][r:]   # first order: accurate
         at = "sigma = 0"
     else:
-        f, g, h, c = objective(V, edges, weights, x, delta, lam, total, hessian=True, nodes=nodes)
+        _, g, h, _ = objective(V, edges, weights, x, delta, lam, total, hessian=True, nodes=nodes)
         g_sigma, at = g[r:], "point"
     hmm = h[:r, :r]
     rate = 2 * lam + torch.diagonal(hmm)     # the identity and the bound at the point itself, σ and ∂F/∂σ there
     ident = g_sigma - x[r:] * rate
     bound = torch.where(rate > 0, g_sigma.abs() / rate.clamp_min(1e-300), torch.full_like(rate, math.inf))
-    return {"objective": float(f), "smoothed_cut": float(c), "grad_norm": float(g.norm()),
-            "lam_min_hessian": float(torch.linalg.eigvalsh(h)[0]), "lam_min_hmm": float(torch.linalg.eigvalsh(hmm)[0]),
-            "stein_residual": float(ident.abs().max()), "sigma_bound": float(bound.max()), "certified_at": at,
+    grad_norm, lam_min = float(g.norm()), float(torch.linalg.eigvalsh(h)[0])
+    return {"grad_norm": grad_norm, "lam_min_hessian": lam_min, "lam_min_hmm": float(torch.linalg.eigvalsh(hmm)[0]),
+            "stationary": bool(grad_norm <= cfg.tol and lam_min >= -cfg.curvature_tol),
+            "stein_residual": float(ident.abs().max()), "sigma_bound": float(bound.max()), "stationarity_at": at,
             "sigma_distance": float(x[r:].norm()), "max_spread": spread}
+
+
+def guarantee(V, graph, m, lam, start_cut, objective_start, objective_end, monotone):
+    """Theorem 5.2's chain at the end ``(m, σ)`` of a descent from (0, 1) (module docstring), and ``certified``:
+    every link holds. ``start_cut`` = C_δ(0, 1) in the units of ``graph``'s weights, ``objective_start`` = F(0, 1),
+    ``objective_end`` = F at the end, ``monotone``: every accepted step had F(after) ≤ F(before) (as the descent
+    recorded it). A hyperplane whose cut of sign(Vm) is below the bound is never certified, however flat F is
+    there."""
+    bound = start_cut - lam * graph.abs_total * V.shape[1]
+    cut = float(graph.cut(sign(V @ m)))
+    descended = bool(objective_end <= objective_start)
+    return {"objective_start": objective_start, "objective_end": objective_end, "monotone": bool(monotone),
+            "descended": descended, "cut": cut, "bound": bound, "cut_at_least_bound": bool(cut >= bound),
+            "certified": bool(monotone and descended and cut >= bound)}
 
 
 def _ball(dim, radius, generator, like):
@@ -122,17 +148,18 @@ def _ball(dim, radius, generator, like):
 def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generator, progress=True):
     """One run of the method of the module docstring from m = 0, σ = 1. Returns the end point and its history
     (per accepted step: F, smoothed cut, the cut of sign(V m), max |σ|, ‖σ‖/‖m‖, ‖∇F‖, step size), the
-    perturbations made and the end's certificate; ``status`` says how it ended. F is the same for ``w`` and
-    ``w / scale``; its parts are computed on ``w / scale`` (:func:`graphs.weight_scale`: exact, and no weight
-    scale overflows the Hessian) and the smoothed cuts reported in the units of ``w``."""
+    perturbations made, the end's :func:`stationarity` and the theorem's chain (:func:`guarantee`, ``monotone``
+    recorded step by step); ``status`` says how it ended. F is the same for ``w`` and ``w / scale``; its parts are
+    computed on ``w / scale`` (:func:`graphs.weight_scale`: exact, and no weight scale overflows the Hessian) and
+    the smoothed cuts reported in the units of ``w``."""
     scale = weight_scale(weights)
     weights, total = weights / scale, graph.abs_total / scale
     r = V.shape[1]
     x = torch.cat([torch.zeros(r, dtype=V.dtype, device=V.device), torch.ones(r, dtype=V.dtype, device=V.device)])
-    start_cut = float(objective(V, edges, weights, x, delta, lam, total)[3]) * scale
+    f_start, _, _, start_cut = objective(V, edges, weights, x, delta, lam, total)     # the theorem's C_δ(0, 1)
     x = x + _ball(2 * r, cfg.radius, generator, x)        # the m-gradient is 0 at m = 0 exactly (C is even in m)
     f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
-    eta, hist, kicks, cert, status = cfg.first_step, [], [0], None, "max_steps"
+    eta, hist, kicks, st, status, monotone = cfg.first_step, [], [0], None, "max_steps", True
     eta_max = 1 / (2 * lam) if lam > 0 else 1e6     # the regulariser's own exact step; longer ones only overshoot
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.max_steps, disable=None if progress else True, desc=f"theorem δ={delta:g} λ={lam:g}")
@@ -140,22 +167,18 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
         for step in range(cfg.max_steps):
             gn = float(g.norm())
             if gn <= cfg.tol:
-                cert = certificate(V, edges, weights, x, delta, lam, total)
-                if cert["lam_min_hessian"] >= -cfg.curvature_tol:
-                    status = "certified"
+                st = stationarity(V, edges, weights, x, delta, lam, total, cfg)
+                if st["lam_min_hessian"] >= -cfg.curvature_tol:
+                    status = "stationary"
                     break
                 x = x + _ball(2 * r, cfg.radius, generator, x)
                 kicks.append(step)
                 f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
                 continue
-            while True:                                       # backtracking
-                y = x - eta * g
-                fy, gy, _, cy = objective(V, edges, weights, y, delta, lam, total)
-                if float(fy) <= float(f) - cfg.armijo * eta * gn * gn or eta < 1e-300:
-                    break
-                eta *= 0.5
+            y, fy, gy, cy, eta = _armijo(V, edges, weights, x, f, g, eta, delta, lam, total, cfg.armijo)
             if not (math.isfinite(float(fy)) and bool(torch.isfinite(gy).all())):
                 raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
+            monotone = monotone and float(fy) <= float(f)            # the chain's link, as the step is accepted
             x, f, g, c = y, fy, gy, cy
             m, s = x[:r], x[r:]
             hist.append((float(f), float(c) * scale, float(graph.cut(sign(V @ m))), float(s.abs().max()),
@@ -168,10 +191,24 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     except KeyboardInterrupt:
         status = "interrupted"
     bar.close()
-    if cert is None or status != "certified":
-        cert = certificate(V, edges, weights, x, delta, lam, total)
-    cert["smoothed_cut"] *= scale
+    if st is None or status != "stationary":
+        st = stationarity(V, edges, weights, x, delta, lam, total, cfg)
+    chain = guarantee(V, graph, x[:r], lam, float(start_cut) * scale, float(f_start), float(f), monotone)
     h = np.array(hist).reshape(-1, 7)
     names = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size")
-    return {"x": x, "start_smoothed_cut": start_cut, "status": status, "steps": len(hist), "kicks": kicks,
-            "seconds": time.perf_counter() - t0, "history": {k: h[:, a] for a, k in enumerate(names)}, **cert}
+    return {"x": x, "start_smoothed_cut": float(start_cut) * scale, "smoothed_cut": float(c) * scale,
+            "status": status, "steps": len(hist), "kicks": kicks, "seconds": time.perf_counter() - t0,
+            "history": {k: h[:, a] for a, k in enumerate(names)}, **st, **chain}
+
+
+def _armijo(V, edges, weights, x, f, g, eta, delta, lam, total, armijo):
+    """Backtracking from step ``eta``: halve until ``F(x − η g) ≤ F(x) − armijo η ‖g‖²`` (or η < 1e-300, where the
+    step is taken as it is — ``monotone`` then records whether F went up). Returns the new point, its F, ∇F, C and
+    the step size."""
+    gn2 = float(g.norm()) ** 2
+    while True:
+        y = x - eta * g
+        fy, gy, _, cy = objective(V, edges, weights, y, delta, lam, total)
+        if float(fy) <= float(f) - armijo * eta * gn2 or eta < 1e-300:
+            return y, fy, gy, cy, eta
+        eta *= 0.5

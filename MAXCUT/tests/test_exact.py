@@ -9,7 +9,9 @@ from MAXCUT.baselines import solve_sdp
 from MAXCUT.derandomise import smooth_step
 from MAXCUT.exact import cut_derivatives, edge_products, gw_expectation, smoothed_cut, step_expectation
 from MAXCUT.graphs import Graph, random_graph
-from MAXCUT.theorem import CERT_NODES, DescentSettings, certificate, descend, objective
+from MAXCUT import theorem
+from MAXCUT.derandomise import sign
+from MAXCUT.theorem import CERT_NODES, DescentSettings, descend, guarantee, objective, stationarity
 
 F64 = dict(dtype=torch.float64)
 
@@ -115,7 +117,7 @@ def test_chain_rule_derivatives_equal_autograd_through_the_whole_objective(small
         torch.testing.assert_close(c, f(x), rtol=1e-13, atol=0)
         torch.testing.assert_close(grad, torch.autograd.functional.jacobian(f, x), rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(hess, torch.autograd.functional.hessian(f, x), rtol=1e-10, atol=1e-10)
-        # the certificate's rule (16 nodes) against 64: the Hessian to 1e-11 of its largest entry
+        # the stationarity check's rule (16 nodes) against 64: the Hessian to 1e-11 of its largest entry
         h16, h64 = (cut_derivatives(V, e, w, x[:r], x[r:], 0.1, nodes=k, hessian=True)[2] for k in (16, 64))
         assert float((h16 - h64).abs().max()) <= 1e-11 * float(h64.abs().max()) + 1e-14
 
@@ -139,7 +141,7 @@ def test_settled_edges_cost_nothing_and_change_nothing(small_sdp):
 
 def test_the_lemmas_identity_holds_at_every_point(small_sdp):
     """Stein for r = m + σ⊙z: ∂F/∂σ_k = σ_k (2λ + ∂²F/∂m_k²) everywhere, not only at stationary points (with the
-    certificate's 16 nodes: the descent's 8 leave the Hessian ~1e-8 relative off, so the identity 3e-9 off)."""
+    stationarity check's 16 nodes: the descent's 8 leave the Hessian ~1e-8 relative off, so the identity 3e-9 off)."""
     V, e, w = small_sdp
     r, total = V.shape[1], float(w.abs().sum())
     for seed, ms, ss, lam in ((0, 0.0, 1.0, 1e-3), (1, 0.3, 0.5, 1e-4), (2, 0.3, 0.1, 0.0)):
@@ -148,28 +150,89 @@ def test_the_lemmas_identity_holds_at_every_point(small_sdp):
         predicted = x[r:] * (2 * lam + torch.diagonal(h[:r, :r]))
         assert float((g[r:] - predicted).abs().max()) <= 1e-10 * float(g[r:].abs().max() + 1e-3), seed
         assert float(g[r:].abs().max()) > 1e-4
-        assert certificate(V, e, w, x, 0.1, lam, total)["stein_residual"] <= 1e-10 * float(g.abs().max())
+        assert stationarity(V, e, w, x, 0.1, lam, total)["stein_residual"] <= 1e-10 * float(g.abs().max())
 
 
 def test_descent_from_gw_ends_at_a_certified_point_above_the_bound(small_sdp):
     """The theorem on a 40-node graph: from m = 0, σ = 1, σ is optimised away (≤ 1e-6, and within the lemma's
-    bound), the point is second-order, and the cut of sign(Vm) is at least C_δ(0, 1) − λ W r."""
+    bound), the point is second-order, and the chain holds: F starts at F(0, 1) = −C_δ(0, 1)/W + λr, every accepted
+    step lowers it, it ends lower, and the cut of sign(Vm) is at least C_δ(0, 1) − λ W r: certified."""
     V, e, w = small_sdp
     n, r = V.shape
     graph = Graph(n, e.numpy(), w.numpy(), "cpu")
     for delta, lam in ((0.1, 1e-3), (0.03, 1e-4)):
         d = descend(V, graph, e, w, delta, lam, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
-        assert d["status"] == "certified" and d["grad_norm"] <= 1e-10 and d["lam_min_hessian"] >= -1e-6
+        assert d["status"] == "stationary" and d["grad_norm"] <= 1e-10 and d["lam_min_hessian"] >= -1e-6
+        assert d["stationary"] and d["monotone"] and d["certified"]
         sigma, m = d["x"][r:], d["x"][:r]
         assert float(sigma.abs().max()) <= 1e-6 and float(sigma.abs().max()) <= d["sigma_bound"] * (1 + 1e-6)
+        c0 = float(smoothed_cut(V, e, w, torch.zeros(r, **F64), torch.ones(r, **F64), delta))
+        assert d["objective_start"] == pytest.approx(-c0 / graph.abs_total + lam * r, rel=1e-12)
+        assert d["objective_end"] == d["history"]["objective"][-1] < d["objective_start"]
         cut = float(graph.cut(torch.where(V @ m >= 0, 1.0, -1.0).to(V.dtype)))
-        assert cut >= d["start_smoothed_cut"] - lam * graph.abs_total * r
-        assert d["history"]["objective"][-1] < d["history"]["objective"][0]
+        assert d["cut"] == cut and d["bound"] == pytest.approx(c0 - lam * graph.abs_total * r, rel=1e-12)
+        assert cut >= d["bound"]
+
+
+def _margin_hyperplane_below(V, graph, bound, delta, seed):
+    """A hyperplane m with every node at least 2δ from it (a random direction, scaled) whose cut is below
+    ``bound``: the first of the seed's draws that cuts less."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(100):
+        m = torch.randn(V.shape[1], generator=gen, **F64)
+        m = m * (2 * delta / float((V @ m).abs().min()))
+        cut = float(graph.cut(sign(V @ m)))
+        if cut < bound:
+            return m, cut
+    raise AssertionError("no random hyperplane cuts below the bound")
+
+
+def test_a_flat_hyperplane_below_the_bound_is_stationary_but_not_certified(small_sdp):
+    """At σ = 0 with every node at least δ from the plane, F = −cut/W is locally constant: ∇F = 0 and λ_min(∇²F) =
+    0, so the second-order test passes whatever the hyperplane cuts. The theorem's chain rejects one that cuts
+    below the bound: there F > F(0, 1) (F ≤ F(0, 1) ⇔ cut ≥ C_δ(0, 1) − λWr), even with a monotone descent
+    claimed."""
+    V, e, w = small_sdp
+    n, r = V.shape
+    graph, delta, lam = Graph(n, e.numpy(), w.numpy(), "cpu"), 0.03, 1e-4
+    total = graph.abs_total
+    f0, _, _, c0 = objective(V, e, w, torch.cat([torch.zeros(r, **F64), torch.ones(r, **F64)]), delta, lam, total)
+    bound = float(c0) - lam * total * r
+    m, cut = _margin_hyperplane_below(V, graph, bound, delta, seed=0)
+    x = torch.cat([m, torch.zeros(r, **F64)])
+    st = stationarity(V, e, w, x, delta, lam, total)
+    assert st["stationary"] and st["grad_norm"] == 0.0 and abs(st["lam_min_hessian"]) <= 1e-15
+    f = float(objective(V, e, w, x, delta, lam, total)[0])
+    assert f == pytest.approx(-cut / total, rel=1e-14) and f > float(f0)
+    chain = guarantee(V, graph, m, lam, float(c0), float(f0), f, monotone=True)
+    assert chain["cut"] == cut < chain["bound"] == pytest.approx(bound, rel=1e-14)
+    assert not chain["descended"] and not chain["cut_at_least_bound"] and not chain["certified"]
+
+
+def test_monotone_is_what_the_accepted_steps_did(small_sdp, monkeypatch):
+    """``monotone`` is recorded as each step is accepted: a descent one of whose accepted steps goes uphill (the
+    third is replaced by its reverse) is not certified, though it ends where F is lower and the cut above the
+    bound."""
+    V, e, w = small_sdp
+    n, r = V.shape
+    graph, armijo, calls = Graph(n, e.numpy(), w.numpy(), "cpu"), theorem._armijo, []
+
+    def uphill_once(V, edges, weights, x, f, g, eta, delta, lam, total, c):
+        calls.append(1)
+        if len(calls) != 3:
+            return armijo(V, edges, weights, x, f, g, eta, delta, lam, total, c)
+        fy, gy, _, cy = objective(V, edges, weights, x + 1e-2 * g, delta, lam, total)
+        return x + 1e-2 * g, fy, gy, cy, eta
+    monkeypatch.setattr(theorem, "_armijo", uphill_once)
+    d = descend(V, graph, e, w, 0.1, 1e-3, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
+    assert d["history"]["objective"][2] > d["history"]["objective"][1]
+    assert d["objective_end"] < d["objective_start"] and d["cut"] >= d["bound"] and d["stationary"]
+    assert not d["monotone"] and not d["certified"]
 
 
 def test_the_closed_form_at_sigma_zero_is_the_quadratures_limit(small_sdp):
     """At (m, σ → 0), away from the kinks at ±δ: the quadrature's gradient and Hessian approach the closed form the
-    certificate uses at σ = 0 — the cross block as σ (it is σ_k ∂(∂²F/∂m_k²)/∂m_l), the rest as σ²."""
+    stationarity check uses at σ = 0 — the cross block as σ (it is σ_k ∂(∂²F/∂m_k²)/∂m_l), the rest as σ²."""
     from MAXCUT.theorem import deterministic_derivatives
     V, e, w = small_sdp
     r, total = V.shape[1], float(w.abs().sum())

@@ -1,5 +1,5 @@
-"""``--experiment theorem`` (Theorem 5.2 at certified points): what its results say on the authors' graph, and the
-command line's refusals and interrupt rule."""
+"""``--experiment theorem`` (Theorem 5.2 with its own algorithm): what its results say on the authors' graph — the
+end points' stationarity and the theorem's chain —, and the command line's refusals and interrupt rule."""
 import json
 import os
 
@@ -9,22 +9,30 @@ from MAXCUT import theorem
 from MAXCUT.tests.test_run import QUICK, assert_plot_only_redraws, exits, signal_in
 from MAXCUT.main import main
 
-KEYS = ("sigma_max", "sigma_over_m", "cut", "gw_expectation", "bound", "grad_norm", "lam_min_hessian")
+KEYS = ("sigma_max", "sigma_over_m", "cut", "gw_expectation", "bound", "grad_norm", "lam_min_hessian",
+        "objective_start", "monotone", "objective_end", "certified", "stationary")
 
 
-def test_certified_points_on_the_authors_graph(tmp_path):
-    """Every (δ, λ) of the default grid on the authors' G(15, 0.6) with real SDP vectors: a certified point,
-    σ optimised away, the lemma's identity to rounding, and the cut above the theorem's bound."""
+def test_the_theorems_chain_on_the_authors_graph(tmp_path):
+    """Every (δ, λ) of the default grid on the authors' G(15, 0.6) with real SDP vectors: a stationary point, σ
+    optimised away, the lemma's identity to rounding; and the guarantee chain, reported per point: F starts at
+    F(0, 1) = −C_δ(0, 1)/W + λr (C_δ(0, 1) = GW expectation − smoothing loss), every accepted step lowers it, it
+    ends lower, and the cut of sign(Vm) is at least the theorem's bound: certified."""
     out = tmp_path / "out"
     main(["--experiment", "theorem", "--no-progress", "--out-dir", str(out)])
     res = json.load(open(out / "results.json"))
     assert res["exact"] == 41 and res["gw_expectation"] >= res["gw_ratio_bound"] and len(res["points"]) == 4
+    r, total = res["rank"], res["total_weight"]
     for p in res["points"]:
         assert all(k in p for k in KEYS)
-        assert p["status"] == "certified" and p["grad_norm"] <= 1e-9 and p["lam_min_hessian"] >= -1e-6
+        assert p["status"] == "stationary" and p["stationary"]
+        assert p["grad_norm"] <= 1e-9 and p["lam_min_hessian"] >= -1e-6
         assert p["sigma_max"] <= 1e-6 and p["sigma_over_m"] <= 1e-6 and p["sigma_max"] <= p["sigma_bound"] * 1.001
         assert p["stein_residual"] <= 1e-12 and p["cut"] >= p["bound"] and p["cut"] <= res["exact"]
         assert p["bound"] == pytest.approx(p["gw_expectation"] - p["smoothing_loss"] - p["allowance"], rel=1e-12)
+        start = -(p["gw_expectation"] - p["smoothing_loss"]) / total + p["lam"] * r
+        assert p["objective_start"] == pytest.approx(start, rel=1e-12)
+        assert p["monotone"] and p["objective_end"] < p["objective_start"] and p["certified"]
     assert {"theorem_cut.png", "theorem_sigma.png", "history.npz"} <= set(os.listdir(out))
     assert_plot_only_redraws(out)
 
