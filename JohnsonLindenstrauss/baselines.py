@@ -1,14 +1,22 @@
-"""The standard projections the learned one is compared with (Section 5.2): Gaussian matrices (mean and best of
-many draws), Gaussian matrices with orthonormalised rows, scikit-learn's sparse random projections and PCA,
-and the JL bound on the dimension.
+"""The standard projections the learned one is compared with (Section 5.2), each at its fixed scale and at its
+best scalar: Gaussian matrices (mean and best of many draws), Gaussian matrices with orthonormalised rows,
+scikit-learn's sparse random projections, the top-k right singular vectors of the uncentred targets (the linear
+map that keeps most of their squared norm) and scikit-learn's (centred) PCA; and the JL bound on the dimension.
+
+A map P and a scalar c give distortions |c‖P t‖² − 1|; over the targets the best c is 2/(q_min + q_max) for
+q = ‖P t‖², giving (q_max − q_min)/(q_max + q_min) (:func:`best_scale`). The learned matrix fits its own scale, so
+every baseline is reported at that best scalar -- fitted on the training targets, and applied unchanged to
+held-out ones -- beside its fixed scale (E‖A t‖² = k for the random ones; mean ‖P t‖² = 1 on the training targets
+for PCA and SVD).
 """
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
 from JohnsonLindenstrauss.sampler import GaussianSampler
-from JohnsonLindenstrauss.targets import Targets, _sq_norms
+from JohnsonLindenstrauss.targets import Targets
 
 
 def jl_min_dim(n, eps=0.1):
@@ -17,30 +25,74 @@ def jl_min_dim(n, eps=0.1):
     return int(johnson_lindenstrauss_min_dim(n, eps=eps))
 
 
+@dataclasses.dataclass
+class Points:
+    """The base points ``X: (N, d)`` every baseline maps (training rows first, then held-out ones), the training
+    targets with the columns of ``A Xᵀ`` they are built from, and the held-out targets (or None) with theirs."""
+    X: torch.Tensor
+    train: Targets
+    train_cols: slice
+    held: Targets | None = None
+    held_cols: slice | None = None
+
+
+def best_scale(q):
+    """``q = ‖P t‖²: (..., m)`` -> the scalar ``s`` on ``‖P t‖²`` minimising ``max_t |s q_t − 1|`` and that
+    minimum, each ``(...)``: ``s = 2/(q_min + q_max)``, value ``(q_max − q_min)/(q_max + q_min)``. A map sending
+    every target to 0 keeps ``s = 1`` (distortion 1)."""
+    lo, hi = q.amin(-1), q.amax(-1)
+    zero = hi <= 0
+    s = torch.where(zero, torch.ones_like(hi), 2 / torch.where(zero, torch.ones_like(hi), lo + hi))
+    return s, torch.where(zero, torch.ones_like(hi), (hi - lo) / torch.where(zero, torch.ones_like(hi), lo + hi))
+
+
+def score(Y, pts: Points, k):
+    """Max distortions of maps whose images of ``pts.X`` are ``Y: (c, k', N)``, with ``‖A t‖²/k`` their ratio:
+    ``{"fixed", "scaled"}`` on the training targets and, with a holdout, ``{"held_fixed", "held_scaled"}`` on the
+    held-out ones (``scaled``: each map's best scalar on the training targets), each ``(c,)``."""
+    q = pts.train.ratios(Y[..., pts.train_cols], k)
+    s, scaled = best_scale(q)
+    out = {"fixed": (q - 1).abs().amax(-1), "scaled": scaled}
+    if pts.held is not None:
+        qh = pts.held.ratios(Y[..., pts.held_cols], k)
+        out |= {"held_fixed": (qh - 1).abs().amax(-1), "held_scaled": (s[:, None] * qh - 1).abs().amax(-1)}
+    return out
+
+
 def _chunks(total, size):
     for a in range(0, total, size):
         yield a, min(size, total - a)
 
 
-@torch.no_grad()
-def gaussian_baseline(targets: Targets, k, draws, generator, chunk=50):
-    """Max distortion over the targets of ``draws`` standard Gaussian matrices, one per draw: ``(draws,)``."""
-    sampler = GaussianSampler(targets.X)
-    out = [targets.distortions(sampler.sample(c, k, generator), k).amax(-1) for _, c in _chunks(draws, chunk)]
-    return torch.cat(out).cpu().numpy()
+def _cat(parts):
+    return {key: torch.cat([p[key] for p in parts]).cpu().numpy() for key in parts[0]}
 
 
 @torch.no_grad()
-def orthogonal_baseline(targets: Targets, k, draws, generator, chunk=50):
-    """Gaussian matrices with orthonormalised rows, scaled by ``sqrt(d)`` (so ``E‖A t‖² = k``): max distortion
-    per draw ``(draws,)``."""
-    d, X = targets.X.shape[1], targets.X
+def gaussian_baseline(pts: Points, k, draws, generator, chunk=50):
+    """:func:`score` of ``draws`` standard Gaussian matrices (one per draw), each an array ``(draws,)``."""
+    sampler = GaussianSampler(pts.X)
+    return _cat([score(sampler.sample(c, k, generator), pts, k) for _, c in _chunks(draws, chunk)])
+
+
+@torch.no_grad()
+def orthogonal_baseline(pts: Points, k, draws, generator, chunk=50):
+    """Gaussian matrices with orthonormalised rows, scaled by ``sqrt(d)`` (so ``E‖A t‖² = k``): :func:`score`
+    per draw."""
+    d, X = pts.X.shape[1], pts.X
     out = []
     for _, c in _chunks(draws, chunk):
         G = torch.randn(c, d, k, generator=generator, dtype=X.dtype, device=X.device)
         Q = torch.linalg.qr(G).Q.transpose(1, 2) * math.sqrt(d)          # (c, k, d), orthogonal rows
-        out.append(targets.distortions(Q @ X.T, k).amax(-1))
-    return torch.cat(out).cpu().numpy()
+        out.append(score(Q @ X.T, pts, k))
+    return _cat(out)
+
+
+@torch.no_grad()
+def matrices_baseline(Ps, pts: Points):
+    """:func:`score` of given maps ``Ps: (c, k, d)`` (already scaled: the ratio is ``‖P t‖²``)."""
+    P = torch.as_tensor(np.asarray(Ps), dtype=pts.X.dtype, device=pts.X.device)
+    return _cat([score(P @ pts.X.T, pts, 1)])
 
 
 def _dense(P):
@@ -57,15 +109,28 @@ def sparse_projections(X_train, k, draws, seed):
             for s in range(draws)]
 
 
+def _unit_mean_square(P, targets: Targets):
+    """``P`` scaled so the mean ``‖P t‖²`` over the targets is 1 (their mean for unit vectors)."""
+    Y = torch.as_tensor(P, dtype=targets.X.dtype, device=targets.X.device) @ targets.X.T
+    return P / math.sqrt(float(targets.ratios(Y, 1).mean()))
+
+
+def svd_projection(k, targets: Targets):
+    """The top-k right singular vectors of the uncentred training targets (for pairs, of their normalised
+    differences) as rows ``(k, d)``: among rank-k orthogonal projections, the one keeping the most of
+    ``Σ_t ‖P t‖²``. Scaled to unit mean square (its fixed scale)."""
+    w, V = torch.linalg.eigh(targets.second_moment())                 # ascending eigenvalues
+    P = V[:, -k:].flip(1).T.cpu().numpy()
+    return _unit_mean_square(P, targets)
+
+
 def pca_projection(X_train, k, targets: Targets):
-    """scikit-learn ``PCA(k)`` fitted on the training points; its components as a linear map, scaled so the
-    mean squared norm of the training targets is kept (1, as they are unit vectors)."""
+    """scikit-learn ``PCA(k)`` fitted on the training points (which it centres: the mean direction is lost), its
+    components as a linear map on the uncentred targets, scaled to unit mean square."""
     from sklearn.decomposition import PCA
     import warnings
     X = np.asarray(X_train)
     with warnings.catch_warnings():     # data with no variance (e.g. d = 1): the explained-variance ratio is 0/0,
         warnings.simplefilter("ignore", RuntimeWarning)       # which the components do not use
         P = PCA(n_components=min(k, *X.shape)).fit(X).components_
-    Y = torch.as_tensor(P, dtype=targets.X.dtype, device=targets.X.device) @ targets.X.T
-    msq = float(_sq_norms(targets, Y).mean())
-    return P / math.sqrt(msq)
+    return _unit_mean_square(P, targets)

@@ -3,16 +3,20 @@
 For each target (norms, pairwise distances) and each k of a grid: the learned mean matrix (the authors'
 objective, as in Fig. 7; the mean over ``--seeds`` runs, optimised as one batch, and the run best on the
 training targets), Gaussian matrices (mean and best of ``draws``), orthogonal projections, sparse random
-projections (scikit-learn), and PCA -- each baseline from its own random stream -- on the training targets and,
+projections (scikit-learn), the top-k SVD of the uncentred targets and centred PCA -- each baseline from its own
+random stream, at its fixed scale and at its best scalar (baselines.py) -- on the training targets and,
 when there is a holdout, on held-out ones. For each method, the smallest k of the grid whose max distortion is at
 most ε, beside the JL bound's k (scikit-learn's ``johnson_lindenstrauss_min_dim``).
 """
 import math
 
-METHODS = ("learned", "learned_best", "gaussian_best", "gaussian_mean", "orthogonal_mean", "sparse_mean", "pca")
+BASELINE_LABELS = {"gaussian_min": "Gaussian, best of N", "gaussian_mean": "Gaussian, mean",
+                   "orthogonal_mean": "orthogonal, mean", "sparse_mean": "sparse (scikit-learn), mean",
+                   "svd": "top-k SVD (uncentred)", "pca_centred": "PCA (centred)"}
+METHODS = ("learned", "learned_best", *BASELINE_LABELS, *(m + "_best_scale" for m in BASELINE_LABELS))
 LABELS = {"learned": "learned (derandomised), mean over seeds", "learned_best": "learned, best seed (on training)",
-          "gaussian_best": "Gaussian, best of N", "gaussian_mean": "Gaussian, mean",
-          "orthogonal_mean": "orthogonal, mean", "sparse_mean": "sparse (scikit-learn), mean", "pca": "PCA"}
+          **{m: f"{v}, fixed scale" for m, v in BASELINE_LABELS.items()},
+          **{m + "_best_scale": f"{v}, best scalar" for m, v in BASELINE_LABELS.items()}}
 
 
 def default_grid(d: int) -> list[int]:

@@ -14,12 +14,13 @@ def legend_outside(ax, **kw):
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, **kw)
 
 
-LEVEL_STYLES = [("k", "--"), ("C3", ":"), ("C4", "-."), ("C5", (0, (1, 3))), ("C2", (0, (5, 2, 1, 2)))]
+LEVEL_STYLES = [("k", "--"), ("C3", ":"), ("C3", "-"), ("C4", "-."), ("C5", (0, (1, 3))), ("C2", "-"),
+                ("C6", (0, (5, 2, 1, 2)))]
 
 
 def plot_distortion(sampled_max, mean_max, levels, target_label, holdout=None):
     """Max distortion per iteration of the sampled batch and of the mean matrix ``M``, against the baselines'
-    ``levels`` (``(label, value)``: Gaussian mean and best, orthogonal, sparse, PCA) and, given ``holdout =
+    ``levels`` (``(label, value)``: Gaussian mean and best, orthogonal, sparse, SVD, PCA) and, given ``holdout =
     (steps, values)``, ``M``'s max distortion on the held-out targets."""
     step = np.arange(1, len(sampled_max) + 1)
     fig, ax = plt.subplots(figsize=(7.5, 4))
@@ -49,26 +50,29 @@ def plot_sigma(sigma_max, objective="max"):
 
 
 def plot_ksweep(rows, targets, eps, jl_bound):
-    """Max distortion against k (log y), one panel per target: one curve per method, training targets solid and
-    held-out ones dashed, the ε line; the JL bound's k in the title (usually far beyond the grid). An exact
-    projection (distortion 0 up to rounding: PCA from k >= n, orthogonal at k = d) is drawn at the floor 1e-6,
-    which the axis labels as such."""
-    from JohnsonLindenstrauss.ksweep import LABELS, METHODS
-    fig, axes = plt.subplots(1, len(targets), figsize=(5.6 * len(targets), 4.2), squeeze=False)
+    """Max distortion against k (log y), one panel per target: one colour per method, each baseline at its best
+    scalar (solid) and its fixed scale (dotted), training targets with markers and held-out ones dashed, the ε
+    line; the JL bound's k in the title (usually far beyond the grid). An exact projection (distortion 0 up to
+    rounding: SVD and PCA from k >= rank, orthogonal at k = d) is drawn at the floor 1e-6, labelled as such."""
+    from JohnsonLindenstrauss.ksweep import BASELINE_LABELS, LABELS, METHODS
+    family = ["learned", "learned_best", *BASELINE_LABELS]
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.6 * len(targets), 4.6), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        for i, m in enumerate(METHODS):
+        for m in METHODS:
             pts = sorted((r["k"], r["max_distortion"], r["holdout_max_distortion"]) for r in rows
                          if r["target"] == target and r["method"] == m)
-            ks = [p[0] for p in pts]
-            ax.plot(ks, [max(p[1], 1e-6) for p in pts], marker="o", ms=3, color=f"C{i}", label=LABELS[m])
-            if all(p[2] is not None for p in pts):
-                ax.plot(ks, [max(p[2], 1e-6) for p in pts], ls="--", color=f"C{i}", lw=1)
+            ks, fixed = [p[0] for p in pts], m in BASELINE_LABELS
+            color = f"C{family.index(m.removesuffix('_best_scale'))}"
+            ax.plot(ks, [max(p[1], 1e-6) for p in pts], marker="" if fixed else "o", ms=3, color=color,
+                    ls=":" if fixed else "-", lw=0.9 if fixed else 1.4, label=LABELS[m])
+            if pts and all(p[2] is not None for p in pts) and not fixed:
+                ax.plot(ks, [max(p[2], 1e-6) for p in pts], ls="--", color=color, lw=0.9)
         ax.axhline(eps, color="k", lw=0.8, ls=":", label=f"ε = {eps:g}")
         ax.axhline(1e-6, color="0.6", lw=0.6)
         ax.text(0.02, 1.3e-6, "exact (≤ 1e-6)", fontsize=7, color="0.4", ha="left", transform=ax.get_yaxis_transform())
         held = any(r["holdout_max_distortion"] is not None for r in rows)
         ax.set(xscale="log", yscale="log", xlabel="target dimension k",
-               ylabel="max distortion" + (" (dashed: held-out)" if held else ""),
+               ylabel="max distortion" + (" (dashed: held-out, best scalar)" if held else ""),
                title=f"{target} (JL bound: k ≥ {jl_bound})")
     legend_outside(axes[0][-1])
     fig.tight_layout()
@@ -88,6 +92,7 @@ def plot_theorem(max_distortion, sigma_max, objective, eps, allowance, holdout):
     a1.set(xlabel="gradient step", ylabel="max distortion of $M$", xscale="log", yscale="log")
     a2.plot(step, np.where(sigma_max > 0, sigma_max, np.nan), color="C2", label=r"$\max_{ij} |\sigma_{ij}|$")
     a2.plot(step, np.where(objective > 0, objective, np.nan), color="C4", label="objective (union bound + penalty)")
+    a2.axhline(1.0, color="C4", ls=":", lw=1, label="1: below it at σ = 0, every distortion is below ε + τ")
     a2.set(xlabel="gradient step", ylabel="value", xscale="log", yscale="log")
     for ax in (a1, a2):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)

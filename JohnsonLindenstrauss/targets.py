@@ -89,6 +89,24 @@ class Targets:
         i, j = (at, at) if self.pairs is None else (at // n, at % n)
         return value, b, i, j, up.to(Y.dtype) * 2 - 1
 
+    def ratios(self, Y: torch.Tensor, k: int) -> torch.Tensor:
+        """``‖A t‖²/k`` of the targets only, from ``Y = A Xᵀ: (..., k, n)`` -> ``(..., len(self))``."""
+        if self.pairs is None:
+            return (Y * Y).sum(-2) / k
+        G = Y.transpose(-1, -2) @ Y
+        g = torch.diagonal(G, dim1=-2, dim2=-1)
+        sq = (g[..., :, None] + g[..., None, :] - 2 * G) * self.inv_sq / k
+        return sq.flatten(-2)[..., self.flat]
+
+    def second_moment(self) -> torch.Tensor:
+        """``Σ_t t tᵀ: (d, d)`` over the targets: ``XᵀX`` for norms; for pairs ``Xᵀ L X`` with L the Laplacian of
+        the pair weights 1/‖x_i − x_j‖², never forming the differences."""
+        if self.pairs is None:
+            return self.X.T @ self.X
+        W = self.inv_sq * self.mask
+        W = W + W.T
+        return self.X.T @ ((torch.diag(W.sum(1)) - W) @ self.X)
+
     def values(self, Y: torch.Tensor, k: int) -> torch.Tensor:
         """Distortions of the targets only: ``(..., len(self))``."""
         D = self.distortions(Y, k)
@@ -121,14 +139,6 @@ def holdout_pairs(n_train, n_holdout):
 def distortion(AT: torch.Tensor, k: int) -> torch.Tensor:
     """``|‖A t‖² / k − 1|`` from ``AT = A tᵀ: (..., k, m)`` for unit ``t`` -> ``(..., m)``."""
     return ((AT * AT).sum(-2) / k - 1.0).abs()
-
-
-def _sq_norms(targets: Targets, Y):
-    """``‖P t‖²`` of every target from ``Y = P Xᵀ``."""
-    if targets.pairs is None:
-        return (Y * Y).sum(0)
-    i, j = targets.pairs[:, 0], targets.pairs[:, 1]
-    return ((Y[:, i] - Y[:, j]) ** 2).sum(0) * targets.inv_sq[i, j]
 
 
 def matrix_distortion(P: np.ndarray, targets: Targets) -> float:
