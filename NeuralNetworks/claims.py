@@ -7,11 +7,12 @@ teacher's subspace span(U), for (a) any size and depth, (b) all parameters train
 Each row changes one thing from a base setting (two-layer, width 256, smooth ReLU, MSE, PGD, λ = 1e-4, bias
 trained, second layer fixed as in Fig. 3); every row runs over several seeds. Rows of the same architecture
 and all their seeds train as one batched computation. Reported per row (mean ± sd over seeds): the ratio
-``‖W⊥‖_F/‖W‖_F`` at init and end, ``‖W⊥‖_F`` at the end against what the regulariser alone would leave
-with the same optimiser (``(1 − lr λ)^T ‖W⊥(0)‖_F`` for GD/PGD), the stable rank ``‖W‖_F²/‖W‖_2²``
-against k, and the test MSE.
+``‖W⊥‖_F/‖W‖_F`` at init and end, ``‖W⊥‖_F`` at the end against its null -- the same optimiser from the same
+state and data with the first layer's loss gradient projected onto span(U), trained in the same batch
+(``(1 − lr λ)^T ‖W⊥(0)‖_F`` for GD/PGD without kicks; simulated for every row) --, the stable rank
+``‖W‖_F²/‖W‖_2²`` against k, and the test MSE.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -58,94 +59,114 @@ ROWS = [
 ]
 
 
-def run_group(rows, seeds, d, k, steps, lr, device, progress=False):
-    """Train every (row, seed) of rows that share one architecture as one batch. Returns one dict per row
-    with per-seed arrays and the ‖W⊥‖ history."""
+def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="adam"):
+    """Train every (row, seed) of rows that share one architecture as one batch, with the runs' nulls (the same
+    run with the loss's gradient on W⊥ removed, :func:`null_config`) in the same batch: those of Adam, which has
+    no closed form (``simulate='all'``: every run's). A (P)GD null not simulated is :func:`gd_null`, which the
+    simulated one equals while no kick fires (tested). Returns one dict per row with per-seed arrays and the
+    ‖W⊥‖ histories of the runs and their nulls."""
     s0 = rows[0].setting
     runs = [(r, s) for r in rows for s in seeds]
-    gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + TRAIN_SEED_OFFSET) for _, s in runs]
+    n = len(runs)
+    sim = [i for i, (r, _) in enumerate(runs) if simulate == "all" or r.setting["optimizer"] == "adam"]
+    # a null draws from a generator of its run's seed: the same init and the same minibatches
+    gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * runs[i][1] + TRAIN_SEED_OFFSET)
+            for i in list(range(n)) + sim]
     U = make_subspace(d, k, torch.Generator(device=device).manual_seed(SUBSPACE_SEED), device)
     teacher = Teacher(U)
     parts = [init_student(1, d, s0["width"], s0["depth"], g, device=device) for g in gens]
     student = type(parts[0])([torch.cat(ws) for ws in zip(*[p.weights for p in parts])],
                              [torch.cat(bs) for bs in zip(*[p.biases for p in parts])],
                              torch.cat([p.a for p in parts]))
-    st = [r.setting for r, _ in runs]
-    cfg = TrainConfig(steps=steps, lr=[ADAM_LR if x["optimizer"] == "adam" else lr for x in st],
-                      lr_bias=[ADAM_LR if x["optimizer"] == "adam" else lr for x in st],
-                      lr_out=[ADAM_LR if x["optimizer"] == "adam" else lr / x["width"] for x in st],
-                      lam=[x["lam"] for x in st], optimizer=[x["optimizer"] for x in st],
-                      loss=[x["loss"] for x in st], freeze_bias=[x["freeze_bias"] for x in st],
-                      train_out=[x["train_out"] for x in st])
-    W0 = student.W.clone()
-    hist = train(student, teacher, cfg, gens, progress=progress)
+    cfg = run_config([r.setting for r, _ in runs], steps, lr)
+    hist = train(student, teacher, null_config(cfg, sim), gens, progress=progress)
     test_gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + TEST_SEED_OFFSET) for _, s in runs]
-    mse = test_mse(student, teacher, 10_000, test_gens)
-    W = student.W
-    decay = decay_only(W0, U, cfg, steps)
-    perp_end = perp_norm(W, U).cpu().numpy()
-    ratio = hist["perp_norm"] / hist["w_norm"]
-    srank = stable_rank(W).cpu().numpy()
+    mse = test_mse(_runs(student, slice(0, n)), teacher, 10_000, test_gens)
+    perp_end, srank = perp_norm(student.W, U).cpu().numpy(), stable_rank(student.W).cpu().numpy()
+    perp = hist["perp_norm"]
+    null_hist = gd_null(perp[0, :n], np.array(cfg.lr), np.array(cfg.lam), hist["step"][:, None])
+    null_hist[:, sim] = perp[:, n:]
+    ratio = perp / hist["w_norm"]
     out = []
     for i, row in enumerate(rows):
         sl = slice(i * len(seeds), (i + 1) * len(seeds))
         out.append({"row": row, "ratio_init": ratio[0, sl], "ratio_final": ratio[-1, sl], "perp_final": perp_end[sl],
-                    "perp_init": hist["perp_norm"][0, sl], "decay_only": decay[sl], "stable_rank": srank[sl],
-                    "test_mse": mse[sl], "step": hist["step"], "perp_history": hist["perp_norm"][:, sl],
-                    "interrupted": hist["interrupted"]})
+                    "perp_init": perp[0, sl], "null": null_hist[-1, sl], "stable_rank": srank[sl],
+                    "test_mse": mse[sl], "step": hist["step"], "perp_history": perp[:, sl],
+                    "null_history": null_hist[:, sl], "null_simulated": np.isin(np.arange(n)[sl], sim),
+                    "null_kicks": _null_kicks(hist["perturbations"], n, sim)[sl], "interrupted": hist["interrupted"]})
     return out
 
 
-@torch.no_grad()
-def decay_only(W0, U, cfg: TrainConfig, steps):
-    """``‖W⊥‖_F`` that the regulariser alone would leave after ``steps``: the same optimiser run on
-    ``λ/2 ‖W‖²`` with the loss switched off, from the same initial ``W0: (R, h, d)``. For (P)GD this is
-    ``(1 − lr λ)^T ‖W⊥(0)‖``; for Adam it is simulated (its normalised steps shrink every entry by about
-    ``lr`` per step, far faster than ``lr λ`` -- so Adam's coupled weight decay is not 'tiny λ')."""
-    R = W0.shape[0]
-    lam = torch.tensor(cfg.lam, dtype=W0.dtype, device=W0.device).view(-1, 1, 1)
-    lr = torch.tensor(cfg.lr, dtype=W0.dtype, device=W0.device).view(-1, 1, 1)
-    adam = torch.tensor([o == "adam" for o in cfg.optimizer], device=W0.device)
-    out = (1 - lr * lam).view(-1) ** steps * perp_norm(W0, U)
-    if adam.any():
-        W, m, v = W0[adam].clone(), torch.zeros_like(W0[adam]), torch.zeros_like(W0[adam])
-        la, ra = lam[adam], lr[adam]
-        for t in range(steps):
-            g = la * W
-            m.mul_(0.9).add_(g, alpha=0.1)
-            v.mul_(0.999).addcmul_(g, g, value=0.001)
-            W -= ra * (m / (1 - 0.9 ** (t + 1))) / ((v / (1 - 0.999 ** (t + 1))).sqrt() + 1e-8)
-        out[adam] = perp_norm(W, U)
-    return out.cpu().numpy() if R else out
+def _null_kicks(perturbations, n, sim):
+    """PGD kicks of each run's null ``(n,)``: counted where simulated, 0 for a closed-form one."""
+    out = np.zeros(n, dtype=np.int64)
+    out[sim] = perturbations[n:]
+    return out
 
 
-def run_claims(seeds, d, k, steps, lr, device, progress=False, rows=ROWS):
-    """Every row, grouped by architecture; results in the order of ``rows``."""
+def run_config(settings, steps, lr):
+    """The ``TrainConfig`` of a batch of runs, one row setting each (Adam at ``ADAM_LR``; a trained second layer
+    at ``lr / width``)."""
+    adam = [x["optimizer"] == "adam" for x in settings]
+    return TrainConfig(steps=steps, lr=[ADAM_LR if a else lr for a in adam],
+                       lr_bias=[ADAM_LR if a else lr for a in adam],
+                       lr_out=[ADAM_LR if a else lr / x["width"] for a, x in zip(adam, settings)],
+                       lam=[x["lam"] for x in settings], optimizer=[x["optimizer"] for x in settings],
+                       loss=[x["loss"] for x in settings], freeze_bias=[x["freeze_bias"] for x in settings],
+                       train_out=[x["train_out"] for x in settings])
+
+
+def null_config(cfg: TrainConfig, which) -> TrainConfig:
+    """``cfg``'s R runs followed by the nulls of the runs ``which``: the same optimiser, settings and data, with
+    the first layer's loss gradient projected onto span(U) (``span_only``), so that only the optimiser's own
+    terms -- the regulariser, Adam's normalisation, PGD's kicks -- act on W⊥. For GD, and PGD while no kick
+    fires, the null is ``(1 − lr λ)^t ‖W⊥(0)‖`` (:func:`gd_null`); for Adam there is no closed form."""
+    per_run = {f: getattr(cfg, f) for f in ("lr", "lr_bias", "lr_out", "lam", "optimizer", "loss", "freeze_bias",
+                                            "train_out")}
+    R = len(cfg.lam)
+    return replace(cfg, **{f: list(v) + [v[i] for i in which] for f, v in per_run.items()},
+                   span_only=[False] * R + [True] * len(which))
+
+
+def _runs(student, sl):
+    """The runs ``sl`` of a batched student (views)."""
+    return type(student)([w[sl] for w in student.weights], [b[sl] for b in student.biases], student.a[sl],
+                         student.activation)
+
+
+def gd_null(perp0, lr, lam, steps):
+    """The null of (P)GD without kicks in closed form: ``(1 − lr λ)^t ‖W⊥(0)‖`` (arrays broadcast)."""
+    return (1 - np.asarray(lr) * np.asarray(lam)) ** steps * np.asarray(perp0)
+
+
+def run_claims(seeds, d, k, steps, lr, device, progress=False, rows=ROWS, simulate="adam"):
+    """Every row, grouped by architecture; results in the order of ``rows`` (``simulate``: see :func:`run_group`)."""
     groups = {}
     for r in rows:
         groups.setdefault((r.setting["width"], r.setting["depth"]), []).append(r)
     results = {}
     for grp in groups.values():
-        for res in run_group(grp, seeds, d, k, steps, lr, device, progress):
+        for res in run_group(grp, seeds, d, k, steps, lr, device, progress, simulate):
             results[res["row"].name] = res
     return [results[r.name] for r in rows]
 
 
 def verdict(res):
-    """What drives the collapse of ``W⊥``, by a stated rule on the means over seeds, against what the
-    regulariser alone would leave with the same optimiser (:func:`decay_only`):
+    """What drives the collapse of ``W⊥``, by a stated rule on the means over seeds of the final ``‖W⊥‖`` against
+    its null (the same optimiser from the same state without the loss's gradient on W⊥, :func:`null_config`):
 
-    * 'loss' -- the final ``‖W⊥‖`` is below half of the regulariser-alone value;
-    * 'regulariser' -- otherwise, when the regulariser alone shrinks ``‖W⊥‖`` by more than 5% and the final
-      value is at most 1.05x its prediction, or has halved (the loss adds little, or holds some of ``W⊥``
-      back from where decay alone would take it);
-    * 'no' -- neither: no collapse at this budget (e.g. λ = 0 and the loss does not shrink ``W⊥``)."""
-    final, alone, init = (float(np.mean(res[key])) for key in ("perp_final", "decay_only", "perp_init"))
-    q = final / max(alone, 1e-300)
-    shrink = alone / init
-    if q < 0.5:
+    * 'loss' -- the final ``‖W⊥‖`` is below half of the null;
+    * 'loss opposes' -- it is above the null: the loss holds W⊥ back from where the optimiser alone takes it;
+    * 'regulariser' -- otherwise (between half the null and the null), when the null itself shrinks ``‖W⊥‖`` by
+      more than 5%: the optimiser's own terms do the collapse, the loss adds less than half;
+    * 'no' -- neither: the null does not shrink and the loss does not halve it (e.g. λ = 0 under GD)."""
+    final, null, init = (float(np.mean(res[key])) for key in ("perp_final", "null", "perp_init"))
+    if final < 0.5 * null:
         return "loss"
-    return "regulariser" if shrink < 0.95 and (q <= 1.05 or final < 0.5 * init) else "no"
+    if final > null:
+        return "loss opposes"
+    return "regulariser" if null < 0.95 * init else "no"
 
 
 def _ms(a, fmt="{:.3f}"):
@@ -159,7 +180,7 @@ def table_rows(results, k):
         r = res["row"]
         out.append({"row": r.name, "claim": r.claim, "paper": r.statement,
                     "ratio_init": _ms(res["ratio_init"]), "ratio_final": _ms(res["ratio_final"]),
-                    "perp_final": _ms(res["perp_final"], "{:.2f}"), "decay_only": _ms(res["decay_only"], "{:.2f}"),
+                    "perp_final": _ms(res["perp_final"], "{:.2f}"), "null": _ms(res["null"], "{:.2f}"),
                     "stable_rank": _ms(res["stable_rank"], "{:.2f}") + f" (k = {k})",
                     "test_mse": _ms(res["test_mse"], "{:.4f}"), "verdict": verdict(res)})
     return out
@@ -167,7 +188,7 @@ def table_rows(results, k):
 
 COLUMNS = [("row", "row"), ("claim", "claim"), ("paper", "paper's statement"),
            ("ratio_init", "‖W⊥‖/‖W‖ init"), ("ratio_final", "‖W⊥‖/‖W‖ end"), ("perp_final", "‖W⊥‖_F end"),
-           ("decay_only", "regulariser alone (same optimiser)"), ("stable_rank", "stable rank"), ("test_mse", "test MSE"),
+           ("null", "null: same optimiser, loss gradient on W⊥ removed"), ("stable_rank", "stable rank"), ("test_mse", "test MSE"),
            ("verdict", "what drives the collapse")]
 
 
@@ -183,11 +204,12 @@ def to_csv(results):
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["row", "claim", "seed_index", "ratio_init", "ratio_final", "perp_init", "perp_final",
-                "decay_only", "stable_rank", "test_mse", "verdict"])
+                "null", "null_simulated", "null_kicks", "stable_rank", "test_mse",
+                "verdict"])
     for res in results:
         for i in range(len(res["ratio_init"])):
-            dec = f"{res['decay_only'][i]:.6g}"
             w.writerow([res["row"].name, res["row"].claim, i, f"{res['ratio_init'][i]:.6g}",
                         f"{res['ratio_final'][i]:.6g}", f"{res['perp_init'][i]:.6g}", f"{res['perp_final'][i]:.6g}",
-                        dec, f"{res['stable_rank'][i]:.6g}", f"{res['test_mse'][i]:.6g}", verdict(res)])
+                        f"{res['null'][i]:.6g}", bool(res["null_simulated"][i]), int(res["null_kicks"][i]),
+                        f"{res['stable_rank'][i]:.6g}", f"{res['test_mse'][i]:.6g}", verdict(res)])
     return buf.getvalue()

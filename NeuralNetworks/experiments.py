@@ -206,11 +206,11 @@ def run_claims(cfg: ClaimsConfig, folder, device, progress=True) -> dict:
         f.write(claims.to_csv(results))
     np.savez_compressed(os.path.join(folder, "claims_history.npz"),
                         **{f"{key}_{i}": r[name] for i, r in enumerate(results)
-                           for key, name in (("step", "step"), ("perp", "perp_history"))})
+                           for key, name in (("step", "step"), ("perp", "perp_history"), ("null", "null_history"))})
     res = {"d": cfg.d, "k": cfg.k, "steps": cfg.steps, "seeds": cfg.seeds, "lr": cfg.lr,
            "rows": [{"row": r["row"].name, "claim": r["row"].claim, "setting": r["row"].setting,
                      "ratio_init": r["ratio_init"], "ratio_final": r["ratio_final"], "perp_init": r["perp_init"],
-                     "perp_final": r["perp_final"], "decay_only": r["decay_only"], "stable_rank": r["stable_rank"],
+                     "perp_final": r["perp_final"], "null": r["null"], "stable_rank": r["stable_rank"],
                      "test_mse": r["test_mse"], "verdict": claims.verdict(r)} for r in results],
            "interrupted": any(r["interrupted"] for r in results)}
     draw_claims(folder, res)
@@ -224,8 +224,8 @@ def draw_claims(folder, res):
     rows = {r.name: r for r in ROWS}
     with np.load(os.path.join(folder, "claims_history.npz")) as h:
         results = [{"row": rows[r["row"]], "step": h[f"step_{i}"], "perp_history": h[f"perp_{i}"],
-                    "decay_only": np.asarray(r["decay_only"])} for i, r in enumerate(res["rows"])]
-    save_figure(plot_claims(results, res["lr"]), os.path.join(folder, "claims_perp"))
+                    "null_history": h[f"null_{i}"]} for i, r in enumerate(res["rows"])]
+    save_figure(plot_claims(results), os.path.join(folder, "claims_perp"))
 
 
 def summary_claims(res):

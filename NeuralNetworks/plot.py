@@ -92,9 +92,9 @@ def plot_fig2(lams, w_frozen, w_trained, activation):
     return fig
 
 
-def plot_claims(results, lr):
-    """One panel per row: ``‖W⊥‖_F`` against step (mean over seeds, band = min..max), with what the
-    regulariser alone would give dashed ((1 - lr lam)^t for GD/PGD; for Adam a cross at the end)."""
+def plot_claims(results):
+    """One panel per row: ``‖W⊥‖_F`` against step (mean over seeds, band = min..max), its null dashed (the same
+    optimiser without the loss's gradient on W⊥; claims.null_config)."""
     n = len(results)
     cols = 4
     rows = (n + cols - 1) // cols
@@ -104,39 +104,36 @@ def plot_claims(results, lr):
         h = res["perp_history"]
         ax.plot(x, h.mean(1), color="C0")
         ax.fill_between(x, h.min(1), h.max(1), color="C0", alpha=0.25, lw=0)
-        setting, row = res["row"].setting, res["row"]
-        if setting["optimizer"] == "adam":   # no closed form: the simulated end point only
-            ax.plot(x[-1], np.mean(res["decay_only"]), "kx", ms=6)
-        else:
-            ax.plot(x, (1 - lr * setting["lam"]) ** res["step"] * h[0].mean(), "k--", lw=0.8)
+        row = res["row"]
+        ax.plot(x, res["null_history"].mean(1), "k--", lw=0.8)
         ax.set(xscale="log", title=f"{row.claim} {row.name}" if row.claim.startswith("(") else row.name)
         ax.title.set_fontsize(8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.supylabel(r"$\|W_\perp\|_F$ (dashed / x: the regulariser alone)", fontsize=9)
+    fig.supylabel(r"$\|W_\perp\|_F$ (dashed: the null)", fontsize=9)
     fig.supxlabel("step + 1", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def plot_claims_end(rows):
-    """Per row of the claims grid: ``‖W⊥‖_F`` at the end of training against what the regulariser alone leaves
-    (means over seeds; a line joins the two), and at init. ``rows``: dicts with ``row``, ``claim``,
-    ``perp_init``, ``perp_final``, ``decay_only`` (per-seed lists)."""
+    """Per row of the claims grid: ``‖W⊥‖_F`` at the end of training against its null (the same optimiser
+    without the loss's gradient on W⊥; means over seeds; a line joins the two), and at init. ``rows``: dicts with
+    ``row``, ``claim``, ``perp_init``, ``perp_final``, ``null`` (per-seed lists)."""
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     end = np.array([np.mean(r["perp_final"]) for r in rows])
-    alone = np.array([np.mean(r["decay_only"]) for r in rows])
+    alone = np.array([np.mean(r["null"]) for r in rows])
     init = np.array([np.mean(r["perp_init"]) for r in rows])
     ax.hlines(y, np.minimum(end, alone), np.maximum(end, alone), color="0.7", lw=2)
     ax.scatter(init, y, marker="|", color="0.4", s=80, label="at init")
-    ax.scatter(alone, y, marker="s", color="k", s=22, label="the regulariser alone (same optimiser)")
+    ax.scatter(alone, y, marker="s", color="k", s=22, label="null: same optimiser, no loss gradient on W⊥")
     ax.scatter(end, y, marker="o", color="C0", s=26, label="end of training")
     ax.set_yticks(y, [f"{r['claim']} {r['row']}" if r["claim"].startswith("(") else r["row"] for r in rows],
                   fontsize=8)
     ax.set(xlabel=r"$\|W_\perp\|_F$ (mean over seeds)", xlim=(0, None),
-           title="claims grid: what the loss adds to the regulariser's collapse")
+           title="claims grid: what the loss adds to its null's collapse")
     ax.title.set_fontsize(9)
     legend_outside(ax)
     return fig

@@ -63,6 +63,8 @@ class TrainConfig:
     loss: str = "mse"
     freeze_bias: bool = False
     train_out: bool = False    # the paper's Fig. 3 keeps a fixed
+    span_only: bool = False    # the claims grid's null: the optimiser sees the first layer's loss gradient
+                               # projected onto span(U), G_W U Uᵀ -- the loss never acts on W⊥ (see _keep_span)
 
 
 def _per_run(value, R, like, map_=lambda v: v):
@@ -305,6 +307,7 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
     interrupted = False
     step = None if P is None else _OneLayer(student, cfg, params, n)
     sgd = None if step is None or adam is not None else _first_layer_sgd(trained, student)
+    span = _span_runs(cfg.span_only, R, U, W)
 
     def prepare(x):
         y = teacher(x, generator)
@@ -319,6 +322,7 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
             G = grads = None
             if step is not None:        # residuals and the first layer's gradient, written out
                 r, G = _train_step(student, cfg, params, step, P, arrays, i)
+                _keep_span(step.GW, span, transposed=True)
                 gnorm = torch.linalg.vector_norm(step.GW, dim=(1, 2))
                 gnorms = gnorm.tolist()                                 # one sync per step
                 # a non-finite residual makes G non-finite, so the squared error needs its loss only when recorded
@@ -327,6 +331,7 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
                     G = None                # an activation's input above ~44, or divergence: this step by autograd
             if G is None:
                 loss, grads = _train_step(student, cfg, params, None, P, arrays, i)
+                _keep_span(grads[0], span, transposed=False)
                 gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
                 gnorms, loss_sum = gnorm.tolist(), sum(loss.tolist())
                 if not math.isfinite(loss_sum):
@@ -351,6 +356,26 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
     return {**{k: np.asarray(v) for k, v in hist.items()}, "perturbations": n_perturb, "interrupted": interrupted,
             "snapshots": torch.stack(snapshots).numpy() if snapshots else np.zeros((0, R) + W.shape[1:]),
             "snapshot_steps": np.asarray(sorted(snaps))[: len(snapshots)]}
+
+
+def _span_runs(span_only, R, U, W):
+    """None (no run projects), or the runs whose first-layer loss gradient is projected (indices ``(r,)``) and the
+    projector ``U Uᵀ: (d, d)`` onto span(U)."""
+    flags = span_only if isinstance(span_only, (list, tuple)) else [span_only] * R
+    if len(flags) != R:
+        raise ValueError(f"a per-run setting has {len(flags)} values for {R} runs")
+    idx = torch.tensor([i for i, f in enumerate(flags) if f], dtype=torch.long, device=W.device)
+    return (idx, U.to(W.dtype) @ U.to(W.dtype).T) if len(idx) else None
+
+
+def _keep_span(G, span, transposed):
+    """The null model's gradient, in place: for the runs of ``span`` (:func:`_span_runs`) the first layer's loss
+    gradient ``G_W: (R, h, d)`` becomes ``G_W U Uᵀ`` (its rows projected onto span(U)); ``transposed``: ``G`` holds
+    ``G_Wᵀ: (R, d, h)`` (the one-hidden-layer layout), which becomes ``U Uᵀ G_Wᵀ``."""
+    if span is None:
+        return
+    idx, PU = span
+    G[idx] = PU @ G[idx] if transposed else G[idx] @ PU
 
 
 def _update(trained, sgd, adam, step, P, G, grads, t):

@@ -50,10 +50,10 @@ def test_fig3_perp_fig2_and_the_claims_figures():
     fig = plot.plot_fig2(np.geomspace(1e-4, 10, 9), np.linspace(0.4, 0, 9), np.zeros(9), "smooth_relu")
     assert labels(fig) == ["bias frozen at 0", "bias trained"]
     assert_legends_clear_of_data(fig)
-    rows = [{"row": "base", "claim": "–", "perp_init": [15.0], "perp_final": [5.2], "decay_only": [5.6]},
-            {"row": "Adam", "claim": "(e)", "perp_init": [15.0], "perp_final": [0.3], "decay_only": [0.0]}]
+    rows = [{"row": "base", "claim": "–", "perp_init": [15.0], "perp_final": [5.2], "null": [5.6]},
+            {"row": "Adam", "claim": "(e)", "perp_init": [15.0], "perp_final": [0.3], "null": [0.0]}]
     fig = plot.plot_claims_end(rows)
-    assert labels(fig) == ["at init", "the regulariser alone (same optimiser)", "end of training"]
+    assert labels(fig) == ["at init", "null: same optimiser, no loss gradient on W⊥", "end of training"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["base", "(e) Adam"]
     assert_legends_clear_of_data(fig)
     plt.close("all")
