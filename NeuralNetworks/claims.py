@@ -188,7 +188,8 @@ def table_rows(results, k):
 
 COLUMNS = [("row", "row"), ("claim", "claim"), ("paper", "paper's statement"),
            ("ratio_init", "‖W⊥‖/‖W‖ init"), ("ratio_final", "‖W⊥‖/‖W‖ end"), ("perp_final", "‖W⊥‖_F end"),
-           ("null", "null: same optimiser, loss gradient on W⊥ removed"), ("stable_rank", "stable rank"), ("test_mse", "test MSE"),
+           ("null", "null: same optimiser, loss gradient on W⊥ removed"), ("stable_rank", "stable rank"),
+           ("test_mse", "test MSE"),
            ("verdict", "what drives the collapse")]
 
 

@@ -312,11 +312,21 @@ def run_sosp(cfg: SospConfig, folder, device, progress=True, workers=1) -> dict:
     with open(os.path.join(folder, "sosp.md"), "w") as f:
         f.write(sosp.summary_markdown(res["points"], res["pgd"], grid))
     draw_sosp(folder, res)
-    by = {b: [p["perp_ratio"] for p in res["points"] if p["bias"] == b] for b in ("trained", "frozen")}
-    return {**res, "trained_max_perp_ratio": max(by["trained"]), "frozen_max_perp_ratio": max(by["frozen"]),
-            "max_grad_norm": max(p["grad_norm"] for p in res["points"]),
-            "max_quad_change": max(p["quad_change"] for p in res["points"]),
-            "saddles": sum(p["type"] == "saddle" for p in res["points"]), "interrupted": bool(hist["interrupted"])}
+    return {**res, **_certified_summary(res["points"]), "interrupted": bool(hist["interrupted"])}
+
+
+def _certified_summary(points):
+    """The headline numbers of ``sosp``, over the certified points only (``sosp.point_type``: minimum), and the
+    count of each type; maxima are None where no point of that kind is certified."""
+    cert = [p for p in points if p["type"] == "minimum"]
+    by = {b: [p["perp_ratio"] for p in cert if p["bias"] == b] for b in ("trained", "frozen")}
+    big = lambda key, pts=cert: max((p[key] for p in pts), default=None)  # noqa: E731
+    return {"certified": len(cert), "types": {t: sum(p["type"] == t for p in points) for t in
+                                             ("minimum", "saddle", "uncertified")},
+            "trained_max_perp_ratio": max(by["trained"], default=None),
+            "frozen_max_perp_ratio": max(by["frozen"], default=None), "max_grad_norm": big("grad_norm"),
+            "max_grad_norm_fine": big("grad_norm_fine"), "max_quad_change": big("quad_change"),
+            "saddles": sum(p["type"] == "saddle" for p in points)}
 
 
 def _pgd_rows(cfg, hist, lam_r, frozen_r, rows):
@@ -342,17 +352,18 @@ def _cell(v):
     return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-POINT_COLUMNS = ["seed", "lam", "bias", "type", "perp_ratio", "perp_norm", "par_norm", "bound", "grad_norm",
-                 "grad_w_norm", "lam_min_hessian", "lam_min_hb", "stein_residual", "g", "loss", "nodes_par",
-                 "nodes_perp", "quad_change", "grad_norm_fine", "nfev", "escapes", "seconds"]
+POINT_COLUMNS = ["seed", "lam", "bias", "type", "reason", "perp_ratio", "perp_norm", "par_norm", "aposteriori_bound",
+                 "lemma_bound", "grad_norm", "grad_norm_fine", "grad_w_norm", "lam_min_hessian", "lam_min_hb",
+                 "stein_residual", "g", "loss", "nodes_par", "nodes_perp", "quad_capped", "quad_change", "nfev",
+                 "escapes", "seconds"]
 
 
 def _write_points(folder, rows, U, offset):
     """``sosp.csv`` and ``sosp_points.npz`` of the certified points; returns them as plain dicts."""
-    from NeuralNetworks.sosp import SADDLE_TOL
+    from NeuralNetworks.sosp import point_type
     points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
     for p in points:
-        p["type"] = "saddle" if p["lam_min_hessian"] < -SADDLE_TOL else "minimum"
+        p["type"], p["reason"] = point_type(p)
     if not rows:
         return points
     with open(os.path.join(folder, "sosp.csv"), "w") as f:
@@ -384,10 +395,13 @@ def summary_sosp(res):
         return (f"sosp: {len(res['points'])} of {res['points_planned']} certified points (sosp.csv, "
                 "sosp_points.npz), without PGD, table or figure")
     col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
-    return (f"sosp: width {res['width']}, {len(res['points'])} certified points ({res['saddles']} saddles), max "
-            f"||grad g|| {res['max_grad_norm']:.1e}, quadrature change {res['max_quad_change']:.1e}; max "
-            f"||W_perp||/||W||: bias trained {res['trained_max_perp_ratio']:.1e}, frozen "
-            f"{res['frozen_max_perp_ratio']:.2g}; PGD steps to collapse (trained): "
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    return (f"sosp: width {res['width']}, {res['certified']} of {len(res['points'])} points certified minima "
+            f"({res['types']['saddle']} saddles, {res['types']['uncertified']} uncertified: see sosp.csv 'reason'); "
+            f"at the certified: max ||grad g|| {f(res['max_grad_norm'], '.1e')}, quadrature change "
+            f"{f(res['max_quad_change'], '.1e')}; max ||W_perp||/||W||: bias trained "
+            f"{f(res['trained_max_perp_ratio'], '.1e')}, frozen {f(res['frozen_max_perp_ratio'], '.2g')}; "
+            "PGD steps to collapse (trained): "
             + ", ".join(f"{lam:g}: {p['steps_to_collapse']}" for lam, p in sorted(col.items()) if lam >= 1e-3))
 
 
@@ -466,10 +480,11 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
     return res
 
 
-CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "perp_ratio", "grad_norm", "lam_min_hessian",
-                 "lam_min_hb", "stein_residual", "bound", "tightness", "perp_norm", "par_norm", "grad_w_norm", "g",
-                 "loss", "width", "d", "k", "nodes_par", "nodes_perp", "quad_change", "prune_change", "nfev", "newton_steps",
-                 "escapes", "seconds"]
+CLAIM_COLUMNS = ["row", "claim", "lam", "seed", "bias_trained", "type", "reason", "perp_ratio", "grad_norm",
+                 "grad_norm_fine", "lam_min_hessian", "lam_min_hb", "stein_residual", "aposteriori_bound", "tightness",
+                 "lemma_bound", "perp_norm", "par_norm", "grad_w_norm", "g", "loss", "width", "d", "k", "nodes_par",
+                 "nodes_perp", "quad_capped", "quad_change", "prune_change", "nfev", "newton_steps", "escapes",
+                 "seconds"]
 
 
 def _write_claim_points(folder, points):

@@ -144,12 +144,17 @@ FLOOR = 1e-16      # ratios drawn on a log axis: an exact 0 is drawn here
 
 def plot_sosp(points, pgd, tol):
     """Left: ``‖W⊥‖/‖W‖`` at the certified stationary points against ``λ`` (bias trained / frozen, every seed),
-    the lemma's bound for the trained points, and where the PGD runs end. Right: PGD steps until the ratio is
+    the a-posteriori bound for the trained points, and where the PGD runs end; points not certified (type other
+    than ``minimum``) as grey crosses, apart. Right: PGD steps until the ratio is
     within ``tol`` of the certified value, against ``1/(lr λ)`` and the regulariser-alone prediction.
-    ``points``: dicts with ``lam, bias, perp_ratio, perp_norm, par_norm, bound``; ``pgd``: dicts with ``lam,
-    bias, ratio_end, steps_to_collapse, decay_only_steps, one_over_lr_lam``."""
+    ``points``: dicts with ``lam, bias, type, perp_ratio, perp_norm, par_norm, aposteriori_bound``; ``pgd``: dicts
+    with ``lam, bias, ratio_end, steps_to_collapse, decay_only_steps, one_over_lr_lam``."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.2))
     style = {"trained": ("C0", "o"), "frozen": ("C3", "s")}
+    points, others = _certified(points)
+    if others:
+        a1.scatter([p["lam"] for p in others], [max(p["perp_ratio"], FLOOR) for p in others], color="0.5",
+                   marker="x", label="not certified (sosp.csv 'reason')")
     for bias, (c, m) in style.items():
         pts = [p for p in points if p["bias"] == bias]
         a1.scatter([p["lam"] for p in pts], [max(p["perp_ratio"], FLOOR) for p in pts], color=c, marker=m,
@@ -157,11 +162,12 @@ def plot_sosp(points, pgd, tol):
         runs = sorted((r for r in pgd if r["bias"] == bias), key=lambda r: r["lam"])
         a1.plot([r["lam"] for r in runs], [r["ratio_end"] for r in runs], color=c, ls=":", marker="x",
                 label=f"PGD after its last step, bias {bias}")
-    bnd = [(p["lam"], p["bound"] / math.hypot(p["perp_norm"], p["par_norm"])) for p in points
-           if p["bias"] == "trained" and p["bound"] is not None]
+    bnd = [(p["lam"], p["aposteriori_bound"] / math.hypot(p["perp_norm"], p["par_norm"])) for p in points
+           if p["bias"] == "trained" and p["aposteriori_bound"] is not None]
     if bnd:
         a1.scatter(*zip(*bnd), color="C0", marker="_", s=80,
-                   label="the lemma's bound on it, bias trained\n" + r"$\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))/\|W\|$")
+                   label="a-posteriori bound on it (Stein), bias trained\n"
+                   + r"$\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))/\|W\|$")
     a1.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
            title="stationary points of the population objective")
     legend_outside(a1)
@@ -189,12 +195,23 @@ def plot_sosp(points, pgd, tol):
     return fig
 
 
+def _certified(points):
+    """``sosp`` points split into the certified (type ``minimum``) and the others (drawn apart, never counted)."""
+    return [p for p in points if p["type"] == "minimum"], [p for p in points if p["type"] != "minimum"]
+
+
 def plot_sosp_bias(points, title):
     """The network-scale Fig. 2: ``‖W⊥‖/‖W‖`` at the certified points against ``λ``, bias frozen against bias
     trained (every seed as a dot, the largest over seeds as a line; exact zeros drawn at ``FLOOR``)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    points, others = _certified(points)
+    if others:
+        ax.scatter([p["lam"] for p in others], [max(p["perp_ratio"], FLOOR) for p in others], color="0.5",
+                   marker="x", s=20, label="not certified (sosp.csv 'reason')")
     for bias, (c, m) in {"frozen": ("C3", "s"), "trained": ("C0", "o")}.items():
         pts = [p for p in points if p["bias"] == bias]
+        if not pts:
+            continue
         lams = sorted({p["lam"] for p in pts})
         worst = [max(max(p["perp_ratio"], FLOOR) for p in pts if p["lam"] == lam) for lam in lams]
         ax.plot(lams, worst, color=c, lw=1.2, label=f"bias {bias}: largest over seeds")
@@ -227,7 +244,7 @@ def plot_sosp_claims(points):
     ax.set_title("certified points per claim: circles bias trained (left), squares frozen (right)", fontsize=9)
     for lam, c in zip(lams, colours):
         ax.scatter([], [], color=c, label=f"λ = {lam:g}")
-    ax.scatter([], [], facecolors="none", edgecolors="k", label="not an ε-SOSP")
+    ax.scatter([], [], facecolors="none", edgecolors="k", label="not certified (saddle or uncertified)")
     legend_outside(ax)
     fig.tight_layout()
     return fig

@@ -12,10 +12,14 @@ computed from exact derivatives, never from the optimiser's own estimates:
   Hessian-vector products otherwise);
 * λ_min(H_b), ``H_b = ∇²_b L`` the Hessian of the loss L in the bias (h × h, dense);
 * the Stein residual ‖∇_W L · P⊥ − H_b W P⊥‖_F (P⊥ = I − UUᵀ), which is zero at *every* (W, b): Stein's lemma on
-  the part of x orthogonal to span(U), which y does not depend on. At a stationary point of g it reads
-  (H_b + λI) W⊥ = 0, hence ‖W⊥‖_F ≤ ‖∇_W g‖_F / (λ + λ_min(H_b)) whenever λ + λ_min(H_b) > 0. With the bias
-  trained, second-order stationarity forces λ_min(H_b) ≥ λ_min(∇²g) ≈ 0 (H_b is a principal block of ∇²g),
-  so W⊥ = 0; with the bias frozen nothing controls λ_min(H_b).
+  the part of x orthogonal to span(U), which y does not depend on. Hence ∇_W g P⊥ = (H_b + λI) W⊥ and the
+  *a-posteriori bound* ‖W⊥‖_F ≤ ‖∇_W g‖_F / (λ + λ_min(H_b)) whenever λ + λ_min(H_b) > 0 (``aposteriori_bound``).
+  With the bias trained, H_b is a principal block of ∇²g, so λ_min(H_b) ≥ λ_min(∇²g): that gives *Lemma 3.1's
+  bound* ε / (λ − √(ρε)) with ε = ‖∇g‖ and the curvature term √(ρε) read off the point as max(0, −λ_min(∇²g))
+  (``lemma_bound``, never below the a-posteriori one). ρ itself -- the Lipschitz constant of ∇²g -- has no
+  finite bound here: the third derivative of (aᵀs(z) − y)² holds r·a_i s‴(z_i), and the residual r grows
+  without bound with W (the smooth ReLU is linear at infinity), so the lemma's ε-SOSP with a global ρ cannot be
+  evaluated. With the bias frozen nothing controls λ_min(H_b), and the lemma does not apply.
 
 Quadrature: nodes are laid on the orthonormal frame [U, U⊥] (N(0, I) is rotation invariant), so the teacher
 is a function of the first k node coordinates only. Parameters Θ = [W | b] are (h, d+1); a node is
@@ -302,11 +306,13 @@ def certify(pop, P, lam_min_hessian: float | None = None, check_nodes=None) -> d
     perp = float(torch.linalg.matrix_norm(W - (W @ U) @ U.T))
     par = float(torch.linalg.matrix_norm(W @ U))
     gap = pop.lam + lam_min_hb
-    grad_w = float(torch.linalg.matrix_norm(GW))
-    out = {"g": g, "loss": L, "grad_norm": float(torch.linalg.vector_norm(G)), "grad_w_norm": grad_w,
+    grad_w, grad = float(torch.linalg.matrix_norm(GW)), float(torch.linalg.vector_norm(G))
+    lemma_gap = pop.lam - max(0.0, -lam_min_hessian)          # Lemma 3.1: λ − √(ρε), √(ρε) as measured
+    out = {"g": g, "loss": L, "grad_norm": grad, "grad_w_norm": grad_w,
            "lam_min_hessian": lam_min_hessian, "lam_min_hb": lam_min_hb, "stein_residual": pop.stein_residual(P),
            "perp_norm": perp, "par_norm": par, "perp_ratio": perp / math.hypot(perp, par),
-           "bound": grad_w / gap if gap > 0 else None}
+           "aposteriori_bound": grad_w / gap if gap > 0 else None,                              # Stein, at P
+           "lemma_bound": grad / lemma_gap if lemma_gap > 0 and not pop.freeze_bias else None}  # Lemma 3.1
     if check_nodes is not None:
         fine = pop.refined(check_nodes, prune=0.0)
         g_fine, _, G_fine = fine.evaluate(P)
@@ -444,16 +450,16 @@ def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = 
 
 QUAD_TOL = 1e-10           # a rule is fine enough when doubling its nodes along an axis moves g by less
 MAX_NODES = 640            # per axis
-MAX_GRID = 40_000          # nodes in all
+MAX_GRID = 70_000          # nodes in all (90² × 8 with two teacher directions in d = 3)
 
 
-def nodes_for(pop, Th, start=None) -> tuple[int, int]:
-    """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged: starting from ``start`` (default:
-    ``pop``'s own rule, or (40, 8) if it has none), the count
-    along span(U), then across it, grows by half until doubling it moves g by less than ``QUAD_TOL`` (or a cap
-    is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all)."""
+def nodes_for(pop, Th, start=None) -> tuple[tuple[int, int], bool]:
+    """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged, and whether a cap stopped the search
+    first (the rule is then *not* converged): starting from ``start`` (default: ``pop``'s own rule, or (40, 8)
+    if it has none), the count along span(U), then across it, grows by half until doubling it moves g by less
+    than ``QUAD_TOL`` (or a cap is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all)."""
     d, k = pop.U.shape
-    n = list(start or pop.nodes or (40, 8))
+    n, capped = list(start or pop.nodes or (40, 8)), False
 
     def g(m):
         return pop.refined(m).evaluate(Th)[0]
@@ -462,11 +468,14 @@ def nodes_for(pop, Th, start=None) -> tuple[int, int]:
         while True:
             twice = list(n)
             twice[axis] *= 2
+            if abs(g(twice) - g(n)) < QUAD_TOL:
+                break
             size = n[0] ** k * n[1] ** (d - k)
-            if abs(g(twice) - g(n)) < QUAD_TOL or n[axis] >= MAX_NODES or size * 1.5 ** (k if axis == 0 else d - k) > MAX_GRID:
+            if n[axis] >= MAX_NODES or size * 1.5 ** (k if axis == 0 else d - k) > MAX_GRID:
+                capped = True
                 break
             n[axis] = int(n[axis] * 1.5)
-    return n[0], n[1]
+    return (n[0], n[1]), capped
 
 
 def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE_TOL, newton_steps: int = 0) -> dict:
@@ -477,19 +486,53 @@ def certified_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = SADDLE
     second search only confirms the first), where the point is certified; the change of g and
     ‖∇g‖ under the whole tensor rule with twice the nodes per axis is reported as the quadrature's own check
     (``quad_change``), and the change of g when the nodes of negligible weight are put back into the certifying
-    rule (``prune_change``). ``saddle_tol``: the curvature below which the fine search escapes;
+    rule (``prune_change``); ``quad_capped``: the rule stopped at a node cap, not converged (:func:`nodes_for`).
+    Whether the point is certified is :func:`point_type`'s. ``saddle_tol``: the curvature below which the fine
+    search escapes;
     ``newton_steps``: the fine search's damped Newton finish (both: see :func:`find_stationary_point`)."""
     first = find_stationary_point(pop, Th0, max_iter, second_order=False, grad_tol=GRAD_TOL)
-    fine_nodes = nodes_for(pop, first["theta"])
+    fine_nodes, capped = nodes_for(pop, first["theta"])
     fine = pop.refined(fine_nodes)
     res = find_stationary_point(fine, first["theta"], max_iter, saddle_tol, grad_tol=GRAD_TOL,
                                 newton_steps=newton_steps)
     cert = certify(fine, res["theta"], res["lam_min_hessian"], (2 * fine_nodes[0], 2 * fine_nodes[1]))
-    cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], nfev=first["nfev"] + res["nfev"],
+    cert.update(nodes_par=fine_nodes[0], nodes_perp=fine_nodes[1], quad_capped=capped,
+                nfev=first["nfev"] + res["nfev"],
                 newton_steps=res["newton_steps"], escapes=first["escapes"] + res["escapes"],
                 quad_change=abs(cert["g_fine"] - cert["g"]),
                 prune_change=abs(pop.refined(fine_nodes, prune=0.0).evaluate(res["theta"])[0] - cert["g"]))
     return {"theta": res["theta"], **cert}
+
+
+def point_type(p: dict, eps: float | None = None) -> tuple[str, str]:
+    """``(type, reason)`` of a point from its certificate (:func:`certified_point`), a label that cannot claim
+    more than was checked. ``minimum``: ‖∇g‖ ≤ ``GRAD_TOL`` under its rule *and* under the check rule with twice
+    the nodes (``grad_norm_fine``), the quadrature converged (``quad_change`` < ``QUAD_TOL``, the rule not
+    stopped at a node cap) and λ_min(∇²g) ≥ −``SADDLE_TOL`` -- second-order stationary to these tolerances,
+    not a strict minimum (λ_min may be 0 or slightly negative). ``ε-SOSP`` (when ``eps`` is given): the same
+    with ``eps`` for the gradient and the curvature. ``saddle``: every check but the curvature passes.
+    ``uncertified``: anything else. ``reason``: the checks that fail ('' for a minimum), '; '-separated."""
+    def failing(tol_grad, tol_curv):
+        out = [f"grad {p[k]:.2g} > {tol_grad:g}{where}" for k, where in (("grad_norm", ""),
+               ("grad_norm_fine", " on the check rule")) if not p[k] <= tol_grad]
+        if p["quad_capped"]:
+            out.append(f"rule at the node cap ({p['nodes_par']}x{p['nodes_perp']})")
+        if not p["quad_change"] < QUAD_TOL:
+            out.append(f"quad_change {p['quad_change']:.2g} >= {QUAD_TOL:g}")
+        if not p["lam_min_hessian"] >= -tol_curv:
+            out.append(f"lam_min {p['lam_min_hessian']:.2g} < -{tol_curv:g}")
+        return out
+    strict = failing(GRAD_TOL, SADDLE_TOL)
+    if not strict:
+        return "minimum", ""
+    loose = strict if eps is None else failing(eps, eps)
+    if not loose:
+        return "ε-SOSP", "; ".join(strict)
+    saddle = len(loose) == 1 and loose[0].startswith("lam_min")
+    return ("saddle" if saddle else "uncertified"), "; ".join(loose)
+
+
+CERTIFIED = ("minimum", "ε-SOSP")     # the types a table or figure counts as certified points
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -670,20 +713,25 @@ def decay_only_steps(step, perp0, w_norm, lam, lr, target, tol):
 
 
 def summary_markdown(points, pgd, grid) -> str:
-    """The table of ``sosp.md``: per λ of the grid, over seeds, the worst (largest) ``‖W⊥‖/‖W‖`` with the bias
-    trained and frozen, the largest ‖∇g‖, the smallest λ_min(∇²g), and the PGD runs (first seed)."""
-    head = ("| λ | ‖W⊥‖/‖W‖ bias trained (max over seeds) | bias frozen (max) | max ‖∇g‖ | min λ_min(∇²g) "
-            "| PGD after the last step: trained / frozen | PGD steps to collapse (trained) | regulariser alone |")
-    lines = [head, "|" + "---|" * 8]
+    """The table of ``sosp.md``: per λ of the grid, over the seeds' *certified* points (type ``minimum``; how many
+    of the λ's points that is), the worst (largest) ``‖W⊥‖/‖W‖`` with the bias trained and frozen, the largest
+    ‖∇g‖ (its rule and the check rule), the smallest λ_min(∇²g), and the PGD runs (first seed)."""
+    head = ("| λ | certified | ‖W⊥‖/‖W‖ bias trained (max over seeds) | bias frozen (max) | max ‖∇g‖ (check rule) "
+            "| min λ_min(∇²g) | PGD after the last step: trained / frozen | PGD steps to collapse (trained) "
+            "| regulariser alone |")
+    lines = [head, "|" + "---|" * 9]
+    f = lambda v, spec=".1e": "–" if v is None else format(v, spec)  # noqa: E731
     for lam in grid:
         pts = [p for p in points if p["lam"] == lam]
-        tr = max(p["perp_ratio"] for p in pts if p["bias"] == "trained")
-        fr = max(p["perp_ratio"] for p in pts if p["bias"] == "frozen")
+        cert = [p for p in pts if p["type"] == "minimum"]
+        tr, fr = (max((p["perp_ratio"] for p in cert if p["bias"] == b), default=None) for b in ("trained", "frozen"))
         runs = {r["bias"]: r for r in pgd if r["lam"] == lam}
-        t, f = runs.get("trained"), runs.get("frozen")
+        t, fz = runs.get("trained"), runs.get("frozen")
         steps = "–" if t is None or t["steps_to_collapse"] is None else str(t["steps_to_collapse"])
         dec = "–" if t is None or t["decay_only_steps"] is None else str(t["decay_only_steps"])
-        end = "–" if t is None else f"{t['ratio_end']:.3g} / {f['ratio_end']:.3g}"
-        lines.append(f"| {lam:.3g} | {tr:.1e} | {fr:.1e} | {max(p['grad_norm'] for p in pts):.1e} | "
-                     f"{min(p['lam_min_hessian'] for p in pts):.1e} | {end} | {steps} | {dec} |")
+        end = "–" if t is None else f"{t['ratio_end']:.3g} / {fz['ratio_end']:.3g}"
+        grad = f"{f(max((p['grad_norm'] for p in cert), default=None))} " \
+               f"({f(max((p['grad_norm_fine'] for p in cert), default=None))})"
+        lines.append(f"| {lam:.3g} | {len(cert)}/{len(pts)} | {f(tr)} | {f(fr)} | {grad} | "
+                     f"{f(min((p['lam_min_hessian'] for p in cert), default=None))} | {end} | {steps} | {dec} |")
     return "\n".join(lines) + "\n"

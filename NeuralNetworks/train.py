@@ -303,8 +303,7 @@ def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
     thr_max = thr.max().item() if torch.is_tensor(thr) else thr
     rec, snaps = set(record_steps(cfg.steps).tolist()), set(int(s) for s in snapshot_steps)
     hist = {k: [] for k in ("step", "loss", "perp_norm", "w_norm", "grad_norm")}
-    snapshots, n_perturb = [], np.zeros(R, dtype=np.int64)
-    interrupted = False
+    snapshots, n_perturb, interrupted = [], np.zeros(R, dtype=np.int64), False
     step = None if P is None else _OneLayer(student, cfg, params, n)
     sgd = None if step is None or adam is not None else _first_layer_sgd(trained, student)
     span = _span_runs(cfg.span_only, R, U, W)

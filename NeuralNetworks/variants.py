@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from NeuralNetworks.activations import BETA, derivatives, smooth_relu
+from NeuralNetworks.sosp import CERTIFIED, point_type as certified_type
 
 LOGISTIC_C = 3.0       # logistic loss: P(y = 1 | x) = σ(LOGISTIC_C · tanh<u, x>), between 0.047 and 0.953
 
@@ -383,15 +384,10 @@ def row_dims(variant: Variant, d: int):
     return (max(d, variant.k + 1), variant.k)
 
 
-def point_type(p: dict) -> str:
-    """``minimum``: ‖∇g‖ ≤ sosp.GRAD_TOL and λ_min ≥ −sosp.SADDLE_TOL; ``ε-SOSP`` within :data:`EPS_SOSP` of both;
-    ``saddle``: λ_min < −EPS_SOSP; else ``not converged`` (the search's evaluation cap was reached first)."""
-    from NeuralNetworks.sosp import GRAD_TOL, SADDLE_TOL
-    if p["lam_min_hessian"] < -EPS_SOSP:
-        return "saddle"
-    if p["grad_norm"] <= GRAD_TOL and p["lam_min_hessian"] >= -SADDLE_TOL:
-        return "minimum"
-    return "ε-SOSP" if p["grad_norm"] <= EPS_SOSP else "not converged"
+def point_type(p: dict) -> tuple[str, str]:
+    """``(type, reason)`` by ``sosp.point_type`` with ε = :data:`EPS_SOSP`: ``minimum``, ``ε-SOSP``, ``saddle``
+    or ``uncertified`` (with the checks that fail)."""
+    return certified_type(p, EPS_SOSP)
 
 
 def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None,
@@ -413,8 +409,8 @@ def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter:
     pt = {key: val for key, val in pt.items() if key not in ("g_fine",)}
     out = {"row": row, "claim": v.claim, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained",
            "width": v.width, "d": dd, "k": k, **pt, "W": W, "U": pop.U.numpy(), "seconds": time.perf_counter() - t}
-    out["type"] = point_type(out)
-    out["tightness"] = out["perp_norm"] / out["bound"] if out["bound"] else None
+    out["type"], out["reason"] = point_type(out)
+    out["tightness"] = out["perp_norm"] / out["aposteriori_bound"] if out["aposteriori_bound"] else None
     return out
 
 
@@ -428,7 +424,7 @@ def verdict(points) -> str:
     """One row's verdict, from its bias-trained points: ``holds`` when every certified one (an ε-SOSP or a
     minimum) has ‖W⊥‖/‖W‖ ≤ COLLAPSED and there is one; ``fails`` when a certified one has more; ``uncertified``
     when none is certified."""
-    cert = [p for p in points if p["bias"] == "trained" and p["type"] in ("minimum", "ε-SOSP")]
+    cert = [p for p in points if p["bias"] == "trained" and p["type"] in CERTIFIED]
     if not cert:
         return "uncertified"
     return "holds" if max(p["perp_ratio"] for p in cert) <= COLLAPSED else "fails"
@@ -451,7 +447,7 @@ def summary_rows(points):
                     "min_lam_min_hessian": min(p["lam_min_hessian"] for p in pts),
                     "max_stein_residual": max(p["stein_residual"] for p in pts),
                     "max_tightness": max(tight, default=None),
-                    "certified": sum(p["type"] in ("minimum", "ε-SOSP") for p in pts), "points": len(pts),
+                    "certified": sum(p["type"] in CERTIFIED for p in pts), "points": len(pts),
                     "types": {t: sum(p["type"] == t for p in pts) for t in sorted({p["type"] for p in pts})},
                     "verdict": verdict(pts)})
     return out

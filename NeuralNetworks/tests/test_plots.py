@@ -60,15 +60,17 @@ def test_fig3_perp_fig2_and_the_claims_figures():
 
 
 def test_sosp_figures():
-    points = [{"lam": lam, "bias": b, "perp_ratio": r, "perp_norm": r, "par_norm": 1.0, "bound": 2 * r}
-              for lam in (1e-3, 1e-2) for b, r in (("trained", 1e-7), ("frozen", 0.6))]
+    points = [{"lam": lam, "bias": b, "perp_ratio": r, "perp_norm": r, "par_norm": 1.0,
+               "aposteriori_bound": 2 * r, "type": "minimum"} for lam in (1e-3, 1e-2) for b, r in (("trained", 1e-7),
+                                                                                            ("frozen", 0.6))]
+    points.append({**points[0], "type": "uncertified", "perp_ratio": 0.3})       # drawn apart, never counted
     pgd = [{"lam": lam, "bias": b, "ratio_end": 0.01, "steps_to_collapse": int(5 / lam),
             "decay_only_steps": int(5 / lam), "one_over_lr_lam": 1 / lam} for lam in (1e-3, 1e-2)
            for b in ("trained", "frozen")]
     fig = plot.plot_sosp(points, pgd, 0.01)
     got = labels(fig)
     for want in ("certified point, bias trained", "certified point, bias frozen", "PGD, bias trained",
-                 "weight decay alone (predicted)"):
+                 "weight decay alone (predicted)", "not certified (sosp.csv 'reason')"):
         assert want in got
     assert any("coincide" in t.get_text() for t in fig.axes[1].texts)       # the finding, said on the figure
     assert_legends_clear_of_data(fig)

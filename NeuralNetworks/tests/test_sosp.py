@@ -117,7 +117,8 @@ def test_certified_point_obeys_the_lemma():
     pt = certified_point(pop, Th0)
     assert pt["grad_norm"] < 1e-8 and pt["lam_min_hessian"] > -1e-9 and pt["stein_residual"] < 1e-12
     assert pt["quad_change"] < 1e-10 and pt["lam_min_hb"] > -1e-9
-    assert pt["bound"] is not None and pt["perp_norm"] <= pt["bound"]
+    assert pt["aposteriori_bound"] is not None and pt["perp_norm"] <= pt["aposteriori_bound"]
+    assert pt["aposteriori_bound"] <= pt["lemma_bound"]            # Lemma 3.1's, with the measured curvature
     assert pt["perp_ratio"] < 1e-5
 
 
@@ -126,7 +127,7 @@ def test_small_sweep_bias_trained_removes_W_perp():
     assert len(rows) == 3
     for r in rows:
         assert r["perp_ratio"] <= 1e-5 and r["lam_min_hessian"] > -1e-9 and r["grad_norm"] < 1e-7
-        assert r["perp_norm"] <= r["bound"]
+        assert r["perp_norm"] <= r["aposteriori_bound"] <= r["lemma_bound"]
     W0 = initial_point(0, 2, 64)[0][:, :2]
     u = torch.full((2, 1), 2 ** -0.5, dtype=F64)
     assert float(torch.linalg.matrix_norm(W0 - W0 @ u @ u.T) / torch.linalg.matrix_norm(W0)) > 0.5   # far from it
@@ -173,3 +174,53 @@ def test_sweep_in_worker_processes_equals_one_process():
     assert len(one) == 10 and one[-1]["lam"] == 3e-2 and one[-1]["seed"] == 0
     for a, b in zip(one, two):
         assert torch.equal(a["theta"], b["theta"]) and a["g"] == b["g"]
+
+
+def _written_types(tmp_path, points):
+    """``experiments._write_points`` on certificate dicts; returns the CSV's rows."""
+    import csv
+    from NeuralNetworks.experiments import _write_points
+    rows = [{"seed": 0, "lam": 1e-5, "bias": "frozen", "theta": torch.zeros(3, 3, dtype=F64),
+             "a": torch.zeros(3, dtype=F64), "perp_ratio": 0.5, "perp_norm": 1.0, "par_norm": 1.0,
+             "aposteriori_bound": None, "lemma_bound": None, "grad_w_norm": 1e-9, "lam_min_hb": -1e-3,
+             "stein_residual": 1e-13, "g": 0.1, "loss": 0.1, "nodes_par": 90, "nodes_perp": 8,
+             "quad_capped": False, "quad_change": 1e-12, "nfev": 10, "escapes": 0, "seconds": 1.0, **p}
+            for p in points]
+    _write_points(str(tmp_path), rows, torch.eye(2, 1, dtype=F64), 1.0)
+    return list(csv.DictReader(open(tmp_path / "sosp.csv")))
+
+
+def test_a_point_whose_quadrature_did_not_converge_is_uncertified(tmp_path):
+    """The issue's point (sosp --width 200 --a-init constant --offset 1, λ = 1e-5, bias frozen): the rule at the
+    node cap (681 x 40), quad_change 1.6e-5, ‖∇g‖ 8.9e-9 on its rule but 3.3e-6 on the check rule. Whatever its
+    λ_min, it is no minimum; each failed check is named. A point passing every check is one; one failing only the
+    check rule's gradient is not; λ_min -7.3e-10 passes the stated -1e-9 tolerance (the label says so, no more)."""
+    ok = {"grad_norm": 5e-9, "grad_norm_fine": 6e-9, "lam_min_hessian": 1e-7}
+    issue = {"grad_norm": 8.9e-9, "grad_norm_fine": 3.3e-6, "lam_min_hessian": 2e-8, "quad_change": 1.6e-5,
+             "quad_capped": True, "nodes_par": 681, "nodes_perp": 40}
+    rows = _written_types(tmp_path, [ok, issue, {**ok, "grad_norm_fine": 2e-8}, {**ok, "lam_min_hessian": -7.3e-10},
+                                     {**ok, "lam_min_hessian": -1e-3}])
+    assert [r["type"] for r in rows] == ["minimum", "uncertified", "uncertified", "minimum", "saddle"]
+    assert rows[0]["reason"] == "" and rows[3]["reason"] == ""
+    why = rows[1]["reason"]
+    assert "3.3e-06 > 1e-08 on the check rule" in why and "node cap (681x40)" in why and "quad_change 1.6e-05" in why
+    assert rows[2]["reason"] == "grad 2e-08 > 1e-08 on the check rule" and "lam_min -0.001" in rows[4]["reason"]
+
+
+def test_certified_point_at_the_node_cap_reports_it(monkeypatch):
+    """A search whose rule the node cap stops (here a cap of 12 nodes per axis, where 12 do not resolve g to
+    1e-10) is flagged ``quad_capped`` and typed uncertified, with the reason; the same point with the cap lifted
+    is a minimum with the gradient small on both rules."""
+    import NeuralNetworks.sosp as sosp
+    Th0, a = initial_point(0, 2, 4, "constant")
+    U = torch.full((2, 1), 2 ** -0.5, dtype=F64)
+    pop = Population.build(U, a, Th0[:, -1].clone(), 1e-2, False, (8, 8), offset=1.0)
+    monkeypatch.setattr(sosp, "MAX_NODES", 12)
+    capped = certified_point(pop, Th0)
+    assert capped["quad_capped"] and capped["nodes_par"] <= 12
+    kind, why = sosp.point_type(capped)
+    assert kind == "uncertified" and "node cap" in why
+    monkeypatch.setattr(sosp, "MAX_NODES", 640)
+    fine = certified_point(pop, Th0)
+    assert not fine["quad_capped"] and sosp.point_type(fine) == ("minimum", "")
+    assert fine["grad_norm_fine"] <= 1e-8 and fine["quad_change"] < 1e-10

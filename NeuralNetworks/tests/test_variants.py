@@ -94,9 +94,9 @@ def test_small_certified_point_per_variant_has_no_w_perp(row):
     v = dataclasses.replace(VARIANTS[row], width=4)
     pop, P0 = objective(v, 0, 1e-2, False, 3 if v.k == 2 else 2, (40, 8) if v.k == 2 else (60, 8))
     pt = certified_point(pop, P0, 3000)
-    assert point_type(pt) in ("minimum", "ε-SOSP")
+    assert point_type(pt)[0] in ("minimum", "ε-SOSP")
     assert pt["perp_ratio"] <= 1e-5 and pt["stein_residual"] < 1e-8
-    assert pt["bound"] is None or pt["perp_norm"] <= pt["bound"] * (1 + 1e-6) + 1e-15
+    assert pt["aposteriori_bound"] is None or pt["perp_norm"] <= pt["aposteriori_bound"] * (1 + 1e-6) + 1e-15
 
 
 @pytest.mark.parametrize("row", ["base", "depth-2", "second-layer", "logistic", "log-cosh"])
@@ -153,7 +153,7 @@ def test_quick_sosp_claims_writes_every_output(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "sosp_claims.csv")))
     assert {r["row"] for r in rows} == {"base", "depth-2", "logistic"} and len(rows) == 6
     for col in ("row", "lam", "seed", "bias_trained", "type", "perp_ratio", "grad_norm", "lam_min_hessian",
-                "lam_min_hb", "stein_residual", "bound"):
+                "lam_min_hb", "stein_residual", "aposteriori_bound", "lemma_bound", "reason", "grad_norm_fine"):
         assert col in rows[0]
     z = np.load(tmp_path / "sosp_claims_points.npz")
     for i, r in enumerate(rows):       # the saved W gives the CSV's ratio
