@@ -302,7 +302,8 @@ def draw_fig7(folder, res):
     from JohnsonLindenstrauss.plot import plot_distortion, plot_sigma
     label = "norms" if res["target"] == "norms" else "pairwise distances"
     b = res["best_scale"]
-    levels = [("Gaussian: mean of the draws", res["gaussian_mean"]), ("Gaussian: best of the draws", res["gaussian_min"]),
+    levels = [("Gaussian: mean of the draws", res["gaussian_mean"]),
+              ("Gaussian: best of the draws", res["gaussian_min"]),
               ("Gaussian: best draw, its best scalar", b["gaussian_min"]),
               ("orthogonal rows: mean", res["orthogonal_mean"]), ("sparse (scikit-learn): mean", res["sparse_mean"]),
               ("top-k SVD (uncentred), best scalar", b["svd"]), ("PCA (centred), best scalar", b["pca_centred"])]
@@ -506,7 +507,8 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
            **{q: r[q] for q in ("status", "steps", "kicks", "objective_end", "grad_norm", "lam_min_hessian")},
            "optimize_s": r["seconds"], "interrupted": r["status"] == "interrupted"}
     res["jl_min_dim"] = jl_min_dim(len(X), cfg.eps)
-    np.savez_compressed(os.path.join(folder, "history.npz"), **r["history"], train=th.distortions(r["M"], Xt).cpu().numpy(),
+    np.savez_compressed(os.path.join(folder, "history.npz"), **r["history"],
+                        train=th.distortions(r["M"], Xt).cpu().numpy(),
                         holdout=held.cpu().numpy() if held is not None else np.zeros(0))
     np.save(os.path.join(folder, "projection.npy"), (r["M"] / math.sqrt(k)).cpu().numpy())
     draw_theorem(folder, res)

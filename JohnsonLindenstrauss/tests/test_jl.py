@@ -199,7 +199,8 @@ def test_quick_run_writes_every_output_and_projection_reproduces(tmp_path):
     _outputs(tmp_path)
     saved = json.load(open(tmp_path / "results.json"))
     for key in ["max_distortion", "holdout_max_distortion", "gaussian_mean", "gaussian_min", "orthogonal_mean",
-                "sparse_mean", "svd_best_scale", "best_scale", "fixed_scale", "jl_min_dim", "sigma_final", "steps_run", "optimize_s", "wall_s"]:
+                "sparse_mean", "svd_best_scale", "best_scale", "fixed_scale", "jl_min_dim", "sigma_final", "steps_run",
+                "optimize_s", "wall_s"]:
         assert key in saved
     assert saved["jl_min_dim"] == 3947
     assert json.load(open(tmp_path / "config.json"))["threads"] == 1      # the default: one CPU thread
@@ -358,8 +359,9 @@ def test_ksweep_takes_data_of_any_dimension(tmp_path):
     res = main(["--experiment", "ksweep", "--data", str(tmp_path / "low.npy"), "--k-grid", "2", "5", "--quick",
                 "--no-progress", "--out-dir", str(tmp_path / "o")])
     assert res["d"] == 5 and res["grid"] == [2, 5]
-    assert {r["method"]: r["max_distortion"] for r in res["rows"] if r["k"] == 5 and r["target"] == "norms"}["pca_centred"] \
-        == pytest.approx(0, abs=1e-9)                      # k = d: PCA is a rotation
+    at_d = {r["method"]: r["max_distortion"] for r in res["rows"] if r["k"] == 5 and r["target"] == "norms"}
+    assert at_d["pca_centred"] == pytest.approx(0, abs=1e-9)        # k = d: PCA is a rotation
+    assert at_d["svd"] == pytest.approx(0, abs=1e-9) and at_d["svd_best_scale"] == pytest.approx(0, abs=1e-9)
 
 
 @pytest.mark.parametrize("argv,expect", [
