@@ -492,8 +492,9 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
     point = {"objective_start": start, "objective_end": r["objective_end"], "monotone": r["monotone"],
              "perturbation_rise": r["perturbation_rise"], "objective_at_mean": at_mean,
              "sigma_max": float(r["sigma"].abs().max()), "max_distortion": worst, "bound": cfg.eps + cfg.tau,
-             "stationary": r["status"] == "stationary", "certified": certified,
-             "chain": bool(start < 1 and r["monotone"] and r["objective_end"] <= start)}
+             "stationary": r["status"] == "stationary", "within_bound": certified,
+             "chain": bool(init < 1 and start < 1 and r["monotone"] and r["objective_end"] <= start)}
+    point["certified"] = point["chain"] and certified
     res = {"data": cfg.data, "n": len(X), "d": d, "holdout": len(Xh), "k": k, "eps": cfg.eps, "tau": cfg.tau,
            "lam": cfg.lam, "samples": cfg.samples, "initial_objective": init, "premise": bool(init < 1),
            "initial_objective_crn": start - cfg.lam * k * d, "penalty_at_start": cfg.lam * k * d,

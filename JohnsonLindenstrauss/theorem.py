@@ -21,8 +21,8 @@ default k is the smallest at which both are below 1 (:func:`descended_k`). Then,
 keeps F at or below its start (``monotone``: gradient steps decrease it, the perturbations are recorded), at the
 end F(M, σ) < 1; at σ = 0 F is Σ_i H((|u_i(M) − 1| − ε)/τ) whatever the draws, and a sum of terms in [0, 1] below
 1 has none equal to 1: every distortion of the mean M is below ε + τ, the allowance of this smoothing. That
-last check is :func:`guarantee`, and a point is ``certified`` only if it passes it; ``chain`` says whether the
-theorem's argument (start below 1, monotone, end at or below the start) also covers it. The second-order test at the
+last check is :func:`guarantee` (``within_bound``); ``chain`` says whether the theorem's argument (both starts
+below 1, monotone, end at or below the start) covers the point, and a point is ``certified`` only when both hold. The second-order test at the
 end (‖∇F‖, λ_min by Lanczos on Hessian-vector products) only says the point is ``stationary``: F is flat wherever
 every distortion is below ε − τ or above ε + τ, so M = 0, σ = 0 (every distortion 1) is stationary too. (Lemma
 G.3's allowance for using M instead of a sample is stated in the paper for its own smoothing; its formula was lost

@@ -139,8 +139,10 @@ def test_quick_run_reports_the_guarantee_chain_and_outside_the_theorem(tmp_path)
     p = res["points"][0]
     assert res["initial_objective_descended"] == p["objective_start"] < 1 and not res["outside_theorem"]
     assert p["monotone"] and p["objective_end"] <= p["objective_start"] and p["chain"]
-    assert p["certified"] == (p["max_distortion"] < 0.6) and p["certified"]
+    assert p["within_bound"] == (p["max_distortion"] < 0.6) and p["certified"] == (p["chain"] and p["within_bound"])
+    assert p["certified"]
     assert res["status"] == "stationary" and p["stationary"]
     low = main(["--experiment", "theorem", "--n", "10", "--d", "60", "--holdout", "0", "--k", "2", *QUICK,
                 "--out-dir", str(tmp_path / "low")])
     assert low["k"] == 2 and not low["premise"] and low["outside_theorem"] and not low["points"][0]["chain"]
+    assert not low["points"][0]["certified"]
