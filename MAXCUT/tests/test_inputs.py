@@ -197,6 +197,9 @@ def test_theorem_descent_is_the_same_at_every_weight_scale():
         torch.testing.assert_close(d["x"], unit["x"], rtol=0 if exact else 1e-7, atol=0 if exact else 1e-9)
         assert d["smoothed_cut"] / c == pytest.approx(unit["smoothed_cut"], rel=0 if exact else 1e-12)
         np.testing.assert_allclose(d["history"]["cut"] / c, unit["history"]["cut"], rtol=0 if exact else 1e-14)
+        assert d["bound"] / c == pytest.approx(unit["bound"], rel=0 if exact else 1e-12)
+        assert d["objective_start"] == pytest.approx(unit["objective_start"], rel=0 if exact else 1e-12)
+        assert d["certified"] == unit["certified"] and d["monotone"] == unit["monotone"]
 
 
 @pytest.mark.parametrize("experiment", ["derandomise", "theorem"])
