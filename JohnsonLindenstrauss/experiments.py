@@ -479,8 +479,10 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
     from JohnsonLindenstrauss.baselines import jl_min_dim
     Xt, Xht = (torch.as_tensor(A, dtype=torch.float64, device=device) for A in (X, Xh))
     d, settings = X.shape[1], cfg.settings()
+    tried = {}
     if not getattr(cfg, "k_given", True):
-        cfg.k = th.descended_k(Xt, settings, cfg.seed, cfg.k) or cfg.k
+        found, tried = th.descended_k(Xt, settings, cfg.seed, cfg.k)
+        cfg.k = found or cfg.k
     k = cfg.k
     pts = _targets(X, Xh, "norms", device)
     base, gauss = _baselines(cfg, X, pts, k, device)
@@ -499,6 +501,7 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
            "lam": cfg.lam, "samples": cfg.samples, "initial_objective": init, "premise": bool(init < 1),
            "initial_objective_crn": start - cfg.lam * k * d, "penalty_at_start": cfg.lam * k * d,
            "initial_objective_descended": start, "outside_theorem": not (init < 1 and start < 1),
+           "descended_starts_tried": {str(j): v for j, v in tried.items()},
            "allowance": cfg.tau, "sigma_max": point["sigma_max"], "max_distortion": worst,
            "max_distortion_holdout": float(held.max()) if held is not None else None,
            "within_eps": bool(worst <= cfg.eps), "within_allowance": bool(worst <= cfg.eps + cfg.tau),

@@ -101,11 +101,14 @@ def start_objective(X, k, cfg: "TheoremSettings", seed):
 
 
 def descended_k(X, cfg: "TheoremSettings", seed, k_from):
-    """The smallest k ≥ ``k_from`` (and ≤ d) whose descended objective starts below 1 (None if none does)."""
+    """The smallest k ≥ ``k_from`` (and ≤ d) whose descended objective starts below 1 (None if none does), and the
+    start at every k tried ``{k: F(0, 1)}``: with S draws it scatters around the exact value, not monotone in k."""
+    tried = {}
     for k in range(k_from, X.shape[1] + 1):
-        if start_objective(X, k, cfg, seed) < 1:
-            return k
-    return None
+        tried[k] = start_objective(X, k, cfg, seed)
+        if tried[k] < 1:
+            return k, tried
+    return None, tried
 
 
 def guarantee(M, X, eps, tau):

@@ -473,7 +473,7 @@ def _theorem_point(d, V, delta, lam, gw, total):
             "smoothing_loss": gw - d["start_smoothed_cut"], "allowance": lam * total * V.shape[1],
             "cut_at_least_gw": bool(d["cut"] >= gw), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
             **{q: d[q] for q in ("objective_start", "monotone", "objective_end", "descended", "cut", "bound",
-                                 "cut_at_least_bound", "certified", "stationary", "grad_norm", "lam_min_hessian",
+                                 "cut_at_least_bound", "deterministic", "informative", "certified", "stationary", "grad_norm", "lam_min_hessian",
                                  "lam_min_hmm", "stein_residual", "sigma_bound", "stationarity_at", "sigma_distance",
                                  "max_spread")}, "m": m.tolist()}
 

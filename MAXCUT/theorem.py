@@ -25,9 +25,11 @@ What guarantees what (:func:`stationarity`, :func:`guarantee`):
   ⟨v_i, m⟩ is more than δ from 0 and σ = 0: ∇F = 0 and λ_min = 0 there, at every such hyperplane, whatever it cuts.
 - *certified* is the theorem's chain, which a bad point fails: F(0, 1) (``objective_start``, i.e. C_δ(0, 1)), every
   accepted step non-increasing in F (``monotone``, recorded during the descent), F at the end ≤ F(0, 1) (perturbations
-  included), so C_δ(m, σ) ≥ C_δ(0, 1) − λ W (r − ‖σ‖²); and the cut of sign(Vm), computed exactly, at least
+  included), so C_δ(m, σ) ≥ C_δ(0, 1) − λ W (r − ‖σ‖²); the end deterministic (every projection's spread ≤ 1e-6:
+  the point is the hyperplane sign(Vm), not a distribution); and the cut of sign(Vm), computed exactly, at least
   ``bound`` = C_δ(0, 1) − λ W r, i.e. the GW expectation minus the smoothing loss (GW − C_δ(0, 1), measured
-  exactly) minus the regulariser's allowance λ W r.
+  exactly) minus the regulariser's allowance λ W r — a bound only counted when it is above W/2 (below it, one
+  flip of local search does better and a bad hyperplane could pass).
 """
 import math
 import time
@@ -125,18 +127,26 @@ def stationarity(V, edges, weights, x, delta, lam, total, cfg=DescentSettings(),
             "sigma_distance": float(x[r:].norm()), "max_spread": spread}
 
 
-def guarantee(V, graph, m, lam, start_cut, objective_start, objective_end, monotone):
+DETERMINISTIC = 1e-6   # the largest spread σ-weighted projection at which the end point counts as the plane sign(Vm)
+
+
+def guarantee(V, graph, m, lam, start_cut, objective_start, objective_end, monotone, spread=0.0):
     """Theorem 5.2's chain at the end ``(m, σ)`` of a descent from (0, 1) (module docstring), and ``certified``:
     every link holds. ``start_cut`` = C_δ(0, 1) in the units of ``graph``'s weights, ``objective_start`` = F(0, 1),
     ``objective_end`` = F at the end, ``monotone``: every accepted step had F(after) ≤ F(before) (as the descent
-    recorded it). A hyperplane whose cut of sign(Vm) is below the bound is never certified, however flat F is
-    there."""
+    recorded it), ``spread`` = max_i (Σ_k v_ik² σ_k²)^½ at the end. Certified also needs the end to be the
+    deterministic hyperplane the theorem is about (``deterministic``: spread ≤ :data:`DETERMINISTIC`) and the bound
+    to say something (``informative``: above W/2, which one-flip local search already guarantees; with a large λ
+    the bound falls below it, even below 0, and any hyperplane would pass). A hyperplane whose cut of sign(Vm) is
+    below the bound is never certified, however flat F is there."""
     bound = start_cut - lam * graph.abs_total * V.shape[1]
     cut = float(graph.cut(sign(V @ m)))
     descended = bool(objective_end <= objective_start)
+    deterministic, informative = bool(spread <= DETERMINISTIC), bool(bound > graph.abs_total / 2)
     return {"objective_start": objective_start, "objective_end": objective_end, "monotone": bool(monotone),
             "descended": descended, "cut": cut, "bound": bound, "cut_at_least_bound": bool(cut >= bound),
-            "certified": bool(monotone and descended and cut >= bound)}
+            "deterministic": deterministic, "informative": informative,
+            "certified": bool(monotone and descended and cut >= bound and deterministic and informative)}
 
 
 def _ball(dim, radius, generator, like):
@@ -193,7 +203,8 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     bar.close()
     if st is None or status != "stationary":
         st = stationarity(V, edges, weights, x, delta, lam, total, cfg)
-    chain = guarantee(V, graph, x[:r], lam, float(start_cut) * scale, float(f_start), float(f), monotone)
+    chain = guarantee(V, graph, x[:r], lam, float(start_cut) * scale, float(f_start), float(f), monotone,
+                      st["max_spread"])
     h = np.array(hist).reshape(-1, 7)
     names = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size")
     return {"x": x, "start_smoothed_cut": float(start_cut) * scale, "smoothed_cut": float(c) * scale,

@@ -125,8 +125,9 @@ def test_the_premise_is_checked_on_the_objective_that_is_descended():
     X = torch.as_tensor(load_points("uniform", 100, 0, 500, 0)[0], **F64)
     cfg = TheoremSettings()
     assert initial_objective(100, 59, 0.5, 0.1) < 1 <= start_objective(X, 59, cfg, 0)
-    k = descended_k(X, cfg, 0, 59)
-    assert k > 59 and start_objective(X, k, cfg, 0) < 1
+    k, tried = descended_k(X, cfg, 0, 59)
+    assert k > 59 and start_objective(X, k, cfg, 0) < 1 and list(tried) == list(range(59, k + 1))
+    assert all(v >= 1 for j, v in tried.items() if j < k) and tried[k] == start_objective(X, k, cfg, 0)
     G = torch.randn(32, k, 500, generator=torch.Generator().manual_seed(0), **F64)   # the run's draws, by hand
     u = ((G @ X.T) ** 2).sum(1) / k
     by_hand = float(smooth_indicator(((u - 1).abs() - 0.5) / 0.1).mean(0).sum()) + 1e-6 * k * 500

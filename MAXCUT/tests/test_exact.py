@@ -230,6 +230,24 @@ def test_monotone_is_what_the_accepted_steps_did(small_sdp, monkeypatch):
     assert not d["monotone"] and not d["certified"]
 
 
+def test_a_point_still_random_or_a_vacuous_bound_is_not_certified(small_sdp):
+    """Two loopholes of the chain alone: a descent stopped after 2 steps still has σ ≈ 1 (a distribution, not a
+    hyperplane) and a λ so large that the bound is below W/2 (below 0 here) lets any hyperplane pass. Neither is
+    certified, though the cut of sign(Vm) is above the bound in both."""
+    V, e, w = small_sdp
+    n, _ = V.shape
+    graph = Graph(n, e.numpy(), w.numpy(), "cpu")
+    early = descend(V, graph, e, w, 0.1, 1e-3, DescentSettings(max_steps=2), torch.Generator().manual_seed(0),
+                    progress=False)
+    assert early["status"] == "max_steps" and early["max_spread"] > 0.1 and early["monotone"]
+    assert early["cut_at_least_bound"] and not early["deterministic"] and not early["certified"]
+    heavy = descend(V, graph, e, w, 0.1, 1.0, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
+    assert heavy["bound"] < 0 < heavy["cut"] and heavy["cut_at_least_bound"] and heavy["monotone"]
+    assert not heavy["informative"] and not heavy["certified"]
+    fine = descend(V, graph, e, w, 0.1, 1e-4, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
+    assert fine["deterministic"] and fine["informative"] and fine["certified"] == fine["cut_at_least_bound"]
+
+
 def test_the_closed_form_at_sigma_zero_is_the_quadratures_limit(small_sdp):
     """At (m, σ → 0), away from the kinks at ±δ: the quadrature's gradient and Hessian approach the closed form the
     stationarity check uses at σ = 0 — the cross block as σ (it is σ_k ∂(∂²F/∂m_k²)/∂m_l), the rest as σ²."""
