@@ -1,7 +1,7 @@
 """Regenerate the README's gallery: run each figure's command (unless its results already exist, or with
 ``--rerun`` always) and write a small copy of every figure to ``docs/``.
 
-    python docs/gallery.py [--rerun]
+    python docs/gallery.py [--rerun] [NAME ...]      (NAME: only these images, e.g. fig7_distortion)
 
 The sosp runs take about 2 minutes and 1 minute, the claims grid 1 minute, G1 20 s; the others seconds. The three experiment folders are run as a user would, each through its own main.py.
 """
@@ -34,10 +34,16 @@ FIGURES = [
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rerun", action="store_true", help="run every command even where its figure exists")
+    p.add_argument("names", nargs="*", help="only these gallery images (default: all)")
     args = p.parse_args(argv)
+    unknown = set(args.names) - {name for name, _, _ in FIGURES}
+    if unknown:
+        p.error(f"no gallery image named {sorted(unknown)[0]!r}; choose from " + ", ".join(n for n, _, _ in FIGURES))
     from PIL import Image
     done = set()
     for name, cmd, figure in FIGURES:
+        if args.names and name not in args.names:
+            continue
         path = os.path.join(ROOT, figure)
         if (args.rerun or not os.path.isfile(path)) and tuple(cmd) not in done:
             print("running: python " + " ".join(cmd), flush=True)
