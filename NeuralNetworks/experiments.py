@@ -392,8 +392,9 @@ def draw_sosp(folder, res):
 
 def summary_sosp(res):
     if not res["pgd"]:
-        return (f"sosp: {len(res['points'])} of {res['points_planned']} certified points (sosp.csv, "
-                "sosp_points.npz), without PGD, table or figure")
+        done = res["points"]
+        return (f"sosp: {len(done)} of {res['points_planned']} points ({sum(p['type'] == 'minimum' for p in done)} "
+                "certified minima; sosp.csv, sosp_points.npz), without PGD, table or figure")
     col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     return (f"sosp: width {res['width']}, {res['certified']} of {len(res['points'])} points certified minima "

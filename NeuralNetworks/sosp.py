@@ -450,16 +450,19 @@ def find_stationary_point(pop, Th0, max_iter: int = 20_000, saddle_tol: float = 
 
 QUAD_TOL = 1e-10           # a rule is fine enough when doubling its nodes along an axis moves g by less
 MAX_NODES = 640            # per axis
-MAX_GRID = 70_000          # nodes in all (90² × 8 with two teacher directions in d = 3)
+MAX_GRID = 40_000          # nodes in all (one teacher direction) ...
+MAX_GRID_K2 = 70_000       # ... and with two (in d = 3 the rule needs 90² × 8 to converge to QUAD_TOL)
 
 
 def nodes_for(pop, Th, start=None) -> tuple[tuple[int, int], bool]:
     """The rule ``(n_par, n_perp)`` under which g at ``Th`` is converged, and whether a cap stopped the search
     first (the rule is then *not* converged): starting from ``start`` (default: ``pop``'s own rule, or (40, 8)
     if it has none), the count along span(U), then across it, grows by half until doubling it moves g by less
-    than ``QUAD_TOL`` (or a cap is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all)."""
+    than ``QUAD_TOL`` (or a cap is reached: ``MAX_NODES`` per axis, ``MAX_GRID`` in all, ``MAX_GRID_K2`` with two
+    teacher directions)."""
     d, k = pop.U.shape
     n, capped = list(start or pop.nodes or (40, 8)), False
+    cap = MAX_GRID if k == 1 else MAX_GRID_K2
 
     def g(m):
         return pop.refined(m).evaluate(Th)[0]
@@ -471,7 +474,7 @@ def nodes_for(pop, Th, start=None) -> tuple[tuple[int, int], bool]:
             if abs(g(twice) - g(n)) < QUAD_TOL:
                 break
             size = n[0] ** k * n[1] ** (d - k)
-            if n[axis] >= MAX_NODES or size * 1.5 ** (k if axis == 0 else d - k) > MAX_GRID:
+            if n[axis] >= MAX_NODES or size * 1.5 ** (k if axis == 0 else d - k) > cap:
                 capped = True
                 break
             n[axis] = int(n[axis] * 1.5)
