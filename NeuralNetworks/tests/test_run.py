@@ -170,7 +170,7 @@ def test_sosp_ctrl_c_keeps_the_points_certified(tmp_path, monkeypatch, capsys):
     from NeuralNetworks import sosp
     signal_in(monkeypatch, sosp, "certified_point", call=2)
     out = tmp_path / "out"
-    assert "1 of 10 certified points" in exits(["--experiment", "sosp", *QUICK, "--width", "16", "--out-dir",
+    assert "1 of 10 points (1 certified minima" in exits(["--experiment", "sosp", *QUICK, "--width", "16", "--out-dir",
                                                str(out)], 130, capsys)
     kept = tmp_path / "out.interrupted"
     assert not out.exists() and sorted(os.listdir(kept)) == ["MANIFEST.json", "config.json", "results.json",
