@@ -9,7 +9,7 @@ trained, second layer fixed as in Fig. 3); every row runs over several seeds. Ro
 and all their seeds train as one batched computation. Reported per row (mean ± sd over seeds): the ratio
 ``‖W⊥‖_F/‖W‖_F`` at init and end, ``‖W⊥‖_F`` at the end against its null -- the same optimiser from the same
 state and data with the first layer's loss gradient projected onto span(U), trained in the same batch
-(``(1 − lr λ)^T ‖W⊥(0)‖_F`` for GD/PGD without kicks; simulated for every row) --, the stable rank
+(for plain GD ``(1 − lr λ)^T ‖W⊥(0)‖_F``; simulated for PGD, whose kicks fire in the null, and Adam) --, the stable rank
 ``‖W‖_F²/‖W‖_2²`` against k, and the test MSE.
 """
 from dataclasses import dataclass, field, replace
@@ -59,16 +59,17 @@ ROWS = [
 ]
 
 
-def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="adam"):
+def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="needed"):
     """Train every (row, seed) of rows that share one architecture as one batch, with the runs' nulls (the same
-    run with the loss's gradient on W⊥ removed, :func:`null_config`) in the same batch: those of Adam, which has
-    no closed form (``simulate='all'``: every run's). A (P)GD null not simulated is :func:`gd_null`, which the
-    simulated one equals while no kick fires (tested). Returns one dict per row with per-seed arrays and the
-    ‖W⊥‖ histories of the runs and their nulls."""
+    run with the loss's gradient on W⊥ removed, :func:`null_config`) in the same batch: every null but plain
+    GD's (``simulate='needed'``) -- Adam's has no closed form, and PGD's kicks fire in the null, whose gradient
+    lacks the loss's part on W⊥, though not in the run (10 000 steps of the base row: ~100 kicks per null);
+    ``simulate='all'`` also trains GD's. A GD null not simulated is :func:`gd_null`, exact (GD never kicks;
+    tested). Returns one dict per row with per-seed arrays and the ‖W⊥‖ histories of the runs and their nulls."""
     s0 = rows[0].setting
     runs = [(r, s) for r in rows for s in seeds]
     n = len(runs)
-    sim = [i for i, (r, _) in enumerate(runs) if simulate == "all" or r.setting["optimizer"] == "adam"]
+    sim = [i for i, (r, _) in enumerate(runs) if simulate == "all" or r.setting["optimizer"] != "gd"]
     # a null draws from a generator of its run's seed: the same init and the same minibatches
     gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * runs[i][1] + TRAIN_SEED_OFFSET)
             for i in list(range(n)) + sim]
@@ -99,7 +100,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="ad
 
 
 def _null_kicks(perturbations, n, sim):
-    """PGD kicks of each run's null ``(n,)``: counted where simulated, 0 for a closed-form one."""
+    """PGD kicks of each run's null ``(n,)``: counted where simulated, 0 for a closed-form one (GD's: none)."""
     out = np.zeros(n, dtype=np.int64)
     out[sim] = perturbations[n:]
     return out
@@ -136,11 +137,12 @@ def _runs(student, sl):
 
 
 def gd_null(perp0, lr, lam, steps):
-    """The null of (P)GD without kicks in closed form: ``(1 − lr λ)^t ‖W⊥(0)‖`` (arrays broadcast)."""
+    """The null of GD (or of PGD while no kick fires) in closed form: ``(1 − lr λ)^t ‖W⊥(0)‖`` (arrays
+    broadcast)."""
     return (1 - np.asarray(lr) * np.asarray(lam)) ** steps * np.asarray(perp0)
 
 
-def run_claims(seeds, d, k, steps, lr, device, progress=False, rows=ROWS, simulate="adam"):
+def run_claims(seeds, d, k, steps, lr, device, progress=False, rows=ROWS, simulate="needed"):
     """Every row, grouped by architecture; results in the order of ``rows`` (``simulate``: see :func:`run_group`)."""
     groups = {}
     for r in rows:

@@ -1,6 +1,7 @@
 """Tests of Fig. 2 (the one-neuron toy) and of the claims grid (paper Sec. 4, claims (a)-(e))."""
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -99,6 +100,27 @@ def test_gd_and_pgd_nulls_are_the_closed_form():
         closed = gd_null(res["perp_history"][0], 1.0, 1e-4, res["step"][:, None])
         np.testing.assert_allclose(res["null_history"], closed, rtol=2e-5)
         assert np.abs(res["perp_history"][-1] - closed[-1]).max() > 1e-3 * closed[-1].max()
+
+
+def test_a_pgd_null_whose_kicks_fire_is_simulated_not_the_closed_form(monkeypatch):
+    """PGD kicks when the gradient is small, and the null's gradient lacks the loss's part on W⊥: its kicks fire
+    where the run's need not. With a kick threshold every step's gradient is below, the default null of a PGD row
+    is the simulated one (kicks counted, W⊥ above the closed form, which knows no kicks); plain GD's stays the
+    exact closed form."""
+    from NeuralNetworks import claims
+    real = claims.run_config
+
+    def eager(settings, steps, lr):
+        return replace(real(settings, steps, lr), pgd_threshold=1e3)
+    monkeypatch.setattr(claims, "run_config", eager)
+    base, gd = ROWS[0], next(r for r in ROWS if r.name == "plain GD")
+    res, res_gd = run_claims([0], 20, 2, 200, 1.0, torch.device("cpu"), rows=[base, gd])
+    closed = claims.gd_null(res["perp_init"], 1.0, 1e-4, 200)
+    assert res["null_simulated"].all() and (res["null_kicks"] > 0).all()
+    assert (res["null"] > 1.001 * closed).all()
+    np.testing.assert_array_equal(res["null"], res["null_history"][-1])
+    assert not res_gd["null_simulated"].any() and (res_gd["null_kicks"] == 0).all()
+    np.testing.assert_allclose(res_gd["null"], claims.gd_null(res_gd["perp_init"], 1.0, 1e-4, 200), rtol=1e-12)
 
 
 def _adam_null_reference(seed, steps, d=20, k=2, width=256):
