@@ -199,8 +199,9 @@ def test_a_point_whose_quadrature_did_not_converge_is_uncertified(tmp_path):
     issue = {"grad_norm": 8.9e-9, "grad_norm_fine": 3.3e-6, "lam_min_hessian": 2e-8, "quad_change": 1.6e-5,
              "quad_capped": True, "nodes_par": 681, "nodes_perp": 40}
     rows = _written_types(tmp_path, [ok, issue, {**ok, "grad_norm_fine": 2e-8}, {**ok, "lam_min_hessian": -7.3e-10},
-                                     {**ok, "lam_min_hessian": -1e-3}])
-    assert [r["type"] for r in rows] == ["minimum", "uncertified", "uncertified", "minimum", "saddle"]
+                                     {**ok, "lam_min_hessian": -1e-3}, {**ok, "lam_min_hessian": math.nan}])
+    assert [r["type"] for r in rows] == ["minimum", "uncertified", "uncertified", "minimum", "saddle", "uncertified"]
+    assert rows[5]["reason"] == "lam_min not computed"         # an unknown curvature is no saddle either
     assert rows[0]["reason"] == "" and rows[3]["reason"] == ""
     why = rows[1]["reason"]
     assert "3.3e-06 > 1e-08 on the check rule" in why and "node cap (681x40)" in why and "quad_change 1.6e-05" in why
