@@ -42,8 +42,8 @@ def best_scale(q):
     every target to 0 keeps ``s = 1`` (distortion 1)."""
     lo, hi = q.amin(-1), q.amax(-1)
     zero = hi <= 0
-    s = torch.where(zero, torch.ones_like(hi), 2 / torch.where(zero, torch.ones_like(hi), lo + hi))
-    return s, torch.where(zero, torch.ones_like(hi), (hi - lo) / torch.where(zero, torch.ones_like(hi), lo + hi))
+    total = torch.where(zero, 1.0, lo + hi)
+    return torch.where(zero, 1.0, 2 / total), torch.where(zero, 1.0, (hi - lo) / total)
 
 
 def score(Y, pts: Points, k):

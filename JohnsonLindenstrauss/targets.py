@@ -51,10 +51,15 @@ class Targets:
         ``(..., n*n)`` for pairs (entries outside the pair set are 0)."""
         if self.pairs is None:
             return distortion(Y, k)
+        return ((self._pair_ratios(Y, k) - 1).abs() * self.mask).flatten(-2)
+
+    def _pair_ratios(self, Y: torch.Tensor, k: int) -> torch.Tensor:
+        """``‖A(x_i − x_j)‖²/(k ‖x_i − x_j‖²): (..., n, n)`` from the Gram matrix of ``Y = A Xᵀ`` (0 off the
+        pairs)."""
         G = Y.transpose(-1, -2) @ Y
         g = torch.diagonal(G, dim1=-2, dim2=-1)
         sq = g[..., :, None] + g[..., None, :] - 2 * G
-        return ((sq * self.inv_sq / k - 1).abs() * self.mask).flatten(-2)
+        return sq * self.inv_sq / k
 
     def worst(self, Y: torch.Tensor, k: int, where: bool = True):
         """Per run, the largest distortion over a batch of projections and every target, and where it is:
@@ -93,10 +98,7 @@ class Targets:
         """``‖A t‖²/k`` of the targets only, from ``Y = A Xᵀ: (..., k, n)`` -> ``(..., len(self))``."""
         if self.pairs is None:
             return (Y * Y).sum(-2) / k
-        G = Y.transpose(-1, -2) @ Y
-        g = torch.diagonal(G, dim1=-2, dim2=-1)
-        sq = (g[..., :, None] + g[..., None, :] - 2 * G) * self.inv_sq / k
-        return sq.flatten(-2)[..., self.flat]
+        return self._pair_ratios(Y, k).flatten(-2)[..., self.flat]
 
     def second_moment(self) -> torch.Tensor:
         """``Σ_t t tᵀ: (d, d)`` over the targets: ``XᵀX`` for norms; for pairs ``Xᵀ L X`` with L the Laplacian of

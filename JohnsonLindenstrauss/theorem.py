@@ -152,6 +152,18 @@ def _value_grad(fun, x):
     return f.detach(), g
 
 
+def _armijo(fun, x, f, g, eta, armijo):
+    """Backtracking from step ``eta``: halve until ``F(x − η g) ≤ F(x) − armijo η ‖g‖²`` (or η < 1e-300, where the
+    step is taken as it is -- ``monotone`` then records whether F went up). Returns the point, F, ∇F and η."""
+    gn2 = float(g.norm()) ** 2
+    while True:
+        y = x - eta * g
+        fy, gy = _value_grad(fun, y)
+        if float(fy) <= float(f) - armijo * eta * gn2 or eta < 1e-300:
+            return y, fy, gy, eta
+        eta *= 0.5
+
+
 def _ball(dim, radius, generator, like):
     u = torch.randn(dim, generator=generator, dtype=like.dtype).to(like.device)
     rho = torch.rand(1, generator=generator, dtype=like.dtype).item() ** (1 / dim)
@@ -194,12 +206,7 @@ def descend(X, k, cfg: TheoremSettings, seed, progress=True):
                 rise += up
                 kicks.append(step)
                 continue
-            while True:
-                y = x - eta * g
-                fy, gy = _value_grad(fun, y)
-                if float(fy) <= float(f) - cfg.armijo * eta * gn * gn or eta < 1e-300:
-                    break
-                eta *= 0.5
+            y, fy, gy, eta = _armijo(fun, x, f, g, eta, cfg.armijo)
             if not (math.isfinite(float(fy)) and bool(torch.isfinite(gy).all())):
                 raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
             monotone &= float(fy) <= float(f)

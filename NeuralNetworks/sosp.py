@@ -516,25 +516,28 @@ def point_type(p: dict, eps: float | None = None) -> tuple[str, str]:
     with ``eps`` for the gradient and the curvature. ``saddle``: every check but the curvature passes.
     ``uncertified``: anything else. ``reason``: the checks that fail ('' for a minimum), '; '-separated."""
     def failing(tol_grad, tol_curv):
-        out = [f"grad {p[k]:.3g} > {tol_grad:g}{where}" for k, where in (("grad_norm", ""),
+        """The failed checks as ``(check, message)``; ``check`` is 'curvature' for λ_min below tolerance."""
+        out = [("gradient", f"grad {p[k]:.3g} > {tol_grad:g}{where}") for k, where in (("grad_norm", ""),
                ("grad_norm_fine", " on the check rule")) if not p[k] <= tol_grad]
         if p["quad_capped"]:
-            out.append(f"rule at the node cap ({p['nodes_par']}x{p['nodes_perp']})")
+            out.append(("quadrature", f"rule at the node cap ({p['nodes_par']}x{p['nodes_perp']})"))
         if not p["quad_change"] < QUAD_TOL:
-            out.append(f"quad_change {p['quad_change']:.3g} >= {QUAD_TOL:g}")
+            out.append(("quadrature", f"quad_change {p['quad_change']:.3g} >= {QUAD_TOL:g}"))
         if p["lam_min_hessian"] != p["lam_min_hessian"]:                     # NaN: the curvature is unknown
-            out.append("lam_min not computed")
+            out.append(("unknown", "lam_min not computed"))
         elif not p["lam_min_hessian"] >= -tol_curv:
-            out.append(f"lam_min {p['lam_min_hessian']:.3g} < -{tol_curv:g}")
+            out.append(("curvature", f"lam_min {p['lam_min_hessian']:.3g} < -{tol_curv:g}"))
         return out
+
+    def said(checks):
+        return "; ".join(message for _, message in checks)
     strict = failing(GRAD_TOL, SADDLE_TOL)
     if not strict:
         return "minimum", ""
     loose = strict if eps is None else failing(eps, eps)
     if not loose:
-        return "ε-SOSP", "; ".join(strict)
-    saddle = len(loose) == 1 and loose[0].startswith("lam_min ") and "not computed" not in loose[0]
-    return ("saddle" if saddle else "uncertified"), "; ".join(loose)
+        return "ε-SOSP", said(strict)
+    return ("saddle" if [c for c, _ in loose] == ["curvature"] else "uncertified"), said(loose)
 
 
 CERTIFIED = ("minimum", "ε-SOSP")     # the types a table or figure counts as certified points
