@@ -1,10 +1,13 @@
-"""The two experiments of Section 5.2, each a config (its command-line options and defaults, declared once), a
-``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them.
+"""The three experiments of Section 5.2, each a config (its command-line options and defaults, declared once), a
+``run`` that computes and writes its outputs into a folder, a ``draw`` that makes its figures from them and a
+``summary`` line (main.py lists them).
 
-fig7    Fig. 7: 100 unit vectors in R^500 (uniform[0,1] rows, normalised), k = 30, a Gaussian distribution over
-        30 x 500 matrices with mean 0 and one scalar log-variance 0, optimised by Adam on the largest distortion
-        of a batch of 20 sampled matrices; against Gaussian, orthogonal, sparse and PCA projections.
-ksweep  every method's max distortion against k, for norms and pairwise distances (ksweep.py).
+fig7     Fig. 7: 100 unit vectors in R^500 (uniform[0,1] rows, normalised), k = 30, a Gaussian distribution over
+         30 x 500 matrices with mean 0 and one scalar log-variance 0, optimised by Adam on the largest distortion
+         of a batch of 20 sampled matrices; against Gaussian, orthogonal, sparse, SVD and PCA projections.
+ksweep   every method's max distortion against k, for norms and pairwise distances (ksweep.py).
+theorem  Theorem 5.5 in its regime: the smoothed union bound descended to a second-order stationary point, its
+         mean matrix certified (theorem.py, certificate.py).
 """
 import bisect
 import dataclasses
@@ -15,11 +18,11 @@ import numpy as np
 import torch
 
 from JohnsonLindenstrauss.data import DATASETS
-from JohnsonLindenstrauss.model import JLConfig
+from JohnsonLindenstrauss.model import DivergenceError, JLConfig, NoImprovementError
 from JohnsonLindenstrauss.theorem import TheoremSettings
 from JohnsonLindenstrauss.utils import memory_problem, save_figure, sha256_of
 
-JC = JLConfig()
+JL_DEFAULTS = JLConfig()
 BASELINE_SEED_OFFSETS = {"gaussian": 1_000_003, "orthogonal": 2_000_003}   # each baseline's own stream: seed + this
 KSWEEP_QUICK_GRID = (2, 8, 32)
 POS = dict(lo=0.0, hi=1e30, open=True)
@@ -39,10 +42,10 @@ class Data:
     n: int = option(None, "training points (paper: 100; a .npy: all rows but the holdout)", lo=1, hi=10**12)
     d: int = option(None, "dimension of generated data, uniform or gaussian (paper: 500)", lo=1, hi=10**9)
     holdout: int = option(0, "further points from the same source, never trained on", lo=0, hi=10**9)
-    batch: int = option(JC.batch, "matrices sampled per step (paper: 20)", lo=1, hi=10**12)
-    lr: float = option(JC.lr, "Adam step size (paper: 0.01)", **POS)
+    batch: int = option(JL_DEFAULTS.batch, "matrices sampled per step (paper: 20)", lo=1, hi=10**12)
+    lr: float = option(JL_DEFAULTS.lr, "Adam step size (paper: 0.01)", **POS)
     tol: float = option(None, f"objective max: stop once the sampled max distortion is below this, in (0, 1) "
-                        f"(default {JC.tol}, the paper's; the initial M = 0 has distortion 1)", lo=0.0, hi=1.0,
+                        f"(default {JL_DEFAULTS.tol}, the paper's; the initial M = 0 has distortion 1)", lo=0.0, hi=1.0,
                         open=True)
     draws: int = option(1000, "Gaussian matrices for the baseline (paper: 1000)", lo=1, hi=10**7)
     seed: int = 0
@@ -134,10 +137,10 @@ class Fig7Config(Data):
                          choices=("norms", "pairwise"))
     objective: str = option("max", "max distortion of a sampled batch (the authors' code) or the union bound of "
                             "Eq. 9", choices=("max", "surrogate"))
-    k: int = option(JC.k, "target dimension (paper: 30)", lo=1, hi=10**6)
-    steps: int = option(JC.steps, "maximum steps (paper: 5000)", lo=1, hi=10**9)
-    eps: float = option(None, f"surrogate: distortion threshold epsilon (default {JC.eps})", **POS)
-    lam: float = option(None, f"surrogate: weight of the variance penalty (default {JC.lam}; 0: none)",
+    k: int = option(JL_DEFAULTS.k, "target dimension (paper: 30)", lo=1, hi=10**6)
+    steps: int = option(JL_DEFAULTS.steps, "maximum steps (paper: 5000)", lo=1, hi=10**9)
+    eps: float = option(None, f"surrogate: distortion threshold epsilon (default {JL_DEFAULTS.eps})", **POS)
+    lam: float = option(None, f"surrogate: weight of the variance penalty (default {JL_DEFAULTS.lam}; 0: none)",
                         lo=0.0, hi=1e30)
     tau: float = option(None, "surrogate: width of the smoothed indicator (default sqrt(2/k))", lo=1e-6, hi=1e6)
 
@@ -161,8 +164,8 @@ class Fig7Config(Data):
         return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100))
 
     def jl_config(self):
-        return JLConfig(k=self.k, batch=self.batch, lr=self.lr, steps=self.steps, tol=self.tol or JC.tol,
-                        objective=self.objective, eps=self.eps or JC.eps, lam=JC.lam if self.lam is None else self.lam,
+        return JLConfig(k=self.k, batch=self.batch, lr=self.lr, steps=self.steps, tol=self.tol or JL_DEFAULTS.tol,
+                        objective=self.objective, eps=self.eps or JL_DEFAULTS.eps, lam=JL_DEFAULTS.lam if self.lam is None else self.lam,
                         tau=self.tau)
 
     def folder_name(self):
@@ -263,7 +266,7 @@ def _learned(P, pts):
 
 def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
     """One learned projection at ``k`` and every baseline; writes ``history.npz``, ``projection.npy``, figures."""
-    from JohnsonLindenstrauss.model import optimise
+    from JohnsonLindenstrauss.train import optimise
     from JohnsonLindenstrauss.targets import matrix_distortion
     pts = _targets(X, Xh, cfg.target, device)
     T, Th = pts.train, pts.held
@@ -365,10 +368,10 @@ def _ksweep_point(cfg, X, pts, target, k, seeds, device, progress):
     """The rows of one (target, k): the learned runs (a run whose iterates never beat M = 0 keeps M = 0) and
     every baseline at its fixed scale and at its best scalar (``NAME_best_scale``). Returns the rows, the learned
     matrices, the optimisation's seconds and whether it was stopped."""
-    from JohnsonLindenstrauss.model import optimise
+    from JohnsonLindenstrauss.train import optimise
     from JohnsonLindenstrauss.targets import matrix_distortion
     T, Th = pts.train, pts.held
-    jc = JLConfig(k=k, batch=cfg.batch, lr=cfg.lr, steps=cfg.steps, tol=cfg.tol or JC.tol)
+    jc = JLConfig(k=k, batch=cfg.batch, lr=cfg.lr, steps=cfg.steps, tol=cfg.tol or JL_DEFAULTS.tol)
     runs = optimise(T.to(torch.float32), jc, [torch.Generator(device=device).manual_seed(s) for s in seeds],
                     progress=False)
     Ps = [(r["M"].double() / math.sqrt(k)).cpu().numpy() for r in runs]
@@ -406,7 +409,7 @@ def summary_ksweep(res):
             + f"; JL bound {res['jl_bound']}; {res['optimize_s']:.0f} s optimise")
 
 
-TS = TheoremSettings()
+THEOREM_DEFAULTS = TheoremSettings()
 
 
 @dataclasses.dataclass
@@ -420,14 +423,14 @@ class TheoremConfig:
     holdout: int = option(100, "held-out points from the same source, never trained on", lo=0, hi=10**6)
     k: int = option(None, "target dimension (default: the smallest k whose initial objective is below 1, the "
                     "theorem's premise, both exactly and with the draws the descent uses)", lo=1, hi=10**5)
-    eps: float = option(TS.eps, "distortion threshold epsilon", lo=0.0, hi=1.0, open=True)
-    tau: float = option(TS.tau, "width of the smooth indicator, below epsilon (the allowance it gives)", lo=0.0,
+    eps: float = option(THEOREM_DEFAULTS.eps, "distortion threshold epsilon", lo=0.0, hi=1.0, open=True)
+    tau: float = option(THEOREM_DEFAULTS.tau, "width of the smooth indicator, below epsilon (the allowance it gives)", lo=0.0,
                         hi=1.0, open=True)
-    lam: float = option(TS.lam, "penalty on the variances (lambda k d must stay below 1 - the initial "
+    lam: float = option(THEOREM_DEFAULTS.lam, "penalty on the variances (lambda k d must stay below 1 - the initial "
                         "objective)", lo=0.0, hi=1.0)
-    samples: int = option(TS.samples, "common random draws G_1..G_S of the objective", lo=1, hi=10**5)
-    tol: float = option(TS.tol, "gradient norm at which the Hessian is tested", lo=1e-14, hi=1.0)
-    max_steps: int = option(TS.max_steps, "gradient steps at most", lo=1, hi=10**8)
+    samples: int = option(THEOREM_DEFAULTS.samples, "common random draws G_1..G_S of the objective", lo=1, hi=10**5)
+    tol: float = option(THEOREM_DEFAULTS.tol, "gradient norm at which the Hessian is tested", lo=1e-14, hi=1.0)
+    max_steps: int = option(THEOREM_DEFAULTS.max_steps, "gradient steps at most", lo=1, hi=10**8)
     budget: float = option(600.0, "seconds of descent at most (then tested where it stands)", lo=1.0, hi=1e7)
     draws: int = option(1000, "Gaussian matrices for the baseline at the same k", lo=1, hi=10**7)
     seed: int = 0
@@ -477,6 +480,7 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
     """One descent at k and its guarantee chain (theorem.py: what guarantees what); every baseline at k."""
     from JohnsonLindenstrauss import theorem as th
     from JohnsonLindenstrauss.baselines import jl_min_dim
+    from JohnsonLindenstrauss.certificate import certify
     Xt, Xht = (torch.as_tensor(A, dtype=torch.float64, device=device) for A in (X, Xh))
     d, settings = X.shape[1], cfg.settings()
     tried = {}
@@ -488,15 +492,9 @@ def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dic
     base, gauss = _baselines(cfg, X, pts, k, device)
     init = th.initial_objective(len(X), k, cfg.eps, cfg.tau)
     r = th.descend(Xt, k, settings, cfg.seed, progress=progress)
-    certified, at_mean, worst = th.guarantee(r["M"], Xt, cfg.eps, cfg.tau)
+    point = certify(r, Xt, init, cfg.eps, cfg.tau)
+    worst, start = point["max_distortion"], point["objective_start"]
     held = th.distortions(r["M"], Xht) if len(Xh) else None
-    start = r["objective_start"]
-    point = {"objective_start": start, "objective_end": r["objective_end"], "monotone": r["monotone"],
-             "perturbation_rise": r["perturbation_rise"], "objective_at_mean": at_mean,
-             "sigma_max": float(r["sigma"].abs().max()), "max_distortion": worst, "bound": cfg.eps + cfg.tau,
-             "stationary": r["status"] == "stationary", "within_bound": certified,
-             "chain": bool(init < 1 and start < 1 and r["monotone"] and r["objective_end"] <= start)}
-    point["certified"] = point["chain"] and certified
     res = {"data": cfg.data, "n": len(X), "d": d, "holdout": len(Xh), "k": k, "eps": cfg.eps, "tau": cfg.tau,
            "lam": cfg.lam, "samples": cfg.samples, "initial_objective": init, "premise": bool(init < 1),
            "initial_objective_crn": start - cfg.lam * k * d, "penalty_at_start": cfg.lam * k * d,
@@ -544,6 +542,12 @@ def summary_theorem(res):
             f"grad {res['grad_norm']:.1e}, lambda_min {res['lam_min_hessian']:.1e}, {res['optimize_s']:.1f} s")
 
 
-EXPERIMENTS = {"fig7": (Fig7Config, run_fig7, draw_fig7, summary_fig7),
-               "theorem": (TheoremConfig, run_theorem, draw_theorem, summary_theorem),
-               "ksweep": (KsweepConfig, run_ksweep, draw_ksweep, summary_ksweep)}
+RUN_ERRORS = (DivergenceError,)     # a run that ends in one of these: one line (:func:`hint` added), exit 2
+
+
+def hint(error, cfg):
+    """What to try after a run ended in ``error``: a smaller step, unless M never moved."""
+    if (isinstance(error, NoImprovementError) and not error.moved) or not hasattr(cfg, "lr"):
+        return ""
+    return "; try a smaller --lr" + (" (or --lam, a larger --tau)" if getattr(cfg, "objective", "max") ==
+                                     "surrogate" else "")

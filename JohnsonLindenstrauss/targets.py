@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from JohnsonLindenstrauss.data import DataError
+from JohnsonLindenstrauss.model import distortion, ratios
 
 
 @dataclass
@@ -50,33 +51,33 @@ class Targets:
         """``|‖A t‖²/k − 1|`` for every target from ``Y = A Xᵀ: (..., k, n)``: ``(..., n)`` for norms,
         ``(..., n*n)`` for pairs (entries outside the pair set are 0)."""
         if self.pairs is None:
-            return distortion(Y, k)
-        return ((self._pair_ratios(Y, k) - 1).abs() * self.mask).flatten(-2)
+            return distortion(ratios(Y, k))
+        return (distortion(self._pair_ratios(Y, k)) * self.mask).flatten(-2)
 
     def _pair_ratios(self, Y: torch.Tensor, k: int) -> torch.Tensor:
         """``‖A(x_i − x_j)‖²/(k ‖x_i − x_j‖²): (..., n, n)`` from the Gram matrix of ``Y = A Xᵀ`` (0 off the
         pairs)."""
-        G = Y.transpose(-1, -2) @ Y
-        g = torch.diagonal(G, dim1=-2, dim2=-1)
-        sq = g[..., :, None] + g[..., None, :] - 2 * G
-        return sq * self.inv_sq / k
+        gram = Y.transpose(-1, -2) @ Y                                      # (..., n, n)
+        sq = torch.diagonal(gram, dim1=-2, dim2=-1)                          # ‖A x_i‖²: (..., n)
+        return (sq[..., :, None] + sq[..., None, :] - 2 * gram) * self.inv_sq / k
 
     def worst(self, Y: torch.Tensor, k: int, where: bool = True):
         """Per run, the largest distortion over a batch of projections and every target, and where it is:
         ``Y = A Xᵀ: (S, B, k, n)`` for S runs of B projections each -> ``value, b, i, j, sign``, each ``(S,)``:
         the distortion, its projection, its target (the point ``i``; for pairs the pair ``(i, j)``, for norms
         ``j = i``) and the sign of ``‖A t‖²/k − 1`` there (``where=False``: the value only). Nothing here is
-        differentiated: the optimiser's gradient is written out from where the maximum is (``model._max_step``).
+        differentiated: the optimiser's gradient is written out from where the maximum is
+        (``train_fast._max_step``).
         The largest and smallest ``‖A t‖²/k`` are found per projection by plain reductions; only the winning
         projection of each run is searched for the index (a reduction with indices costs 10x one without)."""
         S, B, _, n = Y.shape
         if self.pairs is None:
-            q = (Y * Y).sum(-2).div_(k)                                      # ‖A x_i‖²/k: (S, B, n)
+            q = ratios(Y, k)                                                 # ‖A x_i‖²/k: (S, B, n)
             hi_b, lo_b = q.amax(-1), q.amin(-1)                               # (S, B)
         else:
-            G = Y.transpose(-1, -2) @ Y                                     # (S, B, n, n)
-            g = torch.diagonal(G, dim1=-2, dim2=-1).clone()
-            q = G.mul_(-2).add_(g[..., :, None]).add_(g[..., None, :]).mul_(self.inv_sq).div_(k)   # 0 off the pairs
+            gram = Y.transpose(-1, -2) @ Y                                  # (S, B, n, n)
+            sq = torch.diagonal(gram, dim1=-2, dim2=-1).clone()              # ‖A x_i‖²: (S, B, n)
+            q = gram.mul_(-2).add_(sq[..., :, None]).add_(sq[..., None, :]).mul_(self.inv_sq).div_(k)  # 0 off pairs
             hi_b = q.amax((-2, -1))
             lo_b = (q + self.off).amin((-2, -1))                           # +inf off the pairs
         hi, b_hi = hi_b.max(1)
@@ -87,9 +88,9 @@ class Targets:
             return value
         s = torch.arange(S, device=Y.device)
         b = torch.where(up, b_hi, b_lo)
-        Q = q[s, b].reshape(S, -1)                                          # the winning projection's values
-        at_hi = Q.argmax(1)
-        at_lo = (Q if self.pairs is None else Q + self.off.reshape(1, -1)).argmin(1)
+        won = q[s, b].reshape(S, -1)                                        # the winning projection's values
+        at_hi = won.argmax(1)
+        at_lo = (won if self.pairs is None else won + self.off.reshape(1, -1)).argmin(1)
         at = torch.where(up, at_hi, at_lo)
         i, j = (at, at) if self.pairs is None else (at // n, at % n)
         return value, b, i, j, up.to(Y.dtype) * 2 - 1
@@ -97,7 +98,7 @@ class Targets:
     def ratios(self, Y: torch.Tensor, k: int) -> torch.Tensor:
         """``‖A t‖²/k`` of the targets only, from ``Y = A Xᵀ: (..., k, n)`` -> ``(..., len(self))``."""
         if self.pairs is None:
-            return (Y * Y).sum(-2) / k
+            return ratios(Y, k)
         return self._pair_ratios(Y, k).flatten(-2)[..., self.flat]
 
     def second_moment(self) -> torch.Tensor:
@@ -136,11 +137,6 @@ def holdout_pairs(n_train, n_holdout):
     """Pairs of the stacked ``[train; holdout]`` points that involve at least one held-out point."""
     idx = torch.triu_indices(n_train + n_holdout, n_train + n_holdout, offset=1).T
     return idx[idx[:, 1] >= n_train]
-
-
-def distortion(AT: torch.Tensor, k: int) -> torch.Tensor:
-    """``|‖A t‖² / k − 1|`` from ``AT = A tᵀ: (..., k, m)`` for unit ``t`` -> ``(..., m)``."""
-    return ((AT * AT).sum(-2) / k - 1.0).abs()
 
 
 def matrix_distortion(P: np.ndarray, targets: Targets) -> float:

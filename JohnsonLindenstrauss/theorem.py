@@ -15,23 +15,19 @@ density: the theorem's premise is that it is below 1 (then some A in the distrib
 distortion ≤ ε + τ).
 
 What guarantees what. The descent minimises F with the S draws, not its expectation, so the premise that carries
-over to the run is that F itself starts below 1, penalty λkd included (:func:`start_objective`; with 32 draws it
-scatters widely around the exact value: 1.45 at k = 59 on Fig. 7's data where the exact value is 0.962). The
-default k is the smallest at which both are below 1 (:func:`descended_k`). Then, if every step the descent takes
+over to the run is that F itself starts below 1, penalty λkd included (:func:`start_objective`; with few draws
+it scatters widely around the exact value). The default k is the smallest at which both are below 1 (:func:`descended_k`). Then, if every step the descent takes
 keeps F at or below its start (``monotone``: gradient steps decrease it, the perturbations are recorded), at the
 end F(M, σ) < 1; at σ = 0 F is Σ_i H((|u_i(M) − 1| − ε)/τ) whatever the draws, and a sum of terms in [0, 1] below
 1 has none equal to 1: every distortion of the mean M is below ε + τ, the allowance of this smoothing. That
-last check is :func:`guarantee` (``within_bound``); ``chain`` says whether the theorem's argument (both starts
-below 1, monotone, end at or below the start) covers the point, and a point is ``certified`` only when both hold. The second-order test at the
-end (‖∇F‖, λ_min by Lanczos on Hessian-vector products) only says the point is ``stationary``: F is flat wherever
+last check and the chain are certificate.py's. The second-order test at the end (‖∇F‖, λ_min by Lanczos on Hessian-vector products) only says the point is ``stationary``: F is flat wherever
 every distortion is below ε − τ or above ε + τ, so M = 0, σ = 0 (every distortion 1) is stationary too. (Lemma
 G.3's allowance for using M instead of a sample is stated in the paper for its own smoothing; its formula was lost
 in the extracted text, so the allowance reported is the one derived here.)
 
 The method is the MAXCUT folder's: Algorithm 1's perturbation at the start (M = 0 is stationary in M: F is even in
 M), then gradient steps with backtracking (Armijo, halving; the next step starts at twice the last, at most
-1/(2λ)), and at
-‖∇F‖ ≤ ε_g the Lanczos test λ_min ≥ −ε_H, a ball perturbation if it fails.
+1/(2λ)), and at ‖∇F‖ ≤ ε_g the Lanczos test λ_min ≥ −ε_H, a ball perturbation if it fails.
 """
 import math
 import time
@@ -41,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from JohnsonLindenstrauss.model import DivergenceError
+from JohnsonLindenstrauss.model import DivergenceError, distortion, ratios
 
 
 HISTORY = ("objective", "max_distortion", "sigma_max", "grad_norm", "step_size")   # per accepted step
@@ -111,24 +107,16 @@ def descended_k(X, cfg: "TheoremSettings", seed, k_from):
     return None, tried
 
 
-def guarantee(M, X, eps, tau):
-    """The check a bad point fails: every distortion of the mean ``M`` is below ε + τ. Returns ``(passes, the
-    objective at σ = 0 Σ_i H((|u_i − 1| − ε)/τ) -- below 1 implies it passes --, the max distortion)``."""
-    D = distortions(M, X)
-    at_mean = float(smooth_indicator((D - eps) / tau).sum())
-    return bool(float(D.max()) < eps + tau), at_mean, float(D.max())
-
-
-def objective(M, S, G, X, eps, tau, lam):
-    """F at (M, σ) with the fixed draws ``G: (S, k, d)``; ``X: (n, d)`` unit rows."""
-    k = M.shape[0]
-    Y = (M + S * G) @ X.T                                   # (S, k, n)
-    u = (Y * Y).sum(1) / k
-    return smooth_indicator(((u - 1).abs() - eps) / tau).mean(0).sum() + lam * (S * S).sum()
+def objective(M, sigma, G, X, eps, tau, lam):
+    """F at (M, σ) with the fixed draws ``G: (S, k, d)``; ``M, sigma: (k, d)``; ``X: (n, d)`` unit rows."""
+    Y = (M + sigma * G) @ X.T                                                # A Xᵀ: (S, k, n)
+    D = distortion(ratios(Y, M.shape[0]))                                    # |u_i − 1|: (S, n)
+    return smooth_indicator((D - eps) / tau).mean(0).sum() + lam * (sigma * sigma).sum()   # Eq. 9, H as Eq. 27
 
 
 def distortions(M, X):
-    return ((M @ X.T) ** 2).sum(0).div(M.shape[0]).sub(1).abs()
+    """The distortions of the mean matrix ``M: (k, d)`` on the rows of ``X: (n, d)`` -> ``(n,)``."""
+    return distortion(ratios(M @ X.T, M.shape[0]))
 
 
 def _lambda_min(fun, x, tol):

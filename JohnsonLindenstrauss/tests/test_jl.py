@@ -13,9 +13,10 @@ import torch
 from JohnsonLindenstrauss.data import load_points
 from JohnsonLindenstrauss.main import main
 from JohnsonLindenstrauss.tests.test_run import assert_plot_only_redraws
-from JohnsonLindenstrauss.model import JLConfig, optimise, surrogate_loss
+from JohnsonLindenstrauss.model import JLConfig, distortion, ratios, surrogate_loss
 from JohnsonLindenstrauss.sampler import GaussianSampler
-from JohnsonLindenstrauss.targets import distortion, holdout_pairs, make_targets, matrix_distortion
+from JohnsonLindenstrauss.targets import holdout_pairs, make_targets, matrix_distortion
+from JohnsonLindenstrauss.train import optimise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,7 +35,7 @@ def test_orthogonal_matrix_has_zero_distortion_on_its_row_space():
     # a direction orthogonal to the row space is lost entirely: distortion 1
     v = torch.randn(d, generator=g, dtype=torch.float64)
     v = v - Q.T @ (Q @ v)
-    assert distortion((A @ (v / v.norm()))[:, None], k).item() == pytest.approx(1.0)
+    assert distortion(ratios((A @ (v / v.norm()))[:, None], k)).item() == pytest.approx(1.0)
 
 
 def test_pairwise_targets_are_normalised_differences():
@@ -46,7 +47,7 @@ def test_pairwise_targets_are_normalised_differences():
     torch.testing.assert_close(dense.norm(dim=1), torch.ones(3, dtype=torch.float64))
     torch.testing.assert_close(dense[0], torch.tensor([1.0, -1.0, 0], dtype=torch.float64) / math.sqrt(2))
     A = torch.randn(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    torch.testing.assert_close(T.values(A @ X.T, 2), distortion(A @ dense.T, 2))   # Gram route = direct
+    torch.testing.assert_close(T.values(A @ X.T, 2), distortion(ratios(A @ dense.T, 2)))   # Gram route = direct
     assert holdout_pairs(3, 2).tolist() == [[0, 3], [0, 4], [1, 3], [1, 4], [2, 3], [2, 4], [3, 4]]
 
 
@@ -102,7 +103,7 @@ def test_surrogate_gradient_matches_finite_differences():
 def test_max_objective_gradient_is_autograds(kind):
     """The authors' objective for 3 runs x 4 sampled matrices: the loss (largest distortion per run) and its
     gradient in M and in the log-variance, written out in _max_step, equal autograd through the max."""
-    from JohnsonLindenstrauss.model import _max_step
+    from JohnsonLindenstrauss.train_fast import _max_step
     g = torch.Generator().manual_seed(0)
     X = torch.randn(12, 30, generator=g, dtype=torch.float64)
     X = X / X.norm(dim=1, keepdim=True)
@@ -124,13 +125,13 @@ def test_max_objective_gradient_is_autograds(kind):
 
 @pytest.mark.parametrize("kind", ["norms", "pairwise"])
 def test_fast_optimiser_equals_the_plain_autograd_reference(kind):
-    """With n >= d the fast path draws G itself, so _optimise_max (written-out gradient, own Adam, batched runs)
-    and reference_max (autograd, torch's Adam) take the same steps: in float64 the same M after 200 steps."""
-    from JohnsonLindenstrauss.model import reference_max
+    """With n >= d the fast path draws G itself, so train_fast.MaxSteps (written-out gradient, own Adam, batched runs)
+    and optimise_plain (autograd, torch's Adam) take the same steps: in float64 the same M after 200 steps."""
+    from JohnsonLindenstrauss.train import optimise_plain
     X = torch.randn(40, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     T = make_targets(X / X.norm(dim=1, keepdim=True), kind)
     cfg = JLConfig(k=4, steps=200, tol=1e-6)
-    M_ref, steps = reference_max(T, cfg, torch.Generator().manual_seed(3))
+    M_ref, steps = optimise_plain(T, cfg, torch.Generator().manual_seed(3))
     h = optimise(T, cfg, torch.Generator().manual_seed(3), progress=False)
     assert steps == h["steps_run"] == 200
     torch.testing.assert_close(h["M_last"], M_ref, rtol=1e-9, atol=1e-12)

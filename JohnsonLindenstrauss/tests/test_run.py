@@ -75,7 +75,7 @@ def test_seeds_and_plot_only_refusals(tmp_path, capsys):
 def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsys):
     """Ctrl-C before the first step or in the baselines: exit 130, nothing written. During the optimisation:
     exit 130, the best mean matrix so far in ``out.interrupted``. A failed write: exit 1."""
-    from JohnsonLindenstrauss import baselines, model, sampler, utils
+    from JohnsonLindenstrauss import baselines, sampler, train_fast, utils
     out = tmp_path / "out"
     argv = [*QUICK, "--out-dir", str(out)]
     main(argv)
@@ -90,7 +90,7 @@ def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsy
         assert "No space left" in exits(argv + ["--seed", "5"], 1, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
     with monkeypatch.context() as m:
-        signal_in(m, model, "_max_step", call=50)
+        signal_in(m, train_fast, "_max_step", call=50)
         assert "out.interrupted" in exits(argv + ["--seed", "5"], 130, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out", "out.interrupted"]
     res = json.load(open(tmp_path / "out.interrupted" / "results.json"))

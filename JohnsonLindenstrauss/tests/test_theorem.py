@@ -97,7 +97,7 @@ def test_a_stationary_bad_point_passes_the_second_order_test_but_is_not_certifie
     """F is flat where every distortion is beyond ε + τ: M = 0, σ = 0 (every distortion 1) has ∇F = 0 and
     λ_min = 0, so a second-order test passes it -- the guarantee check does not. Nor does a mean with one point
     distorted just past ε + τ, while the same mean pulled just inside passes."""
-    from JohnsonLindenstrauss.theorem import guarantee
+    from JohnsonLindenstrauss.certificate import guarantee
     X, G, _, k, d = _small(n=6, k=3, d=5, S=4)
 
     def fun(th):
