@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from JohnsonLindenstrauss.model import distortion
 from JohnsonLindenstrauss.sampler import GaussianSampler
 from JohnsonLindenstrauss.targets import Targets
 
@@ -52,10 +53,10 @@ def score(Y, pts: Points, k):
     held-out ones (``scaled``: each map's best scalar on the training targets), each ``(c,)``."""
     q = pts.train.ratios(Y[..., pts.train_cols], k)
     s, scaled = best_scale(q)
-    out = {"fixed": (q - 1).abs().amax(-1), "scaled": scaled}
+    out = {"fixed": distortion(q).amax(-1), "scaled": scaled}
     if pts.held is not None:
         qh = pts.held.ratios(Y[..., pts.held_cols], k)
-        out |= {"held_fixed": (qh - 1).abs().amax(-1), "held_scaled": (s[:, None] * qh - 1).abs().amax(-1)}
+        out |= {"held_fixed": distortion(qh).amax(-1), "held_scaled": distortion(s[:, None] * qh).amax(-1)}
     return out
 
 

@@ -12,29 +12,27 @@
 
 Writes the tables to JohnsonLindenstrauss/results/benchmark.md as well. Times: wall-clock seconds here.
 """
+import argparse
+import math
 import os
+import signal
 import sys
+import time
 
-if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
-    import signal
-    for _s in (signal.SIGINT, signal.SIGTERM):
+if __name__ == "__main__":     # run as a script: the repository root on the path; a Ctrl-C or SIGTERM while the
+    for _s in (signal.SIGINT, signal.SIGTERM):   # libraries load ends with one line, nothing written
         signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
                                         os._exit(128 + s)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-import signal  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
+import torch
 
-import torch  # noqa: E402
-
-from JohnsonLindenstrauss.data import load_points  # noqa: E402
-from JohnsonLindenstrauss.main import main as run_main  # noqa: E402
-from JohnsonLindenstrauss.model import JLConfig  # noqa: E402
-from JohnsonLindenstrauss.train import optimise, optimise_plain  # noqa: E402
-from JohnsonLindenstrauss.targets import make_targets, matrix_distortion  # noqa: E402
-from JohnsonLindenstrauss.utils import set_threads, take_signals  # noqa: E402
+from JohnsonLindenstrauss.data import load_points
+from JohnsonLindenstrauss.main import main as run_main
+from JohnsonLindenstrauss.model import JLConfig
+from JohnsonLindenstrauss.targets import make_targets, matrix_distortion
+from JohnsonLindenstrauss.train import optimise, optimise_plain
+from JohnsonLindenstrauss.utils import set_threads, take_signals
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,12 +41,14 @@ def speed_table():
     X, _ = load_points("uniform", 100, 0, 500, 0)
     X32, T64 = torch.as_tensor(X, dtype=torch.float32), make_targets(torch.as_tensor(X), "norms")
     cfg = JLConfig()
-    rows = ["| implementation | steps | time (s) | max distortion of M (last) | of M (best iterate) |", "|---|---|---|---|---|"]
+    rows = ["| implementation | steps | time (s) | max distortion of M (last) | of M (best iterate) |",
+            "|---|---|---|---|---|"]
     t = time.perf_counter()
     M, steps = optimise_plain(make_targets(X32, "norms"), cfg, torch.Generator().manual_seed(0))
     s_ref = time.perf_counter() - t
     last = matrix_distortion(M.double().numpy() / math.sqrt(cfg.k), T64)
-    rows.append(f"| train.optimise_plain (plain autograd, direct G, float32) | {steps} | {s_ref:.1f} | {last:.4f} | – |")
+    rows.append(f"| train.optimise_plain (plain autograd, direct G, float32) | {steps} | {s_ref:.1f} | "
+                f"{last:.4f} | – |")
     t = time.perf_counter()
     h = optimise(make_targets(X32, "norms"), cfg, torch.Generator().manual_seed(0), progress=False)
     s_ours = time.perf_counter() - t
@@ -148,7 +148,8 @@ def _timed_runs(argvs, key, busy):
             for p in procs:
                 _, err = p.communicate()
                 if p.returncode:
-                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+                    last = err.strip().splitlines()[-1] if err.strip() else p.returncode
+                    sys.exit(f"benchmark: main.py failed: {last}")
             times = []
             for o in outs:
                 with open(os.path.join(o, "results.json")) as f:

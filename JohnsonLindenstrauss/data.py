@@ -24,41 +24,41 @@ def load_points(source, n, holdout, d, seed):
     if source in ("uniform", "gaussian"):
         rng = np.random.default_rng(seed)
         draw = rng.random if source == "uniform" else rng.standard_normal
-        P = draw((n + holdout, d))
+        X = draw((n + holdout, d))
     elif source == "digits":
         from sklearn.datasets import load_digits
-        P = load_digits().data.astype(np.float64)
-        P = P[np.random.default_rng(seed).permutation(len(P))]
+        X = load_digits().data.astype(np.float64)
+        X = X[np.random.default_rng(seed).permutation(len(X))]
     else:
-        P = _load_npy(source, None if n is None else n + holdout)
-    n = len(P) - holdout if n is None else n
-    if n + holdout > len(P):
-        raise DataError(f"{source}: {len(P)} rows, but --n {n} and --holdout {holdout} need {n + holdout}")
+        X = _load_npy(source, None if n is None else n + holdout)
+    n = len(X) - holdout if n is None else n
+    if n + holdout > len(X):
+        raise DataError(f"{source}: {len(X)} rows, but --n {n} and --holdout {holdout} need {n + holdout}")
     if n < 1:
         raise DataError(f"{source}: no rows left to train on")
-    P = P[: n + holdout]
-    scale = np.abs(P).max(axis=1, keepdims=True)       # rows scaled to max |x| = 1 first: entries of 1e300
+    X = X[: n + holdout]
+    scale = np.abs(X).max(axis=1, keepdims=True)       # rows scaled to max |x| = 1 first: entries of 1e300
     if np.any(scale == 0):                              # would overflow the sum of squares
         raise DataError(f"{source}: row {int(np.argmin(scale[:, 0]))} is zero and cannot be normalised")
-    P = P / scale
-    P = P / np.linalg.norm(P, axis=1, keepdims=True)
-    return P[:n], P[n:]
+    X = X / scale
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    return X[:n], X[n:]
 
 
-def close_pair(P, tol):
-    """A pair ``(i, j, distance)``, ``i < j``, of rows of ``P: (n, d)`` at most ``tol`` apart (None if there is
+def close_pair(X, tol):
+    """A pair ``(i, j, distance)``, ``i < j``, of rows of ``X: (n, d)`` at most ``tol`` apart (None if there is
     none), without the n(n-1)/2 distances: rows within ``tol`` are within ``tol`` along any unit direction ``u``,
-    so after sorting by ``P u`` only neighbours ``s = 1, 2, ...`` places apart whose gap is at most ``tol`` are
+    so after sorting by ``X u`` only neighbours ``s = 1, 2, ...`` places apart whose gap is at most ``tol`` are
     measured, until no gap of ``s`` places is. ``u`` is fixed (seed 0): it sets the order of the search only."""
-    u = np.random.default_rng(0).standard_normal(P.shape[1])
-    z = P @ (u / np.linalg.norm(u))                                   # (n,)
+    u = np.random.default_rng(0).standard_normal(X.shape[1])
+    z = X @ (u / np.linalg.norm(u))                                   # (n,)
     order = np.argsort(z, kind="stable")
     z = z[order]
-    for s in range(1, len(P)):
+    for s in range(1, len(X)):
         a = np.flatnonzero(z[s:] - z[:-s] <= tol)                     # sorted positions a and a + s
         if not len(a):
             return None
-        dist = np.linalg.norm(P[order[a + s]] - P[order[a]], axis=1)
+        dist = np.linalg.norm(X[order[a + s]] - X[order[a]], axis=1)
         hit = dist <= tol
         if hit.any():
             i, j = order[a[hit]], order[a[hit] + s]
@@ -76,24 +76,24 @@ def _load_npy(path, rows=None):
         raise DataError(f"{path}: " + ("not a regular file (a folder, pipe or device is never opened)"
                                        if os.path.exists(path) else "no such file"))
     try:
-        P = np.load(path, mmap_mode="r", allow_pickle=False)
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array ({e.__class__.__name__}: {e})") from None
-    if not isinstance(P, np.ndarray):                 # np.load opens an .npz archive whatever the file's name
-        P.close()
+    if not isinstance(X, np.ndarray):                 # np.load opens an .npz archive whatever the file's name
+        X.close()
         raise DataError(f"{path}: an .npz archive, not a .npy array (save one array with np.save)")
-    if P.ndim != 2 or 0 in P.shape:
+    if X.ndim != 2 or 0 in X.shape:
         raise DataError(f"{path}: expected a 2-d array (rows, d) with at least one row and column, got shape "
-                        f"{P.shape}")
-    if not np.issubdtype(P.dtype, np.number) or np.issubdtype(P.dtype, np.complexfloating):
-        raise DataError(f"{path}: expected real numbers, got dtype {P.dtype}")
-    P = P[:rows] if rows is not None else P
+                        f"{X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise DataError(f"{path}: expected real numbers, got dtype {X.dtype}")
+    X = X[:rows] if rows is not None else X
     from JohnsonLindenstrauss.utils import memory_problem
-    problem = memory_problem(2 * 8.0 * P.size, f"{path}: {P.shape[0]} x {P.shape[1]} values (as float64, twice)",
+    problem = memory_problem(2 * 8.0 * X.size, f"{path}: {X.shape[0]} x {X.shape[1]} values (as float64, twice)",
                              torch.device("cpu"))
     if problem:
         raise DataError(problem)
-    P = np.array(P, dtype=np.float64)
-    if not np.all(np.isfinite(P)):
+    X = np.array(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
         raise DataError(f"{path}: holds NaN or infinite values")
-    return P
+    return X

@@ -87,9 +87,9 @@ class Data:
                 self.pair_bytes(m, h, d), "", device) is not None) - 1
             raise ValueError(problem + (f"; take fewer points with --n (--n {fit} fits)" if fit >= 2 else ""))
         every, train = (np.vstack([X, Xh]), np.float64, "float64"), (X, np.float32, "the optimiser's float32")
-        for P, dtype, who in (every, train):
+        for points, dtype, who in (every, train):
             limit = math.sqrt(np.finfo(dtype).eps)
-            pair = close_pair(P, limit)
+            pair = close_pair(points, limit)
             if pair is None:
                 continue
             i, j, dist = pair
@@ -164,9 +164,9 @@ class Fig7Config(Data):
         return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100))
 
     def jl_config(self):
+        lam = JL_DEFAULTS.lam if self.lam is None else self.lam
         return JLConfig(k=self.k, batch=self.batch, lr=self.lr, steps=self.steps, tol=self.tol or JL_DEFAULTS.tol,
-                        objective=self.objective, eps=self.eps or JL_DEFAULTS.eps, lam=JL_DEFAULTS.lam if self.lam is None else self.lam,
-                        tau=self.tau)
+                        objective=self.objective, eps=self.eps or JL_DEFAULTS.eps, lam=lam, tau=self.tau)
 
     def folder_name(self):
         paper = (self.data, self.target, self.objective) == ("uniform", "norms", "max")
@@ -424,8 +424,8 @@ class TheoremConfig:
     k: int = option(None, "target dimension (default: the smallest k whose initial objective is below 1, the "
                     "theorem's premise, both exactly and with the draws the descent uses)", lo=1, hi=10**5)
     eps: float = option(THEOREM_DEFAULTS.eps, "distortion threshold epsilon", lo=0.0, hi=1.0, open=True)
-    tau: float = option(THEOREM_DEFAULTS.tau, "width of the smooth indicator, below epsilon (the allowance it gives)", lo=0.0,
-                        hi=1.0, open=True)
+    tau: float = option(THEOREM_DEFAULTS.tau, "width of the smooth indicator, below epsilon (the allowance it "
+                        "gives)", lo=0.0, hi=1.0, open=True)
     lam: float = option(THEOREM_DEFAULTS.lam, "penalty on the variances (lambda k d must stay below 1 - the initial "
                         "objective)", lo=0.0, hi=1.0)
     samples: int = option(THEOREM_DEFAULTS.samples, "common random draws G_1..G_S of the objective", lo=1, hi=10**5)

@@ -3,10 +3,10 @@
 Functions take arrays and return a matplotlib figure; saving happens in experiments.py.
 """
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 
 def legend_outside(ax, **kw):

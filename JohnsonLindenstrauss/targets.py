@@ -63,20 +63,20 @@ class Targets:
 
     def worst(self, Y: torch.Tensor, k: int, where: bool = True):
         """Per run, the largest distortion over a batch of projections and every target, and where it is:
-        ``Y = A Xᵀ: (S, B, k, n)`` for S runs of B projections each -> ``value, b, i, j, sign``, each ``(S,)``:
+        ``Y = A Xᵀ: (R, B, k, n)`` for R runs of B projections each -> ``value, b, i, j, sign``, each ``(R,)``:
         the distortion, its projection, its target (the point ``i``; for pairs the pair ``(i, j)``, for norms
         ``j = i``) and the sign of ``‖A t‖²/k − 1`` there (``where=False``: the value only). Nothing here is
         differentiated: the optimiser's gradient is written out from where the maximum is
         (``train_fast._max_step``).
         The largest and smallest ``‖A t‖²/k`` are found per projection by plain reductions; only the winning
         projection of each run is searched for the index (a reduction with indices costs 10x one without)."""
-        S, B, _, n = Y.shape
+        R, B, _, n = Y.shape
         if self.pairs is None:
-            q = ratios(Y, k)                                                 # ‖A x_i‖²/k: (S, B, n)
-            hi_b, lo_b = q.amax(-1), q.amin(-1)                               # (S, B)
+            q = ratios(Y, k)                                                 # ‖A x_i‖²/k: (R, B, n)
+            hi_b, lo_b = q.amax(-1), q.amin(-1)                               # (R, B)
         else:
-            gram = Y.transpose(-1, -2) @ Y                                  # (S, B, n, n)
-            sq = torch.diagonal(gram, dim1=-2, dim2=-1).clone()              # ‖A x_i‖²: (S, B, n)
+            gram = Y.transpose(-1, -2) @ Y                                  # (R, B, n, n)
+            sq = torch.diagonal(gram, dim1=-2, dim2=-1).clone()              # ‖A x_i‖²: (R, B, n)
             q = gram.mul_(-2).add_(sq[..., :, None]).add_(sq[..., None, :]).mul_(self.inv_sq).div_(k)  # 0 off pairs
             hi_b = q.amax((-2, -1))
             lo_b = (q + self.off).amin((-2, -1))                           # +inf off the pairs
@@ -86,9 +86,9 @@ class Targets:
         value = torch.where(up, hi - 1, 1 - lo)
         if not where:
             return value
-        s = torch.arange(S, device=Y.device)
+        r = torch.arange(R, device=Y.device)
         b = torch.where(up, b_hi, b_lo)
-        won = q[s, b].reshape(S, -1)                                        # the winning projection's values
+        won = q[r, b].reshape(R, -1)                                        # the winning projection's values
         at_hi = won.argmax(1)
         at_lo = (won if self.pairs is None else won + self.off.reshape(1, -1)).argmin(1)
         at = torch.where(up, at_hi, at_lo)

@@ -15,15 +15,17 @@ density: the theorem's premise is that it is below 1 (then some A in the distrib
 distortion ≤ ε + τ).
 
 What guarantees what. The descent minimises F with the S draws, not its expectation, so the premise that carries
-over to the run is that F itself starts below 1, penalty λkd included (:func:`start_objective`; with few draws
-it scatters widely around the exact value). The default k is the smallest at which both are below 1 (:func:`descended_k`). Then, if every step the descent takes
-keeps F at or below its start (``monotone``: gradient steps decrease it, the perturbations are recorded), at the
-end F(M, σ) < 1; at σ = 0 F is Σ_i H((|u_i(M) − 1| − ε)/τ) whatever the draws, and a sum of terms in [0, 1] below
-1 has none equal to 1: every distortion of the mean M is below ε + τ, the allowance of this smoothing. That
-last check and the chain are certificate.py's. The second-order test at the end (‖∇F‖, λ_min by Lanczos on Hessian-vector products) only says the point is ``stationary``: F is flat wherever
-every distortion is below ε − τ or above ε + τ, so M = 0, σ = 0 (every distortion 1) is stationary too. (Lemma
-G.3's allowance for using M instead of a sample is stated in the paper for its own smoothing; its formula was lost
-in the extracted text, so the allowance reported is the one derived here.)
+over to the run is that F itself starts below 1, penalty λkd included (:func:`start_objective`; with few
+draws it scatters widely around the exact value). The default k is the smallest at which both are below 1
+(:func:`descended_k`). Then, if every step the descent takes keeps F at or below its start (``monotone``:
+gradient steps decrease it, the perturbations are recorded), at the end F(M, σ) < 1; at σ = 0 F is
+Σ_i H((|u_i(M) − 1| − ε)/τ) whatever the draws, and a sum of terms in [0, 1] below 1 has none equal to 1: every
+distortion of the mean M is below ε + τ, the allowance of this smoothing. That last check and the chain are
+certificate.py's. The second-order test at the end (‖∇F‖, λ_min by Lanczos on Hessian-vector products) only
+says the point is ``stationary``: F is flat wherever every distortion is below ε − τ or above ε + τ, so M = 0,
+σ = 0 (every distortion 1) is stationary too. (Lemma G.3's allowance for using M instead of a sample is stated in
+the paper for its own smoothing; its formula was lost in the extracted text, so the allowance reported is the one
+derived here.)
 
 The method is the MAXCUT folder's: Algorithm 1's perturbation at the start (M = 0 is stationary in M: F is even in
 M), then gradient steps with backtracking (Armijo, halving; the next step starts at twice the last, at most

@@ -109,9 +109,9 @@ def _loop(steps, cfg: JLConfig, progress) -> list:
     ``cfg.snapshot_every`` steps, each run's best mean matrix is kept, the runs ``steps.finished`` stop, and
     ``steps.update`` steps the others. Ctrl-C ends it with the history so far. Returns one output per run."""
     M = steps.means()
-    S = len(M)
-    rows, stop_at, snaps, active = [], [None] * S, [], [True] * S
-    best, M_best = [math.inf] * S, M.clone()
+    R = len(M)
+    rows, stop_at, snaps, active = [], [None] * R, [], [True] * R
+    best, M_best = [math.inf] * R, M.clone()
     t0, interrupted = time.perf_counter(), False
     bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="optimise")
     try:
@@ -124,7 +124,7 @@ def _loop(steps, cfg: JLConfig, progress) -> list:
             M = steps.means()
             if cfg.snapshot_every and t % cfg.snapshot_every == 0:
                 snaps.append((t + 1, M.clone()))
-            for r in range(S):                                              # best mean matrix so far, per run
+            for r in range(R):                                              # best mean matrix so far, per run
                 if active[r] and row[r][2] < best[r]:
                     best[r] = row[r][2]
                     M_best[r] = M[r]
@@ -141,7 +141,7 @@ def _loop(steps, cfg: JLConfig, progress) -> list:
     seconds = time.perf_counter() - t0
     M = steps.means()
     return [_run_output(r, rows[:stop_at[r] or len(rows)], snaps, M, M_best, steps, seconds, interrupted)
-            for r in range(S)]
+            for r in range(R)]
 
 
 def _run_output(r, rows, snaps, M, M_best, steps, seconds, interrupted) -> dict:

@@ -80,8 +80,8 @@ def test_opposite_rows_and_distinct_data_pass_the_pair_check():
     from JohnsonLindenstrauss.data import close_pair, load_points
     X = np.random.default_rng(1).random((30, 12))
     X[7] = -X[3]
-    P = X / np.linalg.norm(X, axis=1, keepdims=True)
-    assert np.linalg.norm(P[3] - P[7]) == pytest.approx(2) and close_pair(P, 3.5e-4) is None
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert np.linalg.norm(U[3] - U[7]) == pytest.approx(2) and close_pair(U, 3.5e-4) is None
     for source, d in (("uniform", 500), ("digits", None)):
         assert close_pair(load_points(source, 100, 0, d, 0)[0], 3.5e-4) is None
 

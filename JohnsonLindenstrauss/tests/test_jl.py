@@ -108,13 +108,13 @@ def test_max_objective_gradient_is_autograds(kind):
     X = torch.randn(12, 30, generator=g, dtype=torch.float64)
     X = X / X.norm(dim=1, keepdim=True)
     T = make_targets(X, kind)
-    S, B, k = 3, 4, 5
-    M = (torch.randn(S, k, 30, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
-    log_var = torch.randn(S, generator=g, dtype=torch.float64).requires_grad_()
-    noise = torch.randn(S, B, k, 30, generator=g, dtype=torch.float64) @ X.T
+    R, B, k = 3, 4, 5
+    M = (torch.randn(R, k, 30, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
+    log_var = torch.randn(R, generator=g, dtype=torch.float64).requires_grad_()
+    noise = torch.randn(R, B, k, 30, generator=g, dtype=torch.float64) @ X.T
     sigma = (0.5 * log_var).exp()
-    Y = M[:, None] @ X.T + sigma.view(S, 1, 1, 1) * noise
-    loss = T.distortions(Y, k).reshape(S, -1).max(1).values
+    Y = M[:, None] @ X.T + sigma.view(R, 1, 1, 1) * noise
+    loss = T.distortions(Y, k).reshape(R, -1).max(1).values
     gM, glv = torch.autograd.grad(loss.sum(), [M, log_var])
     value, gM2, gsigma = _max_step(T, X, Y.detach(), noise, k)
     torch.testing.assert_close(value, loss.detach(), rtol=0, atol=1e-13)
@@ -251,7 +251,8 @@ BAD = {
 @pytest.mark.parametrize("argv,expect", [
     (["--k", "0"], "--k"), (["--k", "501"], "larger than"), (["--threads", "0"], "--threads"),
     (["--eps", "0.2"], "--objective surrogate only"), (["--tau", "0.3"], "--tau"), (["--lam", "0.5"], "--lam"),
-    (["--objective", "surrogate", "--tol", "0.1"], "--objective max only"), (["--lam", "-1"], "--lam"), (["--n", "1", "--target", "pairwise"], "pairwise"),
+    (["--objective", "surrogate", "--tol", "0.1"], "--objective max only"), (["--lam", "-1"], "--lam"),
+    (["--n", "1", "--target", "pairwise"], "pairwise"),
     (["--data", "/nonexistent.npy"], "no such file"), (["--data", "3d.npy"], "2-d"),
     (["--data", "nan.npy"], "NaN"), (["--data", "zero.npy"], "row 1 is zero"), (["--data", "weird"], "weird"),
     (["--data", "empty.npy"], "not a readable .npy"), (["--data", "archive.npy"], ".npz archive"),
@@ -300,8 +301,8 @@ def test_huge_entries_tiny_sizes_and_overshooting_steps(tmp_path, capsys):
     X = np.random.default_rng(0).random((30, 12))
     np.save(tmp_path / "small.npy", X)
     np.save(tmp_path / "huge.npy", X * 1e300)
-    a = main(["--data", str(tmp_path / "small.npy"), "--k", "4", "--quick", "--no-progress", "--out-dir", str(tmp_path / "a")])
-    b = main(["--data", str(tmp_path / "huge.npy"), "--k", "4", "--quick", "--no-progress", "--out-dir", str(tmp_path / "b")])
+    a, b = (main(["--data", str(tmp_path / f"{name}.npy"), "--k", "4", "--quick", "--no-progress", "--out-dir",
+                  str(tmp_path / out)]) for name, out in (("small", "a"), ("huge", "b")))
     for key in ("max_distortion", "gaussian_mean", "orthogonal_mean", "sparse_mean", "svd_best_scale"):
         assert math.isfinite(b[key]) and b[key] == pytest.approx(a[key], rel=1e-9), key
     r = main(["--d", "1", "--k", "1", "--n", "10", "--quick", "--no-progress", "--out-dir", str(tmp_path / "c")])
@@ -366,7 +367,8 @@ def test_ksweep_takes_data_of_any_dimension(tmp_path):
 
 
 @pytest.mark.parametrize("argv,expect", [
-    (["--experiment", "ksweep", "--k-grid", "0"], "--k-grid"), (["--experiment", "ksweep", "--k-grid", "501"], "[1, d = 500]"),
+    (["--experiment", "ksweep", "--k-grid", "0"], "--k-grid"),
+    (["--experiment", "ksweep", "--k-grid", "501"], "[1, d = 500]"),
     (["--experiment", "ksweep", "--k-grid"], "--k-grid"), (["--experiment", "ksweep", "--eps", "1.5"], "(0, 1)"),
     (["--k-grid", "4", "8"], "--k-grid does not apply"), (["--experiment", "ksweep", "--k", "8"], "--k does not"),
     (["--experiment", "ksweep", "--objective", "max"], "--objective does not"), (["--seeds", "2"], "--seeds does"),
