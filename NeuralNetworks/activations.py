@@ -23,7 +23,7 @@ def smooth_relu(z: torch.Tensor, beta: float = BETA) -> torch.Tensor:
 
 def derivatives(name: str, beta: float = BETA):
     """``(z, second) -> (s(z), s'(z), s''(z) or None)`` for ``smooth_relu`` (:func:`smooth_relu`, the paper's
-    with β = 2) or ``tanh``; computed stably for any z, in float64 for the exact objectives (toy.py, sosp.py).
+    with β = 2) or ``tanh``; computed stably for any z, in float64 for the exact objectives (toy.py, population.py).
 
     The smooth ReLU comes from one logistic value u = σ(−βz): s = −log(u)/β, s' = 1 − u, s'' = β u (1 − u)
     (exact identities; absolute error ~1e-16, about 1.8x faster than torch's float64 softplus and sigmoid,

@@ -13,33 +13,34 @@ this machine, one CPU thread unless ``--threads`` says otherwise (the project's 
 import os
 import sys
 
-if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
-    import signal
+if __name__ == "__main__":     # run as a script: the repository root on the path; a Ctrl-C or SIGTERM while
+    import signal              # the libraries load ends with one line, nothing written
     for _s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
                                         os._exit(128 + s)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import signal  # noqa: E402
-import time  # noqa: E402
+import signal
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from NeuralNetworks.claims import ROWS, run_claims  # noqa: E402
-from NeuralNetworks.main import Parser, number  # noqa: E402
-from NeuralNetworks.model import Teacher, init_student, make_subspace  # noqa: E402
-from NeuralNetworks.train import TrainConfig, reference_pgd, train  # noqa: E402
-from NeuralNetworks.utils import set_threads, take_signals  # noqa: E402
+from NeuralNetworks.claims import ROWS, run_claims
+from NeuralNetworks.cli import Parser, number
+from NeuralNetworks.model import Teacher, init_student, make_subspace
+from NeuralNetworks.train import TrainConfig, pgd
+from NeuralNetworks.train_fast import train
+from NeuralNetworks.utils import set_threads, take_signals
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fig3_loops(seed):
-    """Seconds of Fig. 3's 20 000 PGD steps by :func:`train` and by :func:`train.reference_pgd` (the same
-    algorithm by plain autograd), from the same init and data stream."""
+    """Seconds of Fig. 3's 20 000 PGD steps by ``train_fast.train`` and by ``train.pgd`` (the same algorithm by
+    plain autograd), from the same init and data stream."""
     out = []
-    for fn in (train, reference_pgd):
+    for fn in (train, pgd):
         g = torch.Generator().manual_seed(seed)
         s = init_student(1, 2, 1000, 1, g)
         t = time.perf_counter()
@@ -77,8 +78,10 @@ def _main(argv):
                         "seeds side by side, in fresh processes")
     p.add_argument("--repeats", type=number(int, 1, 10**9), default=3, help="--contended: runs per condition")
     p.add_argument("--profile", action="store_true", default=False,
-                   help="where a Fig. 3 training step's time goes: torch's profiler over --steps steps (default 20 000)")
-    p.add_argument("--threads", type=number(int, 1, 10**9), default=None, help="--contended: pass --threads N to main.py; "
+                   help="where a Fig. 3 training step's time goes: torch's profiler over --steps steps "
+                        "(default 20 000)")
+    p.add_argument("--threads", type=number(int, 1, 10**9), default=None,
+                   help="--contended: pass --threads N to main.py; "
                    "otherwise: threads of this process (default 1)")
     args = p.parse_args(argv)
     if args.contended:
@@ -98,15 +101,16 @@ def _main(argv):
     t_single = time.perf_counter() - t
     diff = max(float(np.max(np.abs(b["ratio_final"][i] - single[j * args.seeds + i]["ratio_final"])))
                for j, b in enumerate(batched) for i in range(args.seeds))
-    print(f"claims grid, {len(ROWS)} rows x {args.seeds} seeds x {args.steps} steps, threads {torch.get_num_threads()}:")
+    print(f"claims grid, {len(ROWS)} rows x {args.seeds} seeds x {args.steps} steps, "
+          f"threads {torch.get_num_threads()}:")
     print(f"  batched by architecture: {t_batched:.1f} s; one run at a time: {t_single:.1f} s; "
           f"speed-up {t_single / t_batched:.1f}x; largest difference in final ||W_perp||/||W||: {diff:.1e}")
     ours, plain = zip(*[fig3_loops(rep) for rep in range(FIG3_PAIRS)])   # alternating: a drift hits both
     ratios = [p / o for p, o in zip(plain, ours)]
-    print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), {FIG3_PAIRS} runs each, "
-          f"alternating: ours (written-out step) {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], the plain "
-          f"autograd reference {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]; ratio of each pair: median "
-          f"{np.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}] (target 3x)")
+    print(f"Fig. 3 training loop, 20 000 steps, width 1000, {torch.get_num_threads()} thread(s), {FIG3_PAIRS} runs "
+          f"each, alternating: train_fast.train {np.median(ours):.2f} s [{min(ours):.2f}-{max(ours):.2f}], "
+          f"train.pgd (plain autograd) {np.median(plain):.2f} s [{min(plain):.2f}-{max(plain):.2f}]; ratio of each "
+          f"pair: median {np.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}] (target 3x)")
 
 
 FIG3_PAIRS = 5
@@ -162,7 +166,8 @@ def _timed_runs(argvs, key, busy):
             for p in procs:
                 _, err = p.communicate()
                 if p.returncode:
-                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+                    last = err.strip().splitlines()[-1] if err.strip() else p.returncode
+                    sys.exit(f"benchmark: main.py failed: {last}")
             times = []
             for o in outs:
                 with open(os.path.join(o, "results.json")) as f:

@@ -18,13 +18,15 @@ import numpy as np
 import torch
 
 from NeuralNetworks.model import SUBSPACE_SEED, Teacher, init_student, make_subspace, perp_norm, stable_rank
-from NeuralNetworks.train import TrainConfig, test_mse, train
+from NeuralNetworks.train import TrainConfig
+from NeuralNetworks.train_fast import test_mse, train
 
 BASE = dict(width=256, depth=1, train_out=False, loss="mse", lam=1e-4, optimizer="pgd", freeze_bias=False)
 ADAM_LR = 1e-3   # Adam's step size (the GD/PGD rows use lr 1 for W and b, as in Fig. 3)
 # A trained second layer takes lr / width: with lr 1 a step changes the output by O(width) and diverges.
 
-# the run of seed s draws its training data from SEED_STRIDE*s + TRAIN_SEED_OFFSET, its test set from ... + TEST_SEED_OFFSET
+# the run of seed s draws its training data from SEED_STRIDE*s + TRAIN_SEED_OFFSET, its test set from
+# SEED_STRIDE*s + TEST_SEED_OFFSET
 SEED_STRIDE = 1000
 TRAIN_SEED_OFFSET = 17
 TEST_SEED_OFFSET = 99
@@ -169,50 +171,3 @@ def verdict(res):
     if final > null:
         return "loss opposes"
     return "regulariser" if null < 0.95 * init else "no"
-
-
-def _ms(a, fmt="{:.3f}"):
-    return f"{fmt.format(np.mean(a))} ± {fmt.format(np.std(a))}"
-
-
-def table_rows(results, k):
-    """Rows for claims.csv / claims.md: strings keyed by column."""
-    out = []
-    for res in results:
-        r = res["row"]
-        out.append({"row": r.name, "claim": r.claim, "paper": r.statement,
-                    "ratio_init": _ms(res["ratio_init"]), "ratio_final": _ms(res["ratio_final"]),
-                    "perp_final": _ms(res["perp_final"], "{:.2f}"), "null": _ms(res["null"], "{:.2f}"),
-                    "stable_rank": _ms(res["stable_rank"], "{:.2f}") + f" (k = {k})",
-                    "test_mse": _ms(res["test_mse"], "{:.4f}"), "verdict": verdict(res)})
-    return out
-
-
-COLUMNS = [("row", "row"), ("claim", "claim"), ("paper", "paper's statement"),
-           ("ratio_init", "‖W⊥‖/‖W‖ init"), ("ratio_final", "‖W⊥‖/‖W‖ end"), ("perp_final", "‖W⊥‖_F end"),
-           ("null", "null: same optimiser, loss gradient on W⊥ removed"), ("stable_rank", "stable rank"),
-           ("test_mse", "test MSE"),
-           ("verdict", "what drives the collapse")]
-
-
-def to_markdown(rows):
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(r[c] for c, _ in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(results):
-    import csv
-    import io
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["row", "claim", "seed_index", "ratio_init", "ratio_final", "perp_init", "perp_final",
-                "null", "null_simulated", "null_kicks", "stable_rank", "test_mse",
-                "verdict"])
-    for res in results:
-        for i in range(len(res["ratio_init"])):
-            w.writerow([res["row"].name, res["row"].claim, i, f"{res['ratio_init'][i]:.6g}",
-                        f"{res['ratio_final'][i]:.6g}", f"{res['perp_init'][i]:.6g}", f"{res['perp_final'][i]:.6g}",
-                        f"{res['null'][i]:.6g}", bool(res["null_simulated"][i]), int(res["null_kicks"][i]),
-                        f"{res['stable_rank'][i]:.6g}", f"{res['test_mse'][i]:.6g}", verdict(res)])
-    return buf.getvalue()

@@ -1,5 +1,5 @@
 """Lemma 3.1 along exact gradient descent, and the paper's SOSP-finding algorithms (App. B) on the population
-objective -- any objective of the ``sosp`` protocol (``sosp.Population``, ``variants.Network``).
+objective -- ``population.Population`` or ``variants.Network``.
 
 Stein's identity ∇_W L · P⊥ = H_b W P⊥ holds at every point, so one exact gradient step of size η maps the
 perpendicular part to ``W⊥ ← (I − η(H_b + λI)) W⊥``: it contracts at the rates λ + eig(H_b). :func:`lemma_path`
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from NeuralNetworks.certify import certify, lambda_min
 from NeuralNetworks.model import perp_part
+from NeuralNetworks.train import adam_update
 
 
 def lemma_path(pop, P0, lr: float, steps: int, records: int = 100, lr_scale=None) -> dict:
@@ -88,7 +90,6 @@ def run_method(pop, P0, method: str, s: MethodSettings, seed: int = 0) -> dict:
     """``method`` from ``P0`` until an ε-SOSP (‖∇g‖ ≤ ε and λ_min(∇²g) ≥ −ε, exact) or ``s.max_steps``.
     Returns the steps to the ε-SOSP and to ‖W⊥‖/‖W‖ ≤ ``s.target`` (None: not within the cap), the kicks and
     curvature steps taken, and the end point."""
-    from NeuralNetworks.sosp import lambda_min
     gen = torch.Generator().manual_seed(seed)
     x = pop.pack(P0).clone()
     m, v = torch.zeros_like(x), torch.zeros_like(x)
@@ -130,8 +131,7 @@ def run_method(pop, P0, method: str, s: MethodSettings, seed: int = 0) -> dict:
             continue
         prev = (x, g, G)
         if method == "Adam":
-            m, v = 0.9 * m + 0.1 * G, 0.999 * v + 0.001 * G * G
-            x = x - s.adam_lr * (m / (1 - 0.9 ** (t + 1))) / ((v / (1 - 0.999 ** (t + 1))).sqrt() + 1e-8)
+            x = x - s.adam_lr * adam_update(m, v, G, t)
         else:
             x = x - lr * G
     P = pop.unpack(x, P0)
@@ -183,8 +183,7 @@ def path_job(row, d, lam, lr, steps, width=None):
 
 
 def method_job(method, d, lam, steps, width=None):
-    """:func:`run_method` on the base row (bias trained, seed 0), its end point certified (``sosp.certify``)."""
-    from NeuralNetworks.sosp import certify
+    """:func:`run_method` on the base row (bias trained, seed 0), its end point certified (``certify.certify``)."""
     (pop, P0), _ = _row_objective("base", d, lam, width, nodes=(90, 8))
     out = run_method(pop, P0, method, MethodSettings(max_steps=steps))
     cert = certify(pop, out.pop("theta"))

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from NeuralNetworks.activations import ACTIVATIONS
-from NeuralNetworks.train import LOSSES, TrainConfig
+from NeuralNetworks.losses import LOSSES
+from NeuralNetworks.train import DivergenceError, TrainConfig
 from NeuralNetworks.utils import available_cores, save_figure
 
 def option(default, help, **check):
@@ -88,7 +89,8 @@ class Fig3Config:
 def run_fig3(cfg: Fig3Config, folder, device, progress=True) -> dict:
     """Train the Fig. 3 student; writes ``history.npz``, the figures and returns the results."""
     from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, stable_rank
-    from NeuralNetworks.train import log_spaced_steps, test_mse, train
+    from NeuralNetworks.train import log_spaced_steps
+    from NeuralNetworks.train_fast import test_mse, train
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     U = make_subspace(cfg.d, cfg.k, gen, device)
     teacher = Teacher(U, cfg.noise)
@@ -195,15 +197,15 @@ class ClaimsConfig:
 
 def run_claims(cfg: ClaimsConfig, folder, device, progress=True) -> dict:
     """Every row of the claims grid over the seeds; writes the table, CSV, history and figure."""
-    from NeuralNetworks import claims
+    from NeuralNetworks import claims, report
     results = claims.run_claims(list(range(cfg.seed, cfg.seed + cfg.seeds)), cfg.d, cfg.k, cfg.steps, cfg.lr,
                                 device, progress=progress)
     head = (f"Claims grid: d = {cfg.d}, k = {cfg.k}, {cfg.steps} steps, lr {cfg.lr} (Adam 1e-3), batch "
             f"{TrainConfig.batch}, {cfg.seeds} seeds; mean ± sd over seeds.\n\n")
     with open(os.path.join(folder, "claims.md"), "w") as f:
-        f.write(head + claims.to_markdown(claims.table_rows(results, cfg.k)))
+        f.write(head + report.claims_table(report.claims_rows(results, cfg.k)))
     with open(os.path.join(folder, "claims.csv"), "w") as f:
-        f.write(claims.to_csv(results))
+        f.write(report.claims_csv(results))
     np.savez_compressed(os.path.join(folder, "claims_history.npz"),
                         **{f"{key}_{i}": r[name] for i, r in enumerate(results)
                            for key, name in (("step", "step"), ("perp", "perp_history"), ("null", "null_history"))})
@@ -257,7 +259,7 @@ class SospConfig:
     seed: int = 0
 
     def __post_init__(self):
-        from NeuralNetworks.sosp import MAX_GRID
+        from NeuralNetworks.quadrature import MAX_GRID
         _teacher_dims(self.d, self.k)
         _lam_grid(self.lam_grid)
         self.nodes = self.nodes or {1: 90, 2: 40}[self.k]
@@ -272,7 +274,7 @@ class SospConfig:
         return available_cores() if self.width >= THREADS_MIN_SOSP_WIDTH else 1
 
     def memory(self):
-        from NeuralNetworks.sosp import CHUNK, MAX_GRID
+        from NeuralNetworks.quadrature import CHUNK, MAX_GRID
         p = self.width * (self.d + 1)
         runs = 2 * (self.lam_grid[2] + len(SOSP_PGD_LAMS))
         return (_training(runs, self.d, self.width, self.batch, 1) + 8.0 * 6 * CHUNK * self.width
@@ -281,8 +283,8 @@ class SospConfig:
 
 def run_sosp(cfg: SospConfig, folder, device, progress=True, workers=1) -> dict:
     """Certified points over the λ grid x seeds x bias trained / frozen, and PGD from the first seed's init
-    (``workers`` > 1: in that many single-threaded processes, PGD one of their jobs; see ``sosp.run_jobs``)."""
-    from NeuralNetworks import sosp
+    (``workers`` > 1: in that many single-threaded processes, PGD one of their jobs; see ``jobs.run_jobs``)."""
+    from NeuralNetworks import report, sosp
     grid, seeds = _lam_grid(cfg.lam_grid), list(range(cfg.seed, cfg.seed + cfg.seeds))
     extra = [lam for lam in SOSP_PGD_LAMS if grid[0] <= lam <= grid[-1] and not np.isclose(grid, lam).any()]
     pgd_lams = sorted(set(grid) | set(extra))
@@ -310,13 +312,13 @@ def run_sosp(cfg: SospConfig, folder, device, progress=True, workers=1) -> dict:
     np.savez_compressed(os.path.join(folder, "sosp_pgd.npz"), step=hist["step"], perp_norm=hist["perp_norm"],
                         w_norm=hist["w_norm"], lam=lam_r, frozen=frozen_r)
     with open(os.path.join(folder, "sosp.md"), "w") as f:
-        f.write(sosp.summary_markdown(res["points"], res["pgd"], grid))
+        f.write(report.sosp_table(res["points"], res["pgd"], grid))
     draw_sosp(folder, res)
     return {**res, **_certified_summary(res["points"]), "interrupted": bool(hist["interrupted"])}
 
 
 def _certified_summary(points):
-    """The headline numbers of ``sosp``, over the certified points only (``sosp.point_type``: minimum), and the
+    """The headline numbers of ``sosp``, over the certified points only (``certify.point_type``: minimum), and the
     count of each type; maxima are None where no point of that kind is certified."""
     cert = [p for p in points if p["type"] == "minimum"]
     by = {b: [p["perp_ratio"] for p in cert if p["bias"] == b] for b in ("trained", "frozen")}
@@ -360,7 +362,7 @@ POINT_COLUMNS = ["seed", "lam", "bias", "type", "reason", "perp_ratio", "perp_no
 
 def _write_points(folder, rows, U, offset):
     """``sosp.csv`` and ``sosp_points.npz`` of the certified points; returns them as plain dicts."""
-    from NeuralNetworks.sosp import point_type
+    from NeuralNetworks.certify import point_type
     points = [{k: v for k, v in r.items() if k not in ("theta", "a")} for r in rows]
     for p in points:
         p["type"], p["reason"] = point_type(p)
@@ -371,8 +373,9 @@ def _write_points(folder, rows, U, offset):
                                                        for p in points]) + "\n")
     np.savez_compressed(os.path.join(folder, "sosp_points.npz"),
                         W=np.stack([r["theta"][:, :-1].numpy() for r in rows]),
-                        b=np.stack([r["theta"][:, -1].numpy() for r in rows]), a=np.stack([r["a"].numpy() for r in rows]),
-                        lam=np.array([r["lam"] for r in rows]), bias_trained=np.array([r["bias"] == "trained" for r in rows]),
+                        b=np.stack([r["theta"][:, -1].numpy() for r in rows]),
+                        a=np.stack([r["a"].numpy() for r in rows]), lam=np.array([r["lam"] for r in rows]),
+                        bias_trained=np.array([r["bias"] == "trained" for r in rows]),
                         seed=np.array([r["seed"] for r in rows]), U=U.numpy(), offset=offset)
     return points
 
@@ -445,14 +448,15 @@ class SospClaimsConfig:
         return available_cores()
 
     def memory(self):
-        from NeuralNetworks.sosp import MAX_GRID
+        from NeuralNetworks.quadrature import MAX_GRID
         return 8.0 * (3 * 4500 ** 2 + 6 * MAX_GRID * 1000)
 
 
 def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, workers=1) -> dict:
     """Certified points per row x seed x λ x bias trained / frozen, the exact-GD paths and the App. B
     algorithms, as one pool of jobs (longest first); writes the CSV, points, table, paths and figures."""
-    from NeuralNetworks import descent, sosp, variants
+    from NeuralNetworks import descent, report, variants
+    from NeuralNetworks.jobs import run_jobs
     keys = [(r, s, lam, fb) for r in cfg.rows.split(",") for s in range(cfg.seed, cfg.seed + cfg.seeds)
             for lam in cfg.lams for fb in (False, True)]
     order = sorted(range(len(keys)), key=lambda j: variants.job_cost(keys[j][0], keys[j][2], keys[j][3]))
@@ -460,7 +464,7 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
             for r in cfg.path_rows.split(",")]
     jobs += [(descent.method_job, (m, cfg.d, cfg.algo_lam, cfg.algo_steps, cfg.width)) for m in descent.METHODS]
     jobs += [(variants.certify_job, (*keys[j], cfg.d, cfg.max_iter, cfg.width, cfg.newton_steps)) for j in order]
-    done = dict(sosp.run_jobs(jobs, workers, progress, desc="sosp-claims"))
+    done = dict(run_jobs(jobs, workers, progress, desc="sosp-claims"))
     out = [done[i] for i in range(len(jobs))]
     n_paths, n_methods = len(cfg.path_rows.split(",")), len(descent.METHODS)
     paths, methods = out[:n_paths], out[n_paths:n_paths + n_methods]
@@ -470,7 +474,7 @@ def run_sosp_claims(cfg: SospClaimsConfig, folder, device, progress=True, worker
     rows = variants.summary_rows(points)
     _write_claim_points(folder, points)
     with open(os.path.join(folder, "sosp_claims.md"), "w") as f:
-        f.write(variants.to_markdown(rows))
+        f.write(report.sosp_claims_table(rows))
     np.savez_compressed(os.path.join(folder, "sosp_claims_paths.npz"),
                         **{f"{k}_{i}": p[k] for i, p in enumerate(paths) for k in p if k not in ("row", "seconds")},
                         rows=np.array([p["row"] for p in paths]))
@@ -537,8 +541,5 @@ def summary_sosp_claims(res):
     return f"sosp-claims: {rows} | paths: {paths} | algorithms: {algos}"
 
 
-EXPERIMENTS = {"fig3": (Fig3Config, run_fig3, draw_fig3, summary_fig3),
-               "fig2": (Fig2Config, run_fig2, draw_fig2, summary_fig2),
-               "claims": (ClaimsConfig, run_claims, draw_claims, summary_claims),
-               "sosp": (SospConfig, run_sosp, draw_sosp, summary_sosp),
-               "sosp-claims": (SospClaimsConfig, run_sosp_claims, draw_sosp_claims, summary_sosp_claims)}
+ERRORS = {DivergenceError: "the run diverged or overflowed float32: try a smaller --lr / --lr-bias (or --lam, "
+                           "--noise)"}     # an error an experiment raises -> the hint of its one line (exit 2)

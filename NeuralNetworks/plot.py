@@ -2,26 +2,13 @@
 
 Every function takes arrays and returns a matplotlib figure; nothing is shown or saved here.
 """
+import math
+
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import math  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-
-def plane_coordinates(W: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Coordinates of weight vectors in the plane (u, v), ``v`` a fixed unit vector orthogonal to u.
-
-    ``W: (..., d)``, ``u: (d,)`` unit. For ``d = 2`` this is the plane itself, rotated so that u is
-    the first axis. Returns ``(..., 2)``."""
-    d = u.shape[0]
-    e = np.zeros(d)
-    e[int(np.argmin(np.abs(u)))] = 1.0
-    v = e - (e @ u) * u
-    v /= np.linalg.norm(v)
-    return np.stack([W @ u, W @ v], axis=-1)
+matplotlib.use("Agg")          # files only, whatever MPLBACKEND says
 
 
 def legend_outside(ax, **kw):
@@ -185,8 +172,8 @@ def plot_sosp(points, pgd, tol):
     trained = {r["lam"]: r["steps_to_collapse"] for r in pgd if r["bias"] == "trained"}
     close = [abs(trained[lam] / d - 1) <= 0.15 for lam, d in dec if trained.get(lam)]
     if close and all(close):
-        a2.text(0.03, 0.04, "PGD (bias trained) and weight decay alone coincide:\nW⊥ collapses at the regulariser's rate",
-                transform=a2.transAxes, fontsize=7.5, va="bottom")
+        a2.text(0.03, 0.04, "PGD (bias trained) and weight decay alone coincide:\n"
+                "W⊥ collapses at the regulariser's rate", transform=a2.transAxes, fontsize=7.5, va="bottom")
     a2.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$",
            ylabel=f"PGD steps until within {tol:g}\nof the certified ratio")
     a2.set_title("how long PGD takes to get there", fontsize=9)
@@ -266,7 +253,8 @@ def plot_lemma_paths(paths, lam):
         a2.axhline(lam, color="k", lw=1, ls=":", label=f"λ = {lam:g}")
     a1.set(xlabel="exact GD step", ylabel="‖W⊥(t)‖ / ‖W⊥(0)‖",
            title="measured (solid), regulariser alone (dotted), H_b rate (dashed)")
-    a2.set(xlabel="exact GD step", yscale="log", ylabel="rate", title="Rayleigh rate of H_b on W⊥; band: median-max eig")
+    a2.set(xlabel="exact GD step", yscale="log", ylabel="rate",
+           title="Rayleigh rate of H_b on W⊥; band: median-max eig")
     a1.title.set_fontsize(9), a2.title.set_fontsize(9)
     a1.legend(fontsize=8), legend_outside(a2)
     fig.tight_layout()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from NeuralNetworks.activations import derivatives, smooth_relu
-from NeuralNetworks.sosp import SQRT_2PI, gauss_hermite_nodes
+from NeuralNetworks.quadrature import SQRT_2PI, gauss_hermite_nodes
 
 
 def gauss_hermite(n=201):

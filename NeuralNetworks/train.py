@@ -1,56 +1,60 @@
-"""Training by perturbed gradient descent (paper Sec. 4.3, App. E; claims (c)-(e)).
+"""Perturbed gradient descent as the paper's experiments run it (Sec. 4.3, App. E; Fig. 3).
 
-PGD as in the authors' experiment: plain gradient steps on the minibatch loss, weight decay
-``lam * W`` on the weight matrices (the regulariser ``lam/2 ||W||_F^2``), and whenever the norm of the
-first-layer *loss* gradient falls below ``pgd_threshold`` every trained parameter receives
-``pgd_radius * N(0, 1)`` before the step. A fresh Gaussian minibatch is drawn at every step.
-All runs along the leading axis ``R`` train together; runs never interact.
+Each step draws a fresh Gaussian minibatch, takes the gradient of the minibatch loss, adds the weight decay
+λW of the regulariser (λ/2)‖W‖_F², and, whenever the first-layer loss gradient is small (‖∇_W‖ < 1e-3), first
+kicks every trained parameter by 0.005·N(0, 1). :func:`pgd` is that algorithm written plainly; the runs of
+the experiments use ``train_fast.train``, the same algorithm with the step written out and many runs batched
+(tested equal to :func:`pgd`, timed against it by ``benchmark.py``), which also runs GD, Adam
+(:func:`adam_update`), deeper students and the claims grid's nulls.
 """
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from NeuralNetworks.activations import step_form
-from NeuralNetworks.model import Student, Teacher, perp_norm
+from NeuralNetworks.losses import pointwise_loss
+from NeuralNetworks.model import Student, Teacher
 
-LOSSES = ("mse", "huber", "logcosh")
-
-
-class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite."""
+BLOCK = 256         # minibatches are drawn this many steps at a time (one randn call), labels after them
 
 
-def pointwise_loss(r: torch.Tensor, name: str) -> torch.Tensor:
-    """Loss of the residual ``r = prediction - target``, elementwise. Huber uses delta = 1."""
-    if name == "mse":
-        return r * r
-    if name == "huber":
-        a = r.abs()
-        return torch.where(a <= 1.0, 0.5 * r * r, a - 0.5)
-    if name == "logcosh":  # log cosh r = |r| + log(1 + e^{-2|r|}) - log 2, stable for large |r|
-        a = r.abs()
-        return a + torch.nn.functional.softplus(-2.0 * a) - math.log(2.0)
-    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+def pgd(student: Student, teacher: Teacher, cfg: "TrainConfig", generator: torch.Generator) -> tuple:
+    """App. E's PGD on a one-hidden-layer ``student`` (``a`` fixed) for ``cfg.steps`` steps; returns the final
+    ``(W, b)``, ``(R, h, d)`` and ``(R, h)``. ``R`` runs share one loss and one kick test (tests use R = 1)."""
+    W, b, a = (p.detach().clone() for p in (student.W, student.biases[0], student.a))   # (R, h, d) (R, h) (R, h)
+    R, h, d = W.shape
+    for t in range(cfg.steps):
+        if t % BLOCK == 0:                              # fresh x ~ N(0, I_d) and the teacher's labels
+            xs = torch.randn(BLOCK, R, cfg.batch, d, generator=generator, dtype=W.dtype)   # (BLOCK, R, n, d)
+            ys = teacher(xs, generator)                                                     # (BLOCK, R, n)
+        x, y = xs[t % BLOCK], ys[t % BLOCK]
+        W.requires_grad_(True), b.requires_grad_(True)
+        f = Student([W], [b], a, student.activation).forward(x)          # aᵀ s(W x + b): (R, n)
+        loss = pointwise_loss(cfg.loss, f, y).mean(1).sum()              # App. E: the minibatch loss
+        gW, gb = torch.autograd.grad(loss, [W, b])                       # (R, h, d), (R, h)
+        W, b = W.detach(), b.detach()
+        if torch.linalg.vector_norm(gW) < cfg.pgd_threshold:            # App. E: ‖∇_W loss‖ < 1e-3: perturb
+            W = W + cfg.pgd_radius * torch.randn(W.shape, generator=generator, dtype=W.dtype)
+            if not cfg.freeze_bias:
+                b = b + cfg.pgd_radius * torch.randn(b.shape, generator=generator, dtype=b.dtype)
+        W = (1 - cfg.lr * cfg.lam) * W - cfg.lr * gW                     # App. E: step with weight decay λ
+        b = b if cfg.freeze_bias else b - cfg.lr_bias * gb
+    return W, b
 
 
-def loss_derivative(r: torch.Tensor, name: str) -> torch.Tensor:
-    """Derivative of :func:`pointwise_loss` with respect to the residual ``r``."""
-    if name == "mse":
-        return 2.0 * r
-    if name == "huber":
-        return r.clamp(-1.0, 1.0)
-    if name == "logcosh":
-        return torch.tanh(r)
-    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+def adam_update(m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, t: int) -> torch.Tensor:
+    """Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) at step ``t`` (from 0): the moments ``m``, ``v`` updated in place
+    with the gradient ``g``; returns the direction ``m̂ / (√v̂ + ε)`` (the step is ``−lr`` times it)."""
+    m.mul_(0.9).add_(g, alpha=0.1)
+    v.mul_(0.999).addcmul_(g, g, value=0.001)
+    return (m / (1 - 0.9 ** (t + 1))) / ((v / (1 - 0.999 ** (t + 1))).sqrt() + 1e-8)
 
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters. Every field but ``steps``, ``batch`` and ``pgd_radius`` may also be a list with one
-    value per run, so that runs with different settings (and the same architecture) train as one batch."""
+    """Hyperparameters (the paper's by default). For ``train_fast.train`` every field but ``steps``, ``batch``
+    and ``pgd_radius`` may also be a list with one value per run, so that runs with different settings (and
+    the same architecture) train as one batch."""
     steps: int = 20_000
     batch: int = 50
     lr: float = 1.0            # weight matrices
@@ -59,37 +63,16 @@ class TrainConfig:
     lam: float = 1e-4          # weight decay on the weight matrices
     pgd_threshold: float = 1e-3
     pgd_radius: float = 5e-3
-    optimizer: str = "pgd"
-    loss: str = "mse"
+    optimizer: str = "pgd"     # or "gd", "adam"
+    loss: str = "mse"          # one of losses.LOSSES
     freeze_bias: bool = False
     train_out: bool = False    # the paper's Fig. 3 keeps a fixed
     span_only: bool = False    # the claims grid's null: the optimiser sees the first layer's loss gradient
-                               # projected onto span(U), G_W U Uᵀ -- the loss never acts on W⊥ (see _keep_span)
+                               # projected onto span(U), G_W U Uᵀ -- the loss never acts on W⊥
 
 
-def _per_run(value, R, like, map_=lambda v: v):
-    """A scalar stays a Python number; a list becomes a tensor ``(R,)`` on the device of ``like``."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != R:
-            raise ValueError(f"a per-run setting has {len(value)} values for {R} runs")
-        return torch.tensor([map_(v) for v in value], device=like.device, dtype=like.dtype)
-    return map_(value)
-
-
-def _bcast(v, p):
-    """Per-run tensor ``(R,)`` viewed to broadcast against parameter ``p: (R, ...)``; scalars unchanged."""
-    return v.view(-1, *([1] * (p.dim() - 1))) if torch.is_tensor(v) else v
-
-
-def _select(r, names, fn):
-    """``fn(r, name)`` with one loss name, or per run (rows of ``r``) with a list of names."""
-    if isinstance(names, str):
-        return fn(r, names)
-    out = torch.empty_like(r)
-    for name in set(names):
-        rows = torch.tensor([x == name for x in names], device=r.device)
-        out[rows] = fn(r[rows], name)
-    return out
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
 
 
 def log_spaced_steps(steps: int, count: int) -> np.ndarray:
@@ -101,399 +84,3 @@ def log_spaced_steps(steps: int, count: int) -> np.ndarray:
 def record_steps(steps: int) -> np.ndarray:
     """Steps at which norms are logged: log-spaced (for the early phase) and linear."""
     return np.union1d(log_spaced_steps(steps, 200), np.linspace(0, steps, 501).round().astype(int))
-
-
-def _trained(student: Student, cfg: TrainConfig):
-    """(parameter, learning rate, weight decay, perturbable) for every parameter some run trains; learning
-    rates and decays are numbers or per-run tensors (0 for the runs that keep that parameter fixed, which
-    then stays bit-for-bit unchanged); ``perturbable`` is True or a per-run bool tensor."""
-    R, W1 = student.W.shape[0], student.W
-    lam, lr = _per_run(cfg.lam, R, W1), _per_run(cfg.lr, R, W1)
-    out = [(W, lr, lam, True) for W in student.weights]
-    trains_b = 1 - _per_run(cfg.freeze_bias, R, W1, float)             # 1.0 / 0.0, or per run
-    if (trains_b.any() if torch.is_tensor(trains_b) else trains_b):
-        lr_b = _per_run(cfg.lr_bias, R, W1) * trains_b
-        out += [(b, lr_b, 0.0, trains_b > 0 if torch.is_tensor(trains_b) else True) for b in student.biases]
-    trains_a = _per_run(cfg.train_out, R, W1, float)
-    if (trains_a.any() if torch.is_tensor(trains_a) else trains_a):
-        lr_a = _per_run(cfg.lr_out, R, W1) * trains_a
-        out.append((student.a, lr_a, 0.0, trains_a > 0 if torch.is_tensor(trains_a) else True))
-    return out
-
-
-def _optimizer_setup(cfg: TrainConfig, R, W, params):
-    """PGD thresholds (a number, or per run; -inf: never perturb, i.e. GD and Adam) and the Adam state:
-    None (no run uses Adam), a state list (every run does) or ``(state, per-run mask)``."""
-    if isinstance(cfg.optimizer, str):
-        thr = cfg.pgd_threshold if cfg.optimizer == "pgd" else -math.inf
-        return thr, (_adam_state(params) if cfg.optimizer == "adam" else None)
-    opts = list(cfg.optimizer)
-    base = cfg.pgd_threshold if isinstance(cfg.pgd_threshold, (list, tuple)) else [cfg.pgd_threshold] * R
-    thr = _per_run([t if o == "pgd" else -math.inf for o, t in zip(opts, base)], R, W)
-    mask = torch.tensor([o == "adam" for o in opts], device=W.device)
-    return thr, ((_adam_state(params), mask) if bool(mask.any()) else None)
-
-
-def _adam_state(params):
-    return [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-
-
-def _autograd_loss_and_grads(student: Student, x, y, cfg: TrainConfig, params):
-    """Autograd on copies of the parameters (``params`` may be views, as in training a one-hidden-layer net)."""
-    wanted = {id(p) for p in params}
-    own = [p.detach().clone().requires_grad_(id(p) in wanted) for p in student.parameters()]
-    depth = len(student.weights)
-    copy = Student(own[:depth], own[depth:2 * depth], own[-1], student.activation)
-    loss = _select(copy.forward(x) - y, cfg.loss, pointwise_loss).mean(1)
-    index = {id(p): i for i, p in enumerate(student.parameters())}
-    grads = torch.autograd.grad(loss.sum(), [own[index[id(p)]] for p in params])
-    return loss.detach(), list(grads)
-
-
-def _combined(W, b):
-    """``P = [W | b]^T: (R, d + 1, h)``, the layout of the one-hidden-layer step (a copy)."""
-    return torch.cat([W.transpose(1, 2), b.unsqueeze(1)], 1)
-
-
-class _OneLayer:
-    """The training step of a one-hidden-layer student ``F(x) = a^T s(W x + b)``, written out.
-
-    The first layer is held as ``P = [W | b]^T: (R, d + 1, h)`` and the inputs as ``[x, 1]``, so that one batched
-    product forms every pre-activation and one forms the whole first-layer gradient. With ``r = F(x) - y`` and
-    ``q = l'(r)`` (``2 r`` for the squared error), the gradient of the loss ``mean_n l(r_n)`` is
-
-        dL/dP[:, j] = a_j / n * sum_n q_n s'(z_nj) [x_n, 1]        dL/da_j = 1/n * sum_n q_n s(z_nj),
-
-    so the ``(n, h)`` arrays are touched only by the activation's elementwise passes (:class:`StepForm`) and by
-    three products; every other operation is on ``(d + 1, n)`` or ``(d + 1, h)``. The per-step inputs are
-    prepared a block of steps at a time (:meth:`prepare`)."""
-
-    def __init__(self, student: Student, cfg: TrainConfig, params, n: int):
-        self.form = step_form(student.activation)
-        self.names = cfg.loss
-        self.mse = cfg.loss == "mse"
-        self.n, self.h = n, student.a.shape[1]
-        self.c = (2.0 if self.mse else 1.0) / n     # xg's factor: the squared error's l'(r) = 2 r, over n
-        ids = [id(student.W), id(student.biases[0]), id(student.a)]
-        for p in params:
-            if id(p) not in ids:
-                raise ValueError("the one-hidden-layer step computes gradients for W, b and a only")
-        self.which = [ids.index(id(p)) for p in params]
-        self.fixed_a = None if 2 in self.which else self._a_views(student.a)
-        R, d, like = student.a.shape[0], student.W.shape[2], student.a
-        self.buffers = _buffers((R, n, self.h), like)
-        self.VT = self.buffers[1].transpose(1, 2)
-        # the step's small arrays, written in place every step (the results are views of G)
-        self.r, self.xd, self.G = (torch.empty(shape, dtype=like.dtype, device=like.device)
-                                   for shape in ((R, 1, n), (R, d + 1, n), (R, d + 1, self.h)))
-        self.GW = self.G.narrow(1, 0, d)
-
-    def _a_views(self, a):
-        return (self.form.v_scale * a).unsqueeze(1), a.unsqueeze(1)
-
-    def prepare(self, x, y):
-        """``x: (..., n, d)``, ``y: (..., n)`` -> ``in_scale [x, 1]: (..., n, d + 1)``, ``c [x, 1]^T / n:
-        (..., d + 1, n)`` (``c = 2`` for the squared error, whose derivative ``2 r`` is folded in here; else 1) and
-        ``-y: (..., 1, n)``."""
-        xe = torch.cat([x, torch.ones_like(x[..., :1])], -1)
-        xg = (xe * self.c).transpose(-1, -2).contiguous()
-        return xe * self.form.in_scale, xg, -y.unsqueeze(-2)
-
-    def __call__(self, P, a, xs, xg, ny):
-        """The residuals ``r = F(x) - y: (R, 1, n)`` and the first layer's gradient ``G: (R, d + 1, h)`` (rows: W's
-        columns, then b) for one step's prepared inputs (:meth:`prepare`); :meth:`total` gives the loss from
-        ``r`` and :meth:`grads` the gradients of the requested parameters. Both are overwritten by the next call."""
-        Z, V = self.buffers
-        a_row, a_w = self.fixed_a or self._a_views(a)
-        self.form.fill(torch.bmm(xs, P, out=Z), V)                  # V ~ s(z), Z = s'(z)
-        r = torch.baddbmm(ny, a_row, self.VT, out=self.r)           # F(x) - y
-        self.q = q = r if self.mse else _select(r, self.names, loss_derivative)
-        torch.mul(q, xg, out=self.xd)                               # l'(r_n) [x_n, 1] / n
-        return r, torch.bmm(self.xd, Z, out=self.G).mul_(a_w)       # ... times s'(z_n) a, summed over n
-
-    def total(self, r):
-        """``n`` times the per-run loss ``(R,)`` from the residuals."""
-        if self.mse:
-            return torch.linalg.vecdot(r, r).view(-1)
-        return _select(r, self.names, pointwise_loss).sum((1, 2))
-
-    def grads(self, G):
-        """The gradients of the requested parameters, from the last step's ``G`` (views for W and b)."""
-        out = []
-        for i in self.which:
-            if i == 0:
-                out.append(G[:, :-1].transpose(1, 2))
-            elif i == 1:
-                out.append(G[:, -1])
-            else:
-                out.append(torch.bmm(self.q, self.buffers[1]).view(-1, self.h).mul_(self.c * self.form.v_scale))
-        return out
-
-
-_BUFFERS = {}
-
-
-def _buffers(shape, like):
-    """Two ``(R, n, h)`` arrays for the step's activations, reused from step to step: allocating them afresh
-    (4 MB each for 22 runs) let the C allocator's heap grow without bound (a 22-run PGD reached 5 GB) and
-    cost a page fault per 4 KB touched. The step's outputs never refer to them."""
-    key = (shape, like.dtype, like.device)
-    if key not in _BUFFERS:
-        _BUFFERS.clear()
-        _BUFFERS[key] = (torch.empty(shape, dtype=like.dtype, device=like.device),
-                         torch.empty(shape, dtype=like.dtype, device=like.device))
-    return _BUFFERS[key]
-
-
-class _Data:
-    """Fresh Gaussian inputs ``(R, batch, d)`` for every step, drawn ``block`` steps at a time: with one generator,
-    one draw of ``(block, R, batch, d)``; with a list (one generator per run), each run's block from its own
-    generator, so that a run gets the same data whether it trains alone or in a batch of runs. ``prepare`` maps
-    a block ``x: (block, R, batch, d)`` to the arrays the step needs, each with the leading block axis;
-    :meth:`next` returns them and the step's index into them."""
-
-    def __init__(self, generator, R, batch, d, like, block=256, prepare=lambda x: (x,)):
-        self.gen, self.shape, self.like, self.block = generator, (R, batch, d), like, block
-        self.prepare, self.arrays, self.pos = prepare, (), block
-
-    def next(self):
-        if self.pos == self.block:
-            R, batch, d = self.shape
-            kw = dict(device=self.like.device, dtype=self.like.dtype)
-            if isinstance(self.gen, (list, tuple)):
-                x = torch.stack([torch.randn(self.block, batch, d, generator=g, **kw) for g in self.gen], 1)
-            else:
-                x = torch.randn(self.block, R, batch, d, generator=self.gen, **kw)
-            self.arrays, self.pos = self.prepare(x), 0
-        self.pos += 1
-        return self.arrays, self.pos - 1
-
-
-def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snapshot_steps=(),
-          progress: bool = True) -> dict:
-    """Train ``student`` in place; ``generator``: one ``torch.Generator`` or one per run (then a run's
-    result does not depend on the other runs of the batch). Returns a history with arrays over the recorded steps:
-    ``step``, ``loss (T, R)``, ``perp_norm (T, R)``, ``w_norm (T, R)``, ``grad_norm (T, R)``,
-    ``snapshots (S, R, h, d)`` of ``W_1`` at ``snapshot_steps``, ``perturbations (R,)`` and
-    ``interrupted`` (Ctrl-C keeps what was trained so far; before the first recorded step it propagates).
-
-    A one-hidden-layer student trains in the layout of :class:`_OneLayer`: for the run, ``student.W`` and
-    ``student.biases[0]`` are views into one array ``P``; at the end (also on an error or Ctrl-C) the values are
-    copied back into the student's own tensors, which are put back in place."""
-    one = len(student.weights) == 1
-    if one:
-        W0, b0 = student.W, student.biases[0]
-        P = _combined(W0, b0)
-        student.weights[0], student.biases[0] = P[:, :-1].transpose(1, 2), P[:, -1]
-    try:
-        return _train(student, teacher, cfg, generator, snapshot_steps, progress, P if one else None)
-    finally:
-        if one:
-            W0.copy_(student.W)
-            b0.copy_(student.biases[0])
-            student.weights[0], student.biases[0] = W0, b0
-
-
-def _train(student, teacher, cfg, generator, snapshot_steps, progress, P):
-    trained = _trained(student, cfg)
-    params = [p for p, _, _, _ in trained]
-    W, U = student.W, teacher.U
-    R, n, d = W.shape[0], cfg.batch, W.shape[2]
-    thr, adam = _optimizer_setup(cfg, R, W, params)
-    thr_max = thr.max().item() if torch.is_tensor(thr) else thr
-    rec, snaps = set(record_steps(cfg.steps).tolist()), set(int(s) for s in snapshot_steps)
-    hist = {k: [] for k in ("step", "loss", "perp_norm", "w_norm", "grad_norm")}
-    snapshots, n_perturb, interrupted = [], np.zeros(R, dtype=np.int64), False
-    step = None if P is None else _OneLayer(student, cfg, params, n)
-    sgd = None if step is None or adam is not None else _first_layer_sgd(trained, student)
-    span = _span_runs(cfg.span_only, R, U, W)
-
-    def prepare(x):
-        y = teacher(x, generator)
-        return (x, y) if step is None else (x, y, *step.prepare(x, y))
-    data = _Data(generator, R, n, d, W, prepare=prepare)
-    bar = tqdm(total=cfg.steps, disable=None if progress else True, mininterval=0.5, desc="train")
-    try:
-        for t in range(cfg.steps + 1):
-            if t % 256 == 255:
-                bar.update(256)
-            arrays, i = data.next()
-            G = grads = None
-            if step is not None:        # residuals and the first layer's gradient, written out
-                r, G = _train_step(student, cfg, params, step, P, arrays, i)
-                _keep_span(step.GW, span, transposed=True)
-                gnorm = torch.linalg.vector_norm(step.GW, dim=(1, 2))
-                gnorms = gnorm.tolist()                                 # one sync per step
-                # a non-finite residual makes G non-finite, so the squared error needs its loss only when recorded
-                loss = None if step.mse and t not in rec else step.total(r) / n
-                if not math.isfinite(sum(gnorms) + (0.0 if loss is None else sum(loss.tolist()))):
-                    G = None                # an activation's input above ~44, or divergence: this step by autograd
-            if G is None:
-                loss, grads = _train_step(student, cfg, params, None, P, arrays, i)
-                _keep_span(grads[0], span, transposed=False)
-                gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
-                gnorms, loss_sum = gnorm.tolist(), sum(loss.tolist())
-                if not math.isfinite(loss_sum):
-                    raise DivergenceError(f"the loss became {loss_sum} at step {t}")
-            if t in rec:
-                _record(hist, t, loss, W, U, gnorm)
-            if t in snaps:
-                snapshots.append(W.cpu().clone())
-            if t == cfg.steps:
-                break
-            if min(gnorms) < thr_max:
-                small = gnorm < thr
-                n_perturb += small.cpu().numpy()
-                _perturb(trained, small, cfg.pgd_radius, generator)
-            _update(trained, sgd, adam, step, P, G, grads, t)
-    except KeyboardInterrupt:
-        if not hist["step"]:            # not one step recorded: nothing to keep, the interrupt goes on up
-            raise
-        interrupted = True
-    finally:
-        bar.close()
-    return {**{k: np.asarray(v) for k, v in hist.items()}, "perturbations": n_perturb, "interrupted": interrupted,
-            "snapshots": torch.stack(snapshots).numpy() if snapshots else np.zeros((0, R) + W.shape[1:]),
-            "snapshot_steps": np.asarray(sorted(snaps))[: len(snapshots)]}
-
-
-def _span_runs(span_only, R, U, W):
-    """None (no run projects), or the runs whose first-layer loss gradient is projected (indices ``(r,)``) and the
-    projector ``U Uᵀ: (d, d)`` onto span(U)."""
-    flags = span_only if isinstance(span_only, (list, tuple)) else [span_only] * R
-    if len(flags) != R:
-        raise ValueError(f"a per-run setting has {len(flags)} values for {R} runs")
-    idx = torch.tensor([i for i, f in enumerate(flags) if f], dtype=torch.long, device=W.device)
-    return (idx, U.to(W.dtype) @ U.to(W.dtype).T) if len(idx) else None
-
-
-def _keep_span(G, span, transposed):
-    """The null model's gradient, in place: for the runs of ``span`` (:func:`_span_runs`) the first layer's loss
-    gradient ``G_W: (R, h, d)`` becomes ``G_W U Uᵀ`` (its rows projected onto span(U)); ``transposed``: ``G`` holds
-    ``G_Wᵀ: (R, d, h)`` (the one-hidden-layer layout), which becomes ``U Uᵀ G_Wᵀ``."""
-    if span is None:
-        return
-    idx, PU = span
-    G[idx] = PU @ G[idx] if transposed else G[idx] @ PU
-
-
-def _update(trained, sgd, adam, step, P, G, grads, t):
-    """The step's update: with the written-out gradient ``G`` and (P)GD, ``P <- keep * P + mlr * G`` on W and b in
-    one array (and the ordinary update of a trained second layer); otherwise :func:`_step` on every parameter."""
-    if G is not None and sgd is not None:
-        keep, mlr, rest = sgd
-        (P.mul_(keep) if keep is not None else P).addcmul_(G, mlr)
-        if rest:
-            _step(rest, step.grads(G)[-len(rest):], None, t)
-    else:
-        _step(trained, grads if G is None else step.grads(G), adam, t)
-
-
-def _first_layer_sgd(trained, student):
-    """For (P)GD on a one-hidden-layer student: the factors of the update ``P <- keep * P + mlr * G`` of the first
-    layer, ``(R, d + 1, 1)`` each (``keep = 1 - lr lam`` on W's rows and 1 on b's, None when all 1;
-    ``mlr = -lr`` and ``-lr_b``, 0 for a frozen bias, which then stays bit for bit), and the other trained
-    parameters (a trained second layer) for the ordinary update."""
-    (_, lr, lam, _), rest = trained[0], trained[1:]
-    lr_b = 0.0
-    if rest and rest[0][0] is student.biases[0]:
-        lr_b, rest = rest[0][1], rest[1:]
-    W = student.W
-
-    def rows(w_value, b_value):
-        out = torch.empty(W.shape[0], W.shape[2] + 1, 1, dtype=W.dtype, device=W.device)
-        out[:, :-1] = w_value.view(-1, 1, 1) if torch.is_tensor(w_value) else w_value
-        out[:, -1] = b_value.view(-1, 1) if torch.is_tensor(b_value) else b_value
-        return out
-    decay = lr * lam
-    decays = bool(torch.as_tensor(decay).ne(0).any())
-    return (rows(1 - decay, 1.0) if decays else None), rows(-lr, -lr_b), rest
-
-
-def _train_step(student, cfg, params, step, P, arrays, i):
-    """Step ``i`` of the data block ``arrays``: with ``step`` (:class:`_OneLayer`), the residuals and ``G`` from the
-    prepared inputs; without, autograd's loss and gradients of ``params`` for ``x, y = arrays[0][i], arrays[1][i]``."""
-    if step is None:
-        return _autograd_loss_and_grads(student, arrays[0][i], arrays[1][i], cfg, params)
-    return step(P, student.a, arrays[2][i], arrays[3][i], arrays[4][i])
-
-
-def _record(hist, t, loss, W, U, gnorm):
-    hist["step"].append(t)
-    hist["loss"].append(loss.cpu().numpy())
-    hist["perp_norm"].append(perp_norm(W, U).cpu().numpy())
-    hist["w_norm"].append(torch.linalg.matrix_norm(W).cpu().numpy())
-    hist["grad_norm"].append(gnorm.cpu().numpy())
-
-
-def _perturb(trained, mask: torch.Tensor, radius: float, generator):
-    """Add ``radius * N(0,1)`` to every entry of every trained parameter of the runs in ``mask (R,)``
-    (with one generator per run, each perturbed run draws from its own)."""
-    for p, _, _, perturbable in trained:
-        if isinstance(generator, (list, tuple)):
-            noise = torch.zeros_like(p)
-            for r in mask.nonzero()[:, 0].tolist():
-                noise[r] = torch.randn(p.shape[1:], generator=generator[r], device=p.device, dtype=p.dtype)
-        else:
-            noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-        p.add_(radius * noise * _bcast(mask & perturbable, p).to(p.dtype))
-
-
-def _step(trained, grads, adam, t: int):
-    """One (S)GD or Adam step, weight decay added to the gradient (coupled, as torch.optim.SGD).
-    ``adam``: None (all runs GD), a state list (all Adam) or ``(state, per-run mask)``."""
-    state, which = (adam, None) if not isinstance(adam, tuple) else adam
-    for i, ((p, lr, wd, _), g) in enumerate(zip(trained, grads)):
-        if state is None and not torch.is_tensor(lr) and not torch.is_tensor(wd):
-            if wd:                                 # the paper's case: p <- (1 - lr wd) p - lr g, in place
-                p.mul_(1.0 - lr * wd)
-            p.add_(g, alpha=-lr)
-            continue
-        lr, wd = _bcast(lr, p), _bcast(wd, p)
-        g = g + wd * p
-        if state is None:
-            p.sub_(g * lr)
-            continue
-        m, v = state[i]
-        m.mul_(0.9).add_(g, alpha=0.1)
-        v.mul_(0.999).addcmul_(g, g, value=0.001)
-        upd = (m / (1 - 0.9 ** (t + 1))) / ((v / (1 - 0.999 ** (t + 1))).sqrt() + 1e-8)
-        if which is not None:                      # GD for the runs that are not Adam
-            upd = torch.where(_bcast(which, p), upd, g)
-        p.sub_(upd * lr)
-
-
-def reference_pgd(student: Student, teacher: Teacher, cfg: TrainConfig, generator) -> tuple:
-    """The algorithm of :func:`train` for the paper's case, written plainly with autograd: the reference that
-    tests hold the fast step to and that ``benchmark.py`` times. One hidden layer, ``a`` fixed, PGD, one
-    generator drawn in :func:`train`'s order (inputs 256 steps at a time, then their labels, then the kicks).
-    Each step: ``g = ∇ loss`` at the current ``(W, b)`` (the loss without the regulariser); if
-    ``‖g_W‖ < pgd_threshold`` add ``pgd_radius · N(0, 1)`` to W and b; then ``W ← (1 − lr λ) W − lr g_W`` and
-    ``b ← b − lr_bias g_b`` (weight decay coupled, as ``torch.optim.SGD``). Returns the final ``(W, b)``."""
-    W, b, a = (p.detach().clone() for p in (student.W, student.biases[0], student.a))
-    for t in range(cfg.steps):
-        if t % 256 == 0:
-            xs = torch.randn(256, *W.shape[:1], cfg.batch, W.shape[2], generator=generator, dtype=W.dtype)
-            ys = teacher(xs, generator)
-        W.requires_grad_(True), b.requires_grad_(True)
-        pred = Student([W], [b], a, student.activation).forward(xs[t % 256])
-        loss = pointwise_loss(pred - ys[t % 256], cfg.loss).mean(1).sum()
-        gW, gb = torch.autograd.grad(loss, [W, b])
-        W, b = W.detach(), b.detach()
-        if torch.linalg.vector_norm(gW) < cfg.pgd_threshold:
-            W = W + cfg.pgd_radius * torch.randn(W.shape, generator=generator, dtype=W.dtype)
-            if not cfg.freeze_bias:
-                b = b + cfg.pgd_radius * torch.randn(b.shape, generator=generator, dtype=b.dtype)
-        W = (1 - cfg.lr * cfg.lam) * W - cfg.lr * gW
-        b = b if cfg.freeze_bias else b - cfg.lr_bias * gb
-    return W, b
-
-
-@torch.no_grad()
-def test_mse(student: Student, teacher: Teacher, n: int, generator: torch.Generator) -> np.ndarray:
-    """Mean squared error against the noiseless teacher on ``n`` fresh samples, per run ``(R,)``."""
-    R, _, d = student.W.shape
-    (x,), i = _Data(generator, R, n, d, student.W, block=1).next()
-    x = x[i]
-    clean = Teacher(teacher.U, 0.0, teacher.offset)
-    return ((student.forward(x) - clean(x)) ** 2).mean(1).cpu().numpy()

@@ -1,13 +1,13 @@
 """The claims (a)-(c) and a second teacher direction at certified points of their population objectives.
 
-``sosp.Population`` is the base student: two layers, second layer fixed, squared loss, derivatives in closed
+``population.Population`` is the base student: two layers, second layer fixed, squared loss, derivatives in closed
 form. Each claim changes one thing (:data:`VARIANTS`), and :class:`Network` is the population objective of any
 of them -- one or two hidden layers, the second layer fixed or trained, squared, log-cosh or logistic loss --
 in float64 on the same Gauss–Hermite rule: values and gradients in closed form (:meth:`Network.evaluate`), the
 dense Hessian of a certificate too (:func:`loss_hessian`), both tested entry by entry against autograd, which gives
-the Hessian-vector products. It speaks the protocol of ``sosp`` (``pack``, ``unpack``, ``evaluate``,
-``hvp_packed``, ``hessian``, ``hessian_b``, ``first_layer``, ``stein_residual``, ``refined``), so ``sosp``'s search
-and certificate run on it unchanged; on the base student it is the reference the closed forms are tested against.
+the Hessian-vector products. It speaks the protocol of ``population.Population`` (``pack``, ``unpack``, ``evaluate``,
+``hvp_packed``, ``hessian``, ``hessian_b``, ``first_layer``, ``loss_grad_w``, ``refined``), so ``search`` and
+``certify`` run on it unchanged; on the base student it is the reference the closed forms are tested against.
 
 Stein's lemma needs only that x enters the network through ``z = W x + b``: for any loss and any layers above,
 ∇_W L · P⊥ = H_b W P⊥ with ``H_b = ∇²_b L``, at every point.
@@ -17,10 +17,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from NeuralNetworks.activations import BETA, derivatives, smooth_relu
-from NeuralNetworks.sosp import CERTIFIED, point_type as certified_type
+from NeuralNetworks.certify import CERTIFIED, point_type as certified_type
+from NeuralNetworks.losses import loss_slopes, pointwise_loss
+from NeuralNetworks.model import init_student
+from NeuralNetworks.population import Population
+from NeuralNetworks.quadrature import CHUNK, PRUNE, rule, teacher_frame
+from NeuralNetworks.search import certified_point
 
 LOGISTIC_C = 3.0       # logistic loss: P(y = 1 | x) = σ(LOGISTIC_C · tanh<u, x>), between 0.047 and 0.953
 
@@ -34,13 +38,13 @@ class Variant:
     width: int = 256
     depth: int = 1
     train_out: bool = False
-    loss: str = "squared"
+    loss: str = "mse"          # losses.ALL_LOSSES
     k: int = 1
 
     @property
     def closed_form(self) -> bool:
-        """Whether ``sosp.Population`` (closed-form derivatives) is this student's objective."""
-        return self.depth == 1 and not self.train_out and self.loss == "squared"
+        """Whether ``population.Population`` (closed-form derivatives) is this student's objective."""
+        return self.depth == 1 and not self.train_out and self.loss == "mse"
 
 
 VARIANTS = {
@@ -52,41 +56,11 @@ VARIANTS = {
     "second-layer": Variant("(b)", "all parameters trained: the second layer a too", train_out=True),
     "depth-2-all": Variant("(b)", "two hidden layers of 64, every layer trained", width=64, depth=2,
                            train_out=True),
-    "log-cosh": Variant("(c)", "any smooth loss: log cosh(f - y)", loss="log-cosh"),
+    "log-cosh": Variant("(c)", "any smooth loss: log cosh(f - y)", loss="logcosh"),
     "logistic": Variant("(c)", f"any smooth loss: cross-entropy, P(y=1|x) = σ({LOGISTIC_C:g} tanh<u, x>)",
                         loss="logistic"),
     "two-directions": Variant("(k)", "two teacher directions at d = 3: mean of tanh over Uᵀx", k=2),
 }
-
-
-def pointwise_loss(name: str, f, y):
-    """The loss at each node: squared ``(f − y)²``; ``log cosh(f − y)`` (= r + softplus(−2r) − log 2, exact for
-    any r); logistic: the cross-entropy of ``σ(f)`` against the probability ``y`` of the label 1,
-    ``softplus(f) − y f``."""
-    if name == "squared":
-        return (f - y) ** 2
-    if name == "log-cosh":
-        r = f - y
-        return r + F.softplus(-2 * r) - math.log(2.0)
-    if name == "logistic":
-        return F.softplus(f) - y * f
-    raise ValueError(f"unknown loss {name!r}")
-
-
-def loss_slopes(name: str, f, y):
-    """``(∂ℓ/∂f, ∂²ℓ/∂f²)`` at each node, for the losses of :func:`pointwise_loss` (its autograd is their test
-    reference): squared ``2r``, ``2``; log-cosh ``tanh r``, ``1 − tanh² r``; logistic ``σ(f) − y``,
-    ``σ(f)(1 − σ(f))``."""
-    if name == "squared":
-        r = f - y
-        return 2 * r, torch.full_like(r, 2.0)
-    if name == "log-cosh":
-        t = torch.tanh(f - y)
-        return t, 1 - t * t
-    if name == "logistic":
-        s = torch.sigmoid(f)
-        return s - y, s * (1 - s)
-    raise ValueError(f"unknown loss {name!r}")
 
 
 def targets(variant: Variant, teacher_values):
@@ -101,10 +75,9 @@ class Network:
     trained ones are W, W₂, b₂, b unless ``freeze_bias``, and a when ``variant.train_out``."""
 
     def __init__(self, variant, U, lam, freeze_bias, nodes, offset=0.0):
-        from NeuralNetworks.sosp import _rule
         self.variant, self.U, self.lam, self.freeze_bias = variant, U, float(lam), bool(freeze_bias)
         self.nodes, self.offset = tuple(nodes), offset
-        self._set_rule(_rule(U, nodes, offset))
+        self._set_rule(rule(U, nodes, offset))
         d, h = U.shape[0], variant.width
         shapes = [("W", (h, d)), ("b", (h,))] + [("W2", (h, h)), ("b2", (h,))] * (variant.depth == 2)
         self.shapes = shapes + [("a", (h,))]
@@ -118,17 +91,16 @@ class Network:
         if not variant.train_out:
             self.mask[self.slices["a"]] = False
 
-    def _set_rule(self, rule):
-        self.X, self.q, teacher = rule
+    def _set_rule(self, nodes_weights_teacher):
+        self.X, self.q, teacher = nodes_weights_teacher
         self.y = targets(self.variant, teacher)
 
     def refined(self, nodes, prune=None):
         """The same objective under the rule ``nodes`` (``prune=0``: every node of the tensor rule)."""
-        from NeuralNetworks.sosp import PRUNE, _rule
         out = Network.__new__(Network)
         out.__dict__.update(self.__dict__)
         out.nodes = tuple(nodes)
-        out._set_rule(_rule(self.U, nodes, self.offset, PRUNE if prune is None else prune))
+        out._set_rule(rule(self.U, nodes, self.offset, PRUNE if prune is None else prune))
         return out
 
     def point(self, **params):
@@ -174,15 +146,14 @@ class Network:
 
     def evaluate(self, P):
         """``g``, ``L`` and ``∇g`` packed, the gradient in closed form (back-propagation written out on
-        :func:`_forward`: 1.3-1.5x faster than autograd through softplus at two hidden layers of 64, where the
-        searches spend most of their time; autograd, :meth:`_grad`, is its test reference)."""
+        :func:`_forward`; autograd, :meth:`_grad`, is its test reference)."""
         p, sl = self.params(P), self.slices
         f = _forward(self.variant.loss, p, self.X, self.y)
         L = self.q @ pointwise_loss(self.variant.loss, f.f, self.y)
         w = self.q * f.d1                                            # q ℓ': the output's weight at each node
         grad = torch.empty_like(P)
         grad[sl["a"]] = f.out.T @ w
-        G = f.U.mul(f.S1).mul_(w[:, None])                            # ∂g/∂z₁ at each node
+        G = f.dh1.mul(f.S1).mul_(w[:, None])                            # ∂g/∂z₁ at each node
         grad[sl["W"]] = (G.T @ self.X).reshape(-1)
         grad[sl["b"]] = G.sum(0)
         if f.S2 is not None:
@@ -194,20 +165,18 @@ class Network:
         return float(L) + float(self.regulariser(P)), float(L), grad[self.mask]
 
     def hvp_packed(self, P, v):
-        """``∇²g · v`` packed, by double backward (forward mode through softplus was 15x slower)."""
+        """``∇²g · v`` packed, by double backward."""
         P, G = self._grad(self.g, P, create_graph=True)
         return torch.autograd.grad(G, P, self.unpack(v, torch.zeros_like(P)))[0][self.mask]
 
     def _hessian_rows(self, fn, P, rows):
-        """Rows ``rows`` of ``∇²fn(P)``, one backward each through the retained graph of ``∇fn`` (a vmapped
-        batch of them was 3-8x slower here)."""
+        """Rows ``rows`` of ``∇²fn(P)``, one backward each through the retained graph of ``∇fn``."""
         P, G = self._grad(fn, P, create_graph=True)
         return torch.stack([torch.autograd.grad(G[i], P, retain_graph=True)[0] for i in rows.tolist()])
 
     def hessian(self, P):
         """Dense ``∇²g`` in the trained parameters, packed order: :func:`loss_hessian` plus λ on the decayed
-        weights (autograd's rows, :meth:`_hessian_rows`, are its test reference; at two hidden layers of 64,
-        4416 parameters, 12 s by rows)."""
+        weights (autograd's rows, :meth:`_hessian_rows`, are its test reference)."""
         H = loss_hessian(self.variant.loss, self.params(P), self.X, self.q, self.y, keep=self.mask)
         decay = torch.zeros(len(self.mask), dtype=H.dtype)
         for name in self.decayed:
@@ -217,19 +186,17 @@ class Network:
 
     def hessian_b(self, P):
         """``H_b = ∇²_b L``: ``(h, h)``, the bias trained or not, in closed form (autograd's rows are its test
-        reference; along a width-256 path 20 ms against 2.5 s, at two layers of 64 about 0.1 s against 0.7 s):
-        ``E[ℓ'' g₁g₁ᵀ] + diag E[ℓ' u∘s''₁] + E[ℓ' Σ_i a_i s''₂ᵢ (W₂[i]∘s'₁)(W₂[i]∘s'₁)ᵀ]`` with g₁ and u as in
-        :func:`_add_loss_hessian` (the last term with two hidden layers only)."""
-        from NeuralNetworks.sosp import CHUNK
+        reference): ``E[ℓ'' g₁g₁ᵀ] + diag E[ℓ' dh1∘s''₁] + E[ℓ' Σ_i a_i s''₂ᵢ (W₂[i]∘s'₁)(W₂[i]∘s'₁)ᵀ]`` with g₁
+        and dh1 as in :func:`_add_loss_hessian` (the last term with two hidden layers only)."""
         p = self.params(P)
         a, h = p["a"], len(p["a"])
         H = P.new_zeros(h, h)
         for i in range(0, len(self.q), CHUNK):                       # nodes per pass (memory)
             q = self.q[i:i + CHUNK]
             f = _forward(self.variant.loss, p, self.X[i:i + CHUNK], self.y[i:i + CHUNK])
-            G1, w = f.U * f.S1, q * f.d1
+            G1, w = f.dh1 * f.S1, q * f.d1
             H += G1.T @ ((q * f.d2)[:, None] * G1)
-            H.diagonal().add_((w[:, None] * f.U * BETA * f.S1 * (1 - f.S1)).sum(0))
+            H.diagonal().add_((w[:, None] * f.dh1 * BETA * f.S1 * (1 - f.S1)).sum(0))
             if f.S2 is not None:
                 K = p["W2"] * f.S1[:, None, :]                       # W₂[i, j] s'₁ⱼ: (n, h, h)
                 C = w[:, None] * a * BETA * f.S2 * (1 - f.S2)
@@ -244,23 +211,20 @@ class Network:
         """``∇_W g: (h, d)``."""
         return self._grad(self.g, P)[1][self.slices["W"]].view(self.params(P)["W"].shape)
 
-    def stein_residual(self, P):
-        """``‖∇_W L · P⊥ − H_b W P⊥‖_F`` (zero at every point, up to quadrature error)."""
-        W = self.params(P)["W"]
-        GL = self._grad(self.loss, P)[1][self.slices["W"]].view(W.shape)
-        Pp = torch.eye(self.U.shape[0], dtype=W.dtype) - self.U @ self.U.T
-        return float(torch.linalg.matrix_norm(GL @ Pp - self.hessian_b(P) @ W @ Pp))
+    def loss_grad_w(self, P):
+        """``∇_W L: (h, d)``, the loss's gradient without the regulariser's (autograd)."""
+        return self._grad(self.loss, P)[1][self.slices["W"]].view(self.params(P)["W"].shape)
 
 
 @dataclass
 class _Forward:
     """What the closed forms need at a set of nodes: ``S1 = s'(z₁)``, ``H1 = s(z₁)``, ``S2 = s'(z₂)`` (None with one
-    hidden layer), ``U = W₂ᵀ(a∘s'(z₂))`` (one hidden layer: ``a``), the output layer's input ``out``, the output
-    ``f`` and the loss's slopes ``d1 = ℓ'``, ``d2 = ℓ''`` there."""
+    hidden layer), ``dh1 = W₂ᵀ(a∘s'(z₂))`` = ∂f/∂s(z₁) (one hidden layer: ``a``), the output layer's input
+    ``out``, the output ``f`` and the loss's slopes ``d1 = ℓ'``, ``d2 = ℓ''`` there."""
     S1: torch.Tensor
     H1: torch.Tensor
     S2: torch.Tensor
-    U: torch.Tensor
+    dh1: torch.Tensor
     out: torch.Tensor
     f: torch.Tensor
     d1: torch.Tensor
@@ -274,18 +238,18 @@ def _forward(loss, p, X, y) -> _Forward:
     """:class:`_Forward` at the nodes ``X``, targets ``y``, parameters ``p`` by name."""
     a = p["a"]
     H1, S1, _ = _ACT(torch.addmm(p["b"], X, p["W"].T))
-    S2, U, out = None, a.expand(len(X), len(a)), H1
+    S2, dh1, out = None, a.expand(len(X), len(a)), H1
     if "W2" in p:
         out, S2, _ = _ACT(torch.addmm(p["b2"], H1, p["W2"].T))
-        U = (S2 * a) @ p["W2"]
+        dh1 = (S2 * a) @ p["W2"]
     f = out @ a
-    return _Forward(S1, H1, S2, U, out, f, *loss_slopes(loss, f, y))
+    return _Forward(S1, H1, S2, dh1, out, f, *loss_slopes(loss, f, y))
 
 
 def loss_hessian(loss: str, p: dict, X, q, y, keep=None):
     """``∇²L`` in closed form for the nodes ``X: (n, d)``, weights ``q`` and targets ``y``, in every parameter,
     ordered as a point (W, b, (W₂, b₂,) a) -- only the rows and columns ``keep`` (a mask over the point) when given;
-    ``p``: the parameters by name; ``sosp.CHUNK`` nodes per pass.
+    ``p``: the parameters by name; ``quadrature.CHUNK`` nodes per pass.
 
     ``Σ_n q_n [ℓ''_n J_n J_nᵀ + ℓ'_n ∇²f_n]``, ``J_n = ∇f(x_n)``, written on ``Θ₁ = [W | b]`` (x̃ = (x, 1)),
     ``Θ₂ = [W₂ | b₂]`` (h̃ = (s(z₁), 1)) and ``a`` (:func:`_add_loss_hessian`), then put in the point's order."""
@@ -297,7 +261,6 @@ def loss_hessian(loss: str, p: dict, X, q, y, keep=None):
         theta.append(torch.cat([o2 + ix[:, None] * h + ix, (o2 + h * h + ix)[:, None]], 1).reshape(-1))
     theta.append(h * (d + 1) + h * (h + 1) * deep + ix)
     inv = torch.argsort(torch.cat(theta))
-    from NeuralNetworks.sosp import CHUNK
     H = X.new_zeros(len(inv), len(inv))
     for i in range(0, len(q), CHUNK):
         _add_loss_hessian(H, loss, p, X[i:i + CHUNK], q[i:i + CHUNK], y[i:i + CHUNK])
@@ -307,16 +270,16 @@ def loss_hessian(loss: str, p: dict, X, q, y, keep=None):
 
 def _add_loss_hessian(H, loss, p, X, q, y):
     """Add the nodes' ``∇²L`` to ``H`` in Θ order (Θ₁ row-major, Θ₂ row-major, a). With ``g₂ = a∘s'(z₂)``,
-    ``u = W₂ᵀg₂`` and ``g₁ = u∘s'(z₁)`` (one hidden layer: ``u = a``), ``J = (g₁⊗x̃, g₂⊗h̃, s(z₂))``, and the blocks
-    of ∇²f are: (a_i, Θ₂[i,m]) ``s'₂ᵢ h̃_m``; (a_i, Θ₁[j,p]) ``s'₂ᵢ W₂[i,j] s'₁ⱼ x̃_p``; (Θ₂[i,·], Θ₂[i,·])
+    ``dh1 = W₂ᵀg₂`` and ``g₁ = dh1∘s'(z₁)`` (one hidden layer: ``dh1 = a``), ``J = (g₁⊗x̃, g₂⊗h̃, s(z₂))``, and
+    the blocks of ∇²f are: (a_i, Θ₂[i,m]) ``s'₂ᵢ h̃_m``; (a_i, Θ₁[j,p]) ``s'₂ᵢ W₂[i,j] s'₁ⱼ x̃_p``; (Θ₂[i,·], Θ₂[i,·])
     ``a_i s''₂ᵢ h̃h̃ᵀ``; (Θ₂[i,m], Θ₁[j,p]) ``a_i s''₂ᵢ W₂[i,j] s'₁ⱼ h̃_m x̃_p + δ_mj g₂ᵢ s'₁ⱼ x̃_p``; (Θ₁[j,p],
-    Θ₁[k,q]) ``x̃_p x̃_q (Σ_i a_i s''₂ᵢ W₂[i,j] W₂[i,k] s'₁ⱼ s'₁ₖ + δ_jk u_j s''₁ⱼ)``. One hidden layer: (a_j,
+    Θ₁[k,q]) ``x̃_p x̃_q (Σ_i a_i s''₂ᵢ W₂[i,j] W₂[i,k] s'₁ⱼ s'₁ₖ + δ_jk dh1_j s''₁ⱼ)``. One hidden layer: (a_j,
     Θ₁[j,p]) ``s'₁ⱼ x̃_p`` and (Θ₁[j,·], Θ₁[j,·]) ``a_j s''₁ⱼ x̃x̃ᵀ``."""
     a, n = p["a"], len(X)
     (h, d), deep = p["W"].shape, "W2" in p
     ix = torch.arange(h)
     f = _forward(loss, p, X, y)
-    S1, S2, U, w = f.S1, f.S2, f.U, q * f.d1                       # s'; s'' = β s'(1 − s')
+    S1, S2, dh1, w = f.S1, f.S2, f.dh1, q * f.d1                       # s'; s'' = β s'(1 − s')
     Xt = torch.cat([X, torch.ones_like(X[:, :1])], 1)
     E1 = S1[:, :, None] * Xt[:, None, :]                           # s'₁ⱼ x̃_p: (n, h, d+1)
     cols = []
@@ -324,7 +287,7 @@ def _add_loss_hessian(H, loss, p, X, q, y):
         Ht = torch.cat([f.H1, torch.ones_like(f.H1[:, :1])], 1)
         G2 = S2 * a
         cols = [(G2[:, :, None] * Ht[:, None, :]).reshape(n, -1)]
-    J = torch.cat([(U[:, :, None] * E1).reshape(n, -1)] + cols + [f.out], 1)
+    J = torch.cat([(dh1[:, :, None] * E1).reshape(n, -1)] + cols + [f.out], 1)
     n1, oa = h * (d + 1), J.shape[1] - h
     H.addmm_((J * (q * f.d2)[:, None]).T, J)                        # Gauss–Newton part
     Ha1 = H[oa:, :n1].view(h, h, d + 1)
@@ -345,14 +308,12 @@ def _add_loss_hessian(H, loss, p, X, q, y):
     else:
         Ha1[ix, ix] += torch.einsum("n,njp->jp", w, E1)
     H[:oa, oa:] = H[oa:, :oa].T
-    H11[ix, :, ix] += torch.einsum("nj,np,nq->jpq", w[:, None] * U * BETA * S1 * (1 - S1), Xt, Xt)
+    H11[ix, :, ix] += torch.einsum("nj,np,nq->jpq", w[:, None] * dh1 * BETA * S1 * (1 - S1), Xt, Xt)
 
 
 def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nodes):
     """``(objective, initial point)`` of ``variant`` from the authors' init of ``seed`` (App. E, float64):
-    ``sosp.Population`` and ``[W | b]`` where it applies, else :class:`Network` and its parameter vector."""
-    from NeuralNetworks.model import init_student
-    from NeuralNetworks.sosp import Population, teacher_frame
+    ``population.Population`` and ``[W | b]`` where it applies, else :class:`Network` and its parameter vector."""
     U = teacher_frame(d, variant.k)
     s = init_student(1, d, variant.width, variant.depth, torch.Generator().manual_seed(seed), dtype=torch.float64)
     W, b, a = s.W[0], s.biases[0][0], s.a[0]
@@ -366,11 +327,10 @@ def objective(variant: Variant, seed: int, lam: float, frozen: bool, d: int, nod
 # ---------------------------------------------------------------------------------------------------------
 # The sweep: a certified point per (row, seed, λ, bias trained / frozen), and the verdict per row.
 
-EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP (the issue's ε). The searches
-                       # escape only curvature below −EPS_SOSP: a point above it is an ε-SOSP already, and at
-                       # two hidden layers escaping λ_min ~ −1e-9 cost up to 2 min a point to end near −1e-8
+EPS_SOSP = 1e-6        # an ε-SOSP: ‖∇g‖ ≤ EPS_SOSP and λ_min(∇²g) ≥ −EPS_SOSP. The searches escape only
+                       # curvature below −EPS_SOSP: a point above it is an ε-SOSP already
 COLLAPSED = 1e-4       # the claim holds at a point when ‖W⊥‖/‖W‖ ≤ COLLAPSED there
-COARSE = {1: (90, 8), 2: (40, 8)}      # first rule per number of teacher directions (refined by sosp.nodes_for)
+COARSE = {1: (90, 8), 2: (40, 8)}    # first rule per number of teacher directions (quadrature.nodes_for refines)
 
 
 def row_variant(row: str, width=None) -> Variant:
@@ -385,20 +345,19 @@ def row_dims(variant: Variant, d: int):
 
 
 def point_type(p: dict) -> tuple[str, str]:
-    """``(type, reason)`` by ``sosp.point_type`` with ε = :data:`EPS_SOSP`: ``minimum``, ``ε-SOSP``, ``saddle``
+    """``(type, reason)`` by ``certify.point_type`` with ε = :data:`EPS_SOSP`: ``minimum``, ``ε-SOSP``, ``saddle``
     or ``uncertified`` (with the checks that fail)."""
     return certified_type(p, EPS_SOSP)
 
 
 def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None,
                 newton_steps: int = 0):
-    """One certified point of ``row`` from ``seed``'s init (a job of ``sosp.run_jobs``; ``width`` overrides the
+    """One certified point of ``row`` from ``seed``'s init (a job of ``jobs.run_jobs``; ``width`` overrides the
     row's, for quick runs; ``max_iter`` and ``newton_steps``: the search's L-BFGS cap and damped Newton finish,
-    see ``sosp.find_stationary_point``). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy)
+    see ``search.find_stationary_point``). Returns the certificate, the point's first layer ``W`` and ``U`` (numpy)
     and its labels."""
     import time
 
-    from NeuralNetworks.sosp import certified_point
     v = row_variant(row, width)
     dd, k = row_dims(v, d)
     t = time.perf_counter()
@@ -451,15 +410,3 @@ def summary_rows(points):
                     "types": {t: sum(p["type"] == t for p in pts) for t in sorted({p["type"] for p in pts})},
                     "verdict": verdict(pts)})
     return out
-
-
-def to_markdown(rows) -> str:
-    """The README's table of :func:`summary_rows`."""
-    f = lambda v: "–" if v is None else f"{v:.1e}"  # noqa: E731
-    lines = ["| row | claim | ‖W⊥‖/‖W‖ bias trained (max, all points) | bias frozen (max, all points) | max ‖∇g‖ "
-             "| min λ_min(∇²g) | bound tightness (max, trained) | certified | verdict |", "|" + "---|" * 9]
-    for r in rows:
-        lines.append(f"| {r['row']} | {r['claim']} | {f(r['trained_max_ratio'])} | {f(r['frozen_max_ratio'])} | "
-                     f"{f(r['max_grad_norm'])} | {f(r['min_lam_min_hessian'])} | {f(r['max_tightness'])} | "
-                     f"{r['certified']}/{r['points']} | {r['verdict']} |")
-    return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ from NeuralNetworks.main import main
 from NeuralNetworks.tests.test_run import assert_plot_only_redraws
 from NeuralNetworks.model import Teacher, init_student, make_subspace, stable_rank
 from NeuralNetworks.toy import gauss_hermite, minimise, objective
-from NeuralNetworks.train import TrainConfig, train
+from NeuralNetworks.train import TrainConfig
+from NeuralNetworks.train_fast import train
 
 
 def test_gauss_hermite_expectations_are_exact_for_polynomials():

@@ -11,7 +11,8 @@ from NeuralNetworks.activations import derivatives, smooth_relu
 
 from NeuralNetworks.main import main
 from NeuralNetworks.model import Teacher, init_student, make_subspace, perp_norm, perp_part
-from NeuralNetworks.train import TrainConfig, _autograd_loss_and_grads, _combined, _OneLayer, train
+from NeuralNetworks.train import TrainConfig
+from NeuralNetworks.train_fast import _autograd_loss_and_grads, _combined, _OneLayer, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -81,8 +82,8 @@ def test_closed_form_gradients_equal_autograd(loss, activation):
     loss_cf, grads_cf = loss_and_grads(s, x, y, cfg, params)
     for p in params:
         p.requires_grad_(True)
-    from NeuralNetworks.train import pointwise_loss
-    loss_ag = pointwise_loss(s.forward(x) - y, loss).mean(1)
+    from NeuralNetworks.losses import pointwise_loss
+    loss_ag = pointwise_loss(loss, s.forward(x), y).mean(1)
     grads_ag = torch.autograd.grad(loss_ag.sum(), params)
     torch.testing.assert_close(loss_cf, loss_ag.detach())
     for a, b in zip(grads_cf, grads_ag):
@@ -210,8 +211,8 @@ def test_float32_step_agrees_with_float64_autograd_at_the_papers_size():
     s64 = Student([s.W.double()], [s.biases[0].double()], s.a.double())
     loss64, grads64 = loss_and_grads(s64, x.double(), y.double(), TrainConfig(), s64.parameters())
     ref = [p.detach().clone().requires_grad_() for p in s64.parameters()]
-    from NeuralNetworks.train import pointwise_loss
-    exact = pointwise_loss(Student([ref[0]], [ref[1]], ref[2]).forward(x.double()) - y.double(), "mse").mean(1)
+    from NeuralNetworks.losses import pointwise_loss
+    exact = pointwise_loss("mse", Student([ref[0]], [ref[1]], ref[2]).forward(x.double()), y.double()).mean(1)
     grads_exact = torch.autograd.grad(exact.sum(), ref)
     torch.testing.assert_close(loss64, exact.detach(), rtol=1e-12, atol=0)
     torch.testing.assert_close(loss.double(), exact.detach(), rtol=1e-5, atol=0)
@@ -230,7 +231,7 @@ def test_overflowing_activation_input_is_computed_by_autograd():
     y = teacher(x)
     params = [s.W, s.biases[0]]
     loss, grads = loss_and_grads(s, x, y, TrainConfig(), params)
-    from NeuralNetworks.train import _autograd_loss_and_grads
+    from NeuralNetworks.train_fast import _autograd_loss_and_grads
     loss_ag, grads_ag = _autograd_loss_and_grads(s, x, y, TrainConfig(), params)
     assert torch.isfinite(loss).all() and torch.equal(loss, loss_ag)
     for a, b in zip(grads, grads_ag):
@@ -255,7 +256,8 @@ def test_train_updates_the_students_own_tensors():
 
 
 def test_per_run_rates_and_decays_in_one_batch_equal_each_run_alone():
-    cfgs = [dict(lr=1.0, lam=1e-4, lr_bias=1.0), dict(lr=0.5, lam=1e-2, lr_bias=0.1), dict(lr=0.2, lam=0.0, lr_bias=2.0)]
+    cfgs = [dict(lr=1.0, lam=1e-4, lr_bias=1.0), dict(lr=0.5, lam=1e-2, lr_bias=0.1),
+            dict(lr=0.2, lam=0.0, lr_bias=2.0)]
     U = make_subspace(3, 1, torch.Generator())
     init = init_student(3, 3, 32, 1, torch.Generator().manual_seed(0))
 
@@ -274,16 +276,17 @@ def test_per_run_rates_and_decays_in_one_batch_equal_each_run_alone():
         assert h1["perturbations"][0] == h["perturbations"][i]
 
 
-@pytest.mark.parametrize("freeze_bias,threshold", [(False, 1e-3), (False, 10.0), (True, 10.0)])
-def test_fast_training_equals_the_plain_autograd_reference(freeze_bias, threshold):
-    """train() (the written-out step, W and b in one array, data in blocks) is reference_pgd -- Fig. 3's PGD by
-    plain autograd -- step for step: in float64 the two agree to rounding after 300 steps, perturbations included
-    (threshold 10: a kick at every step)."""
-    from NeuralNetworks.train import reference_pgd
+@pytest.mark.parametrize("freeze_bias,threshold,loss", [(False, 1e-3, "mse"), (False, 10.0, "mse"),
+                                                        (True, 10.0, "mse"), (False, 1e-3, "logcosh")])
+def test_fast_training_equals_the_plain_autograd_reference(freeze_bias, threshold, loss):
+    """train_fast.train (the written-out step, W and b in one array, data in blocks) is train.pgd -- App. E's PGD
+    by plain autograd -- step for step: in float64 the two agree to rounding after 300 steps, perturbations
+    included (threshold 10: a kick at every step)."""
+    from NeuralNetworks.train import pgd
     U = make_subspace(2, 1, torch.Generator())
     s = init_student(1, 2, 64, 1, torch.Generator().manual_seed(3), dtype=torch.float64)
-    cfg = TrainConfig(steps=300, pgd_threshold=threshold, freeze_bias=freeze_bias)
-    W_ref, b_ref = reference_pgd(s, Teacher(U.double()), cfg, torch.Generator().manual_seed(4))
+    cfg = TrainConfig(steps=300, pgd_threshold=threshold, freeze_bias=freeze_bias, loss=loss)
+    W_ref, b_ref = pgd(s, Teacher(U.double()), cfg, torch.Generator().manual_seed(4))
     h = train(s, Teacher(U.double()), cfg, torch.Generator().manual_seed(4), progress=False)
     assert h["perturbations"][0] == (300 if threshold == 10.0 else h["perturbations"][0])
     torch.testing.assert_close(s.W, W_ref, rtol=1e-9, atol=1e-11)

@@ -140,12 +140,12 @@ def test_outputs_follow_the_umask_and_killed_runs_leave_nothing(tmp_path):
 def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsys):
     """Ctrl-C before the optimisation or while writing: exit 130, nothing written. During the optimisation:
     exit 130, what was trained in ``out.interrupted``. A failed write: exit 1. The run folder is never touched."""
-    from NeuralNetworks import experiments, model, train, utils
+    from NeuralNetworks import experiments, model, train_fast, utils
     out = tmp_path / "out"
     argv = [*QUICK, "--steps", "50", "--width", "32", "--out-dir", str(out)]
     main(argv)
     before = snapshot(out)
-    cases = [(model, "init_student", 1, 130), (train, "_train_step", 1, 130), (experiments, "draw_fig3", 1, 130),
+    cases = [(model, "init_student", 1, 130), (train_fast, "_record", 1, 130), (experiments, "draw_fig3", 1, 130),
              (utils, "write_config", 1, 130)]
     for module, name, call, code in cases:
         with monkeypatch.context() as m:
@@ -157,7 +157,7 @@ def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsy
         assert "No space left" in exits(argv + ["--seed", "5"], 1, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
     with monkeypatch.context() as m:
-        signal_in(m, train, "_train_step", call=10)             # mid-training: what was trained is kept beside
+        signal_in(m, train_fast, "_record", call=10)             # mid-training: what was trained is kept beside
         assert "out.interrupted" in exits(argv + ["--seed", "6"], 130, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out", "out.interrupted"]
     res = json.load(open(tmp_path / "out.interrupted" / "results.json"))

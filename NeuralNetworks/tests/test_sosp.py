@@ -1,4 +1,5 @@
-"""Tests of the lemma's measurement at stationary points (NeuralNetworks/sosp.py): quadrature, exact derivatives,
+"""Tests of the lemma's measurement at stationary points (quadrature.py, population.py, certify.py, search.py,
+sosp.py): quadrature, exact derivatives,
 Stein's identity, the certificate and its inequality, a small sweep, the experiment's outputs."""
 import json
 import math
@@ -8,8 +9,11 @@ import pytest
 import torch
 
 from NeuralNetworks.main import main
-from NeuralNetworks.sosp import (Population, certified_point, complete_frame, gauss_hermite_nodes, lambda_min,
-                                 initial_point, steps_to_collapse, sweep)
+from NeuralNetworks.certify import lambda_min, stein_residual
+from NeuralNetworks.population import Population, initial_point
+from NeuralNetworks.quadrature import complete_frame, gauss_hermite_nodes
+from NeuralNetworks.search import certified_point
+from NeuralNetworks.sosp import steps_to_collapse, sweep
 
 F64 = torch.float64
 
@@ -77,14 +81,14 @@ def test_stein_identity_at_random_points(activation, d, k):
     pop, Th = _population(h=5, d=d, k=k, nodes=(60, 60) if d == 2 else (40, 40), activation=activation, seed=d + k)
     G = pop.value_and_grad(Th)[2][:, :-1]
     assert float(G.abs().max()) > 1e-4                 # the two sides are not trivially zero
-    assert pop.stein_residual(Th) < 1e-10
+    assert stein_residual(pop, Th) < 1e-10
 
 
 @pytest.mark.parametrize("smallest", [-5e-12, 3e-11, 2e-4, -1e-6, -0.3])
 def test_dense_smallest_eigenvalue_is_lapacks(smallest):
     """The shift-invert path (Cholesky of H + 1e-9 I exists: λ_min > -1e-9) and the LAPACK path (it does not)
     give LAPACK's smallest eigenvalue, with near-zero clusters as at the certified points; H v = λ v."""
-    from NeuralNetworks.sosp import _dense_lambda_min
+    from NeuralNetworks.certify import _dense_lambda_min
     g = torch.Generator().manual_seed(3)
     n = 300
     Q = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=F64))[0]
@@ -212,16 +216,17 @@ def test_certified_point_at_the_node_cap_reports_it(monkeypatch):
     """A search whose rule the node cap stops (here a cap of 12 nodes per axis, where 12 do not resolve g to
     1e-10) is flagged ``quad_capped`` and typed uncertified, with the reason; the same point with the cap lifted
     is a minimum with the gradient small on both rules."""
-    import NeuralNetworks.sosp as sosp
+    from NeuralNetworks import quadrature
+    from NeuralNetworks.certify import point_type
     Th0, a = initial_point(0, 2, 4, "constant")
     U = torch.full((2, 1), 2 ** -0.5, dtype=F64)
     pop = Population.build(U, a, Th0[:, -1].clone(), 1e-2, False, (8, 8), offset=1.0)
-    monkeypatch.setattr(sosp, "MAX_NODES", 12)
+    monkeypatch.setattr(quadrature, "MAX_NODES", 12)
     capped = certified_point(pop, Th0)
     assert capped["quad_capped"] and capped["nodes_par"] <= 12
-    kind, why = sosp.point_type(capped)
+    kind, why = point_type(capped)
     assert kind == "uncertified" and "node cap" in why
-    monkeypatch.setattr(sosp, "MAX_NODES", 640)
+    monkeypatch.setattr(quadrature, "MAX_NODES", 640)
     fine = certified_point(pop, Th0)
-    assert not fine["quad_capped"] and sosp.point_type(fine) == ("minimum", "")
+    assert not fine["quad_capped"] and point_type(fine) == ("minimum", "")
     assert fine["grad_norm_fine"] <= 1e-8 and fine["quad_change"] < 1e-10

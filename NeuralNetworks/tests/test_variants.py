@@ -12,7 +12,8 @@ import torch
 from NeuralNetworks import descent
 from NeuralNetworks.main import main
 from NeuralNetworks.model import perp_part
-from NeuralNetworks.sosp import certified_point, lambda_min
+from NeuralNetworks.certify import lambda_min, stein_residual
+from NeuralNetworks.search import certified_point
 from NeuralNetworks.variants import VARIANTS, Network, objective, point_type
 
 F64 = torch.float64
@@ -42,7 +43,8 @@ def test_network_equals_the_closed_form_population():
         torch.testing.assert_close(G1[order], G2, rtol=1e-11, atol=1e-15)
         torch.testing.assert_close(pop.hessian(Th)[order][:, order], net.hessian(P), rtol=1e-10, atol=1e-14)
         torch.testing.assert_close(pop.hessian_b(Th), net.hessian_b(P), rtol=1e-10, atol=1e-15)
-        assert pop.stein_residual(Th) == pytest.approx(net.stein_residual(P), rel=1e-6, abs=1e-15)
+        torch.testing.assert_close(pop.loss_grad_w(Th), net.loss_grad_w(P), rtol=1e-10, atol=1e-15)
+        assert stein_residual(pop, Th) == pytest.approx(stein_residual(net, P), rel=1e-6, abs=1e-15)
 
 
 @pytest.mark.parametrize("row", NEW)
@@ -103,7 +105,7 @@ def test_small_certified_point_per_variant_has_no_w_perp(row):
 def test_newton_finish_reaches_the_tolerance_without_raising_g(row):
     """The damped Newton finish, from a search L-BFGS stopped early (20 iterations, ‖∇g‖ > 1e-6), lowers ‖∇g‖
     below 1e-9 on a small student within 60 steps and never raises g."""
-    from NeuralNetworks.sosp import _lbfgs, _newton_finish
+    from NeuralNetworks.search import _lbfgs, _newton_finish
     v = dataclasses.replace(VARIANTS[row], width=3)
     pop, P0 = objective(v, 0, 1e-2, False, 2, (40, 8))
     P, _ = _lbfgs(pop, P0, 20)
@@ -166,3 +168,19 @@ def test_quick_sosp_claims_writes_every_output(tmp_path):
     assert [m["method"] for m in saved["methods"]] == list(descent.METHODS)
     assert saved["paths"][0]["max_residual"] < 1e-9
     assert res["rows"][0]["verdict"] in ("holds", "fails", "uncertified")
+
+
+@pytest.mark.parametrize("name", ["mse", "huber", "logcosh", "logistic"])
+def test_loss_slopes_are_the_derivatives_of_the_loss(name):
+    """losses.loss_slopes is autograd's first and second derivative of losses.pointwise_loss in f."""
+    from NeuralNetworks.losses import loss_slopes, pointwise_loss
+    g = torch.Generator().manual_seed(0)
+    f = (3 * torch.randn(200, generator=g, dtype=torch.float64)).requires_grad_()
+    y = torch.rand(200, generator=g, dtype=torch.float64) if name == "logistic" else torch.randn(200, generator=g,
+                                                                                                  dtype=torch.float64)
+    d1, d2 = loss_slopes(name, f.detach(), y)
+    (g1,) = torch.autograd.grad(pointwise_loss(name, f, y).sum(), f, create_graph=True)
+    (g2,) = torch.autograd.grad(g1.sum(), f)
+    torch.testing.assert_close(d1, g1.detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(d2, g2, rtol=1e-12, atol=1e-14)
+
