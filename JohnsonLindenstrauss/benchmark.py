@@ -1,7 +1,8 @@
 """Johnson-Lindenstrauss benchmark (paper Sec. 5.2): prints the reproduction's targets as tables.
 
-1. The paper's configuration (uniform, n=100, d=500, k=30, norms, 5000 steps): our optimiser against a
-   straightforward implementation of the same steps (draw G: (20, 30, 500), form A = M + σG, multiply by Xᵀ).
+1. The paper's configuration (uniform, n=100, d=500, k=30, norms, 5000 steps): the fast path (train_fast.py,
+   through train.optimise) against the plain loop ``train.optimise_plain`` (draw G: (20, 30, 500), form
+   A = M + σG, autograd, torch's Adam).
 2. Every dataset and target (held-out points: 100), learned projection against the standard ones.
 
 3. ``--contended``: the default run (Fig. 7) idle, beside one and two busy processes, and two seeds side by

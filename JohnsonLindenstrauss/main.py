@@ -1,10 +1,11 @@
-"""Section 5.2 of the paper: a Johnson-Lindenstrauss projection learned by derandomisation (Fig. 7).
+"""What ``python JohnsonLindenstrauss/main.py`` reproduces: Section 5.2 of the paper, a Johnson-Lindenstrauss
+projection learned by derandomising a Gaussian distribution over k x d matrices. One line per experiment:
 
-``python JohnsonLindenstrauss/main.py`` runs the authors' experiment (App. G): 100 unit vectors in R^500, k = 30,
-a Gaussian distribution over 30 x 500 matrices optimised by Adam on the largest distortion of a batch of 20
-sampled matrices. ``--target pairwise`` preserves distances instead of norms; ``--objective surrogate`` uses the
-paper's union-bound objective (Eq. 9); ``--experiment ksweep`` measures every method against k;
-``--experiment theorem`` runs Theorem 5.5 in its regime and certifies the mean matrix.
+--experiment fig7     (default) Fig. 7 as the authors ran it (App. G): 100 unit vectors in R^500, k = 30, Adam on
+                      the largest distortion of 20 sampled matrices; --target pairwise, --objective surrogate (Eq. 9)
+--experiment ksweep   every method's max distortion against k, for norms and pairwise distances
+--experiment theorem  Theorem 5.5 in its regime: the smoothed union bound descended, the mean matrix certified
+
 ``python JohnsonLindenstrauss/main.py --experiment NAME --help`` lists that experiment's options.
 """
 import os
@@ -29,7 +30,8 @@ def command():
     """What runs: the experiments, their errors, and where outputs go (read at each call, so tests may move it)."""
     return cli.Command(
         EXPERIMENTS, "JohnsonLindenstrauss", "fig7", __doc__, HERE,
-        experiment_help="fig7: one run at --k (the paper's); ksweep: every method against k (default: fig7)",
+        experiment_help="fig7: one run at --k (the paper's); ksweep: every method against k; theorem: Theorem 5.5 "
+                        "in its regime (default: fig7)",
         out_dir_help="output folder (default: JohnsonLindenstrauss/results/fig7/ for the paper's run, else "
                      "results/<experiment>-<data>[-<hash8>]-<target>[-<objective>]/; -quick added for --quick)",
         errors=ex.RUN_ERRORS, hint=ex.hint)
