@@ -17,26 +17,27 @@ Writes the tables to MAXCUT/results/benchmark.md as well. Times are wall-clock s
 import os
 import sys
 
-if __name__ == "__main__":     # a Ctrl-C or SIGTERM while the libraries load: one line, nothing written
-    import signal
+if __name__ == "__main__":     # run as a script: the repository root on the path; a Ctrl-C or SIGTERM while
+    import signal              # the libraries load ends with one line, nothing written
     for _s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_s, lambda s, f: (sys.stderr.write("benchmark.py: stopped while starting; nothing written\n"),
                                         os._exit(128 + s)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-import signal  # noqa: E402
-import time  # noqa: E402
+import argparse
+import signal
+import time
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from MAXCUT.main import main as run_main  # noqa: E402
-from MAXCUT.baselines import brute_force, solve_sdp, spectral_embedding  # noqa: E402
-from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, optimise_pathwise,  # noqa: E402
-                                optimise_score)
-from MAXCUT.graphs import GSET_DIR, GSET_REFERENCE, Graph, authors_graph  # noqa: E402
-from MAXCUT.utils import set_threads, take_signals  # noqa: E402
+from MAXCUT.main import main as run_main
+from MAXCUT.baselines import brute_force
+from MAXCUT.gw import solve_sdp, spectral_embedding
+from MAXCUT.optimizer import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, optimise_pathwise,
+                              optimise_score)
+from MAXCUT.graphs import GSET_DIR, GSET_REFERENCE, Graph, authors_graph
+from MAXCUT.utils import set_threads, take_signals
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -166,7 +167,8 @@ def _main(argv):
         print(contended_table(exps, args.repeats, args.threads))
         return
     set_threads(1)                       # as main.py
-    sections = [(f"Paper configuration: vectorised vs per-draw loop (seed {AUTHORS_SEED})", paper_speed(args.skip_loop)),
+    sections = [(f"Paper configuration: vectorised vs per-draw loop (seed {AUTHORS_SEED})",
+                 paper_speed(args.skip_loop)),
                 ("Paper configuration over seeds", paper_seeds(args.seeds)),
                 ("G-set (SDP embedding, pathwise estimator, --polish)", gset_table(args.graphs))]
     text = ("threads: 1 (main.py's default)\n\n"
@@ -215,7 +217,8 @@ def _timed_runs(argvs, key, busy):
             for p in procs:
                 _, err = p.communicate()
                 if p.returncode:
-                    sys.exit(f"benchmark: main.py failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+                    why = err.strip().splitlines()[-1] if err.strip() else p.returncode
+                    sys.exit(f"benchmark: main.py failed: {why}")
             times = []
             for o in outs:
                 with open(os.path.join(o, "results.json")) as f:

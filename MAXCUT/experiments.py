@@ -14,11 +14,13 @@ import zlib
 import numpy as np
 import torch
 
-from MAXCUT.derandomise import PathwiseConfig, ScoreConfig
-from MAXCUT.baselines import CERTIFY_UP_TO
-from MAXCUT.exact import CHUNK, NODES
-from MAXCUT.theorem import DescentSettings as TheoremSettings
-from MAXCUT.graphs import GRAPH_FORMATS
+from MAXCUT import baselines, gw
+from MAXCUT.certificates import sdp_certificate
+from MAXCUT.graphs import (GRAPH_FORMATS, Graph, authors_graph, cut_value, graph_digest, gset_reference,
+                           random_graph, read_graph_file, weight_scale)
+from MAXCUT.model import CHUNK, NODES, hyperplane_partition
+from MAXCUT.optimizer import (DescentSettings, DivergenceError, PathwiseConfig, ScoreConfig, descend,
+                              optimise_pathwise, optimise_score)
 from MAXCUT.utils import save_figure
 
 EXACT_MAX_NODES = 24       # brute force up to this many nodes (2^(n-1) cuts)
@@ -28,7 +30,7 @@ SDP_SEED_OFFSET = 2        # the SDP's random start: seed + this
 QUICK_WORK = 2e10          # --quick: about this many multiply-adds for the steps (1% of it for the SDP)
 WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: cuts, sums and gains over the edges stay finite in float64
 RANDOM_GRAPH = {"nodes": 15, "edge_prob": 0.6, "graph_source": "torch", "graph_seed": 42}   # the authors'
-SC, PW, TS = ScoreConfig(), PathwiseConfig(), TheoremSettings()
+SCORE, PATHWISE, DESCENT = ScoreConfig(), PathwiseConfig(), DescentSettings()     # their defaults, for the help
 
 
 def option(default, help, **check):
@@ -64,19 +66,19 @@ class MaxcutConfig:
                             choices=("auto", "spectral", "sdp"))
     estimator: str = option("auto", "gradient estimator; auto = score for the random graph (paper), pathwise for "
                             "--graph", choices=("auto", "score", "pathwise"))
-    steps: int = option(None, f"optimisation steps (score: {SC.steps}, the paper's; pathwise: {PW.steps})",
+    steps: int = option(None, f"optimisation steps (score: {SCORE.steps}, the paper's; pathwise: {PATHWISE.steps})",
                         lo=1, hi=10**9)
-    samples: int = option(None, f"Monte-Carlo samples per step (score: {SC.samples}, the paper's; pathwise: "
-                          f"{PW.samples})", lo=1, hi=10**12)
-    lr_mean: float = option(None, f"step size of m (score: {SC.lr_mean}, paper; pathwise: {PW.lr_mean})",
+    samples: int = option(None, f"Monte-Carlo samples per step (score: {SCORE.samples}, the paper's; pathwise: "
+                          f"{PATHWISE.samples})", lo=1, hi=10**12)
+    lr_mean: float = option(None, f"step size of m (score: {SCORE.lr_mean}, paper; pathwise: {PATHWISE.lr_mean})",
                             lo=0.0, hi=1e30, open=True)
-    lr_sigma: float = option(None, f"step size of log sigma (score: {SC.lr_sigma}, paper; pathwise: "
-                             f"{PW.lr_sigma})", lo=0.0, hi=1e30, open=True)
-    lam: float = option(None, f"penalty on sigma (score: {SC.lam}, paper; pathwise: {PW.lam}, relative to the "
+    lr_sigma: float = option(None, f"step size of log sigma (score: {SCORE.lr_sigma}, paper; pathwise: "
+                             f"{PATHWISE.lr_sigma})", lo=0.0, hi=1e30, open=True)
+    lam: float = option(None, f"penalty on sigma (score: {SCORE.lam}, paper; pathwise: {PATHWISE.lam}, relative to the "
                         "total |weight|)", lo=0.0, hi=1e30)
-    delta: float = option(None, f"pathwise only: width of the smooth step (default {PW.delta})", lo=1e-6, hi=1e3)
+    delta: float = option(None, f"pathwise only: width of the smooth step (default {PATHWISE.delta})", lo=1e-6, hi=1e3)
     chains: int = option(None, f"pathwise only: (m, sigma) chains optimised at once, the best final hyperplane "
-                         f"kept (default {PW.chains})", lo=1, hi=10**5)
+                         f"kept (default {PATHWISE.chains})", lo=1, hi=10**5)
     rounds: int = option(1000, "random GW roundings for the best-of-k baseline", lo=1, hi=10**7)
     exact: str = option("auto", f"brute-force optimum (auto: up to {EXACT_MAX_NODES} nodes)",
                         choices=("auto", "yes", "no"))
@@ -124,9 +126,9 @@ class MaxcutConfig:
         return "fig5" if authors else f"derandomise-{self.name}"
 
     def optimiser(self):
-        """The estimator's config: its defaults (derandomise.py), overridden by the options given."""
-        cfg = ScoreConfig() if self.estimator == "score" else PathwiseConfig(delta=self.delta or PW.delta,
-                                                                              chains=self.chains or PW.chains)
+        """The estimator's config: its defaults (optimizer.py), overridden by the options given."""
+        cfg = ScoreConfig() if self.estimator == "score" else PathwiseConfig(delta=self.delta or PATHWISE.delta,
+                                                                              chains=self.chains or PATHWISE.chains)
         for f in ("steps", "samples", "lr_mean", "lr_sigma", "lam"):
             if getattr(self, f) is not None:
                 setattr(cfg, f, getattr(self, f))
@@ -134,8 +136,7 @@ class MaxcutConfig:
 
     def quick(self, n, m):
         """Quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget."""
-        from MAXCUT.baselines import sdp_rank
-        cfg, r = self.optimiser(), self.sdp_rank or sdp_rank(n)
+        cfg, r = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
         per_step = cfg.samples * min(getattr(cfg, "chains", 1), 8) * n * (n if self.embedding == "spectral" else r)
         steps = min(cfg.steps, 500 if self.estimator == "score" else 100, max(10, int(QUICK_WORK / per_step)))
         return dataclasses.replace(self, rounds=min(self.rounds, 200), steps=steps,
@@ -145,18 +146,16 @@ class MaxcutConfig:
     def memory(self, n, m):
         """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
         the SDP factor and its per-edge gathers, the roundings and the optimiser's sampled hyperplanes."""
-        from MAXCUT.baselines import sdp_bytes, sdp_rank
-        cfg, r = self.optimiser(), self.sdp_rank or sdp_rank(n)
+        cfg, r = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
         dims = n if self.embedding == "spectral" else r
         per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
         return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
-                + (8.0 * n * n if n <= 512 else 24.0 * m) + sdp_bytes(n, m, r, self.sdp_iters)
-                + 24.0 * n * n * (n <= CERTIFY_UP_TO)
+                + (8.0 * n * n if n <= 512 else 24.0 * m) + gw.sdp_bytes(n, m, r, self.sdp_iters)
+                + 24.0 * n * n * (n <= gw.CERTIFY_UP_TO)
                 + 8.0 * self.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
 
     def read_graph(self):
         """``(graph or None, n, m)``: the file's graph, or None and the random graph's size (m expected)."""
-        from MAXCUT.graphs import graph_digest, read_graph_file
         if self.graph is None:
             return None, self.nodes, self.edge_prob * self.nodes * (self.nodes - 1) / 2
         graph, self.graph_format, notes = read_graph_file(self.graph, self.graph_format or "auto")
@@ -165,7 +164,6 @@ class MaxcutConfig:
 
     def make_graph(self, graph):
         """The graph to cut (the random one drawn here), refused when every cut is 0 or its weights overflow."""
-        from MAXCUT.graphs import authors_graph, random_graph
         if graph is None:
             graph = (authors_graph if self.graph_source == "torch" else random_graph)(self.nodes, self.edge_prob,
                                                                                         self.graph_seed)
@@ -196,35 +194,28 @@ def _nx_baselines(cfg, graph):
     if cfg.nx == "no" or (cfg.nx == "auto" and n > NX_AUTO_MAX_NODES):
         return None, None, ("--nx no" if cfg.nx == "no" else
                             f"{n} nodes > {NX_AUTO_MAX_NODES} (one_exchange is slow; --nx yes forces it)")
-    from networkx.algorithms.approximation import one_exchange, randomized_partitioning
-    from MAXCUT.graphs import to_networkx
-    g = to_networkx(*graph)
-    return (float(randomized_partitioning(g, seed=cfg.seed, weight="weight")[0]),
-            float(one_exchange(g, seed=cfg.seed, weight="weight")[0]), None)
+    return (*baselines.nx_baselines(graph, cfg.seed), None)
 
 
 def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     """Embedding, baselines, derandomisation, polishing; writes ``history.npz`` and the figures."""
-    from MAXCUT import baselines as B
-    from MAXCUT.derandomise import optimise_pathwise, optimise_score
-    from MAXCUT.graphs import Graph, cut_value, gset_reference, weight_scale
     n, edges, weights = graph
     scale = weight_scale(weights)  # a power of two: the embedding and optimiser see weights / scale (exact), so
     unit = weights / scale         # every weight scale gives the same partition; cuts are reported in w's units
     ts = time.perf_counter()       # separate streams: the SDP start, the roundings, the optimisation
     sdp_gen = torch.Generator(device=device).manual_seed(cfg.seed + SDP_SEED_OFFSET)
-    V_sdp, sdp_value = B.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
-                                   device=device)
-    sdp = _sdp_certificate(graph, V_sdp, sdp_value)
+    V_sdp, sdp_value = gw.solve_sdp(n, edges, weights, sdp_gen, rank=cfg.sdp_rank, max_iter=cfg.sdp_iters,
+                                    device=device)
+    sdp = sdp_certificate(graph, V_sdp, sdp_value)
     sdp_s = time.perf_counter() - ts
-    V = V_sdp if cfg.embedding == "sdp" else B.spectral_embedding(n, edges, unit)
+    V = V_sdp if cfg.embedding == "sdp" else gw.spectral_embedding(n, edges, unit)
     # the pathwise estimator uses the cut only through smooth gradients: float32 halves its time; the reported
     # cut is recomputed in float64 from the partition
     dtype = torch.float32 if cfg.estimator == "pathwise" else torch.float64
-    gw_exp = B.gw_expected(V, edges, weights)
-    round_cuts, _ = B.gw_round(V, edges, weights, cfg.rounds, torch.Generator().manual_seed(cfg.seed
-                                                                                           + ROUNDING_SEED_OFFSET))
-    exact = B.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
+    gw_exp = gw.gw_expectation(V, edges, weights)
+    round_cuts, _ = gw.gw_round(V, edges, weights, cfg.rounds,
+                                torch.Generator().manual_seed(cfg.seed + ROUNDING_SEED_OFFSET))
+    exact = baselines.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
         cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
     nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
     optimise = optimise_score if cfg.estimator == "score" else optimise_pathwise
@@ -232,7 +223,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
                     cfg.optimiser(), torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
     if scale != 1:
         hist.update({k: hist[k].astype(np.float64) * scale for k in ("cut_mean", "cut_sampled", "chain_final_cuts")})
-    partition = (V @ hist["m"] < 0).astype(np.int64)
+    partition = hyperplane_partition(V, hist["m"])
     cut = float(cut_value(edges, weights, partition))
     if hist["cut_mean"].size and not math.isclose(cut, float(hist["cut_mean"][-1]), rel_tol=1e-5,
                                                   abs_tol=1e-3 * scale):
@@ -264,27 +255,25 @@ def _polish(cfg, graph, V, hist, partition):
     """``--polish``: one-flip local search from every chain's final hyperplane (one chain for the score
     estimator), then with ``--tabu`` a tabu search from the best of them. ``(polished, s, tabu, s)``, None
     where not asked."""
-    from MAXCUT import baselines as B
-    from MAXCUT.graphs import cut_value
     n, edges, weights = graph
     if not cfg.polish:
         return None, None, None, None
     tp = time.perf_counter()
-    starts = (V @ hist["chain_m"].T < 0).T.astype(np.int64) if len(hist["chain_m"]) else partition[None]
-    found = [B.local_search(n, edges, weights, x) for x in starts]
+    starts = hyperplane_partition(V, hist["chain_m"].T).T if len(hist["chain_m"]) else partition[None]
+    found = [baselines.local_search(n, edges, weights, x) for x in starts]
     cuts = [float(cut_value(edges, weights, x)) for x in found]
     polished, polish_s = max(cuts), time.perf_counter() - tp
     if not cfg.tabu:
         return polished, polish_s, None, None
     tp = time.perf_counter()
-    best = B.tabu_search(n, edges, weights, found[int(np.argmax(cuts))], cfg.tabu * n, cfg.seed)
+    best = baselines.tabu_search(n, edges, weights, found[int(np.argmax(cuts))], cfg.tabu * n, cfg.seed)
     return polished, polish_s, float(cut_value(edges, weights, best)), time.perf_counter() - tp
 
 
 def draw(folder, res):
     """The cut and σ per iteration from ``history.npz`` and the results: ``fig5_cut``/``fig5_sigma`` for the
     authors' random graph (the paper's Fig. 5), ``gset_cut``/``gset_sigma`` for a graph file."""
-    from MAXCUT.plot import plot_cut, plot_sigma
+    from MAXCUT.plot import plot_cut, plot_sigma      # matplotlib loads once take_signals has chosen Agg
     name = "fig5" if res.get("graph_format") is None else "gset"
     ref = ("optimum (brute force)", res["exact"]) if res["exact"] is not None else ("best known cut", res["best_known"])
     levels = [("gw", "GW expectation", res["gw_expected"]),
@@ -294,15 +283,6 @@ def draw(folder, res):
     with np.load(os.path.join(folder, "history.npz")) as h:
         save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels), os.path.join(folder, f"{name}_cut"))
         save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
-
-
-def _sdp_certificate(graph, V, value):
-    """results.json's SDP keys: the Burer-Monteiro value of ``V`` (a lower bound on the SDP optimum) and the
-    certified upper bound of :func:`baselines.sdp_upper_bound` with their relative gap (None above its limit)."""
-    from MAXCUT.baselines import sdp_upper_bound
-    bound, lam = sdp_upper_bound(*graph, V)
-    return {"sdp_value": value, "sdp_upper_bound": bound,
-            "sdp_gap": None if bound is None else (bound - value) / abs(bound), "sdp_dual_lambda_min": lam}
 
 
 def _sdp_level(res):
@@ -315,7 +295,7 @@ def _sdp_level(res):
 def _sdp_said(res):
     bound = res.get("sdp_upper_bound")
     return (f"SDP {_fixed(res['sdp_value'], 2)} (certified bound {_fixed(bound, 2)})" if bound is not None else
-            f"SDP value {_fixed(res['sdp_value'], 2)} (not certified above {CERTIFY_UP_TO} nodes)")
+            f"SDP value {_fixed(res['sdp_value'], 2)} (not certified above {gw.CERTIFY_UP_TO} nodes)")
 
 
 def _fixed(x, places):
@@ -342,19 +322,19 @@ GW_RATIO = 0.87856        # Goemans-Williamson: E[cut] >= this * SDP for non-neg
 
 @dataclasses.dataclass
 class TheoremConfig:
-    """Theorem 5.2 with its own algorithm: the exact smoothed objective (exact.py), one descent per (δ, λ) from plain
-    GW (theorem.py), no chains, no polish; each end point's stationarity and the theorem's chain (certified or not).
-    Default graph: the authors' G(15, 0.6) with real SDP vectors."""
+    """Theorem 5.2 with its own algorithm: the exact smoothed objective (model.py), one descent per (δ, λ) from
+    plain GW (optimizer.descend), no chains, no polish; each end point's stationarity and the theorem's chain
+    (certified or not). Default graph: the authors' G(15, 0.6) with real SDP vectors."""
     graph: str = option(None, GRAPH_HELP, kind=str)
     graph_format: str = option(None, FORMAT_HELP, choices=GRAPH_FORMATS)
     deltas: tuple = option((0.03, 0.01), "widths delta of the smooth step, one descent each (projections start "
                            "with rms 1)", nargs="+", lo=1e-4, hi=10.0, metavar="DELTA")
     lams: tuple = option((1e-4, 1e-5), "penalties lambda on ||sigma||^2, relative to the total weight (the cut's "
                          "allowance is lambda W r)", nargs="+", lo=0.0, hi=1.0, metavar="LAM")
-    tol: float = option(TS.tol, "gradient norm at which the exact Hessian is tested", lo=1e-14, hi=1.0)
-    curvature_tol: float = option(TS.curvature_tol, "second-order: lambda_min of the Hessian >= -this",
+    tol: float = option(DESCENT.tol, "gradient norm at which the exact Hessian is tested", lo=1e-14, hi=1.0)
+    curvature_tol: float = option(DESCENT.curvature_tol, "second-order: lambda_min of the Hessian >= -this",
                                   lo=0.0, hi=1.0)
-    max_steps: int = option(TS.max_steps, "gradient steps per descent at most", lo=1, hi=10**7)
+    max_steps: int = option(DESCENT.max_steps, "gradient steps per descent at most", lo=1, hi=10**7)
     budget: float = option(300.0, "seconds per descent at most (then checked where it stands)", lo=1.0,
                            hi=1e7)
     pathwise: bool = option(False, "also run the Monte-Carlo pathwise derandomisation (derandomise's defaults: "
@@ -382,7 +362,7 @@ class TheoremConfig:
         return f"theorem-{self.name}-{(self.graph_digest or '')[:8]}".rstrip("-") if self.graph else "theorem"
 
     def settings(self):
-        return TheoremSettings(tol=self.tol, curvature_tol=self.curvature_tol, max_steps=self.max_steps,
+        return DescentSettings(tol=self.tol, curvature_tol=self.curvature_tol, max_steps=self.max_steps,
                                budget_s=self.budget)
 
     def quick(self, n, m):
@@ -393,13 +373,11 @@ class TheoremConfig:
     def memory(self, n, m):
         """The SDP factor and gathers, a block of edges' quadrature (autograd keeps ~40 tensors of it), the
         Hessian's Jacobian block."""
-        from MAXCUT.baselines import sdp_bytes, sdp_rank
-        r = sdp_rank(n)
-        return (sdp_bytes(n, m, r, self.sdp_iters) + 24.0 * n * n * (n <= CERTIFY_UP_TO)
+        r = gw.sdp_rank(n)
+        return (gw.sdp_bytes(n, m, r, self.sdp_iters) + 24.0 * n * n * (n <= gw.CERTIFY_UP_TO)
                 + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r)
 
     def make_graph(self, graph):
-        from MAXCUT.graphs import authors_graph
         graph = graph if graph is not None else authors_graph(self.nodes, self.edge_prob, self.graph_seed)
         if np.any(graph[2] < 0):
             raise ValueError(f"the graph {self.name} has negative weights: Theorem 5.2's guarantee (the GW "
@@ -410,29 +388,24 @@ class TheoremConfig:
 def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dict:
     """SDP vectors, GW's numbers, one descent per (δ, λ) with its checks; ``history.npz`` (``p<k>_<quantity>`` per
     point) and the figures."""
-    from MAXCUT import baselines as B
-    from MAXCUT.derandomise import optimise_pathwise
-    from MAXCUT.exact import gw_expectation
-    from MAXCUT.graphs import Graph, cut_value, gset_reference, weight_scale
-    from MAXCUT.theorem import descend
     n, edges, weights = graph
     ts = time.perf_counter()
-    V, sdp_value = B.solve_sdp(n, edges, weights, torch.Generator(device=device).manual_seed(cfg.seed
-                               + SDP_SEED_OFFSET), max_iter=cfg.sdp_iters, device=device)
-    sdp = _sdp_certificate(graph, V, sdp_value)
+    V, sdp_value = gw.solve_sdp(n, edges, weights, torch.Generator(device=device).manual_seed(cfg.seed
+                                + SDP_SEED_OFFSET), max_iter=cfg.sdp_iters, device=device)
+    sdp = sdp_certificate(graph, V, sdp_value)
     sdp_s = time.perf_counter() - ts
     Vt = torch.as_tensor(V, device=device)
     E, w = torch.as_tensor(edges, device=device), torch.as_tensor(weights, dtype=torch.float64, device=device)
     g = Graph(n, edges, weights, device)
-    gw = float(gw_expectation(Vt, E, w))
-    rounds, _ = B.gw_round(V, edges, weights, cfg.rounds, torch.Generator().manual_seed(cfg.seed
-                                                                                       + ROUNDING_SEED_OFFSET))
+    gw_exp = gw.gw_expectation(V, edges, weights)
+    rounds, _ = gw.gw_round(V, edges, weights, cfg.rounds,
+                            torch.Generator().manual_seed(cfg.seed + ROUNDING_SEED_OFFSET))
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
            "total_weight": g.abs_total, **sdp, "gw_ratio_bound": GW_RATIO * sdp_value,
-           "gw_expectation": gw, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
-           "exact": B.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
+           "gw_expectation": gw_exp, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
+           "exact": baselines.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
            "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}
     arrays = {}
     for delta in cfg.deltas:
@@ -441,7 +414,7 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
             d = descend(Vt, g, E, w, delta, lam, cfg.settings(), gen, progress=progress)
             k = len(res["points"])
             arrays.update({f"p{k}_{q}": v for q, v in d["history"].items()})
-            res["points"].append(_theorem_point(d, V, delta, lam, gw, g.abs_total))
+            res["points"].append(_theorem_point(d, V, delta, lam, gw_exp, g.abs_total))
             if d["status"] == "interrupted":
                 res["interrupted"] = True
                 break
@@ -453,14 +426,14 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
                                  Graph(n, edges, weights / weight_scale(weights), device, dtype=torch.float32),
                                  PathwiseConfig(),
                                  torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
-        res["pathwise_cut"] = float(cut_value(edges, weights, (V @ hist["m"] < 0).astype(np.int64)))
+        res["pathwise_cut"] = float(cut_value(edges, weights, hyperplane_partition(V, hist["m"])))
         res["interrupted"] = hist["interrupted"]
     np.savez_compressed(os.path.join(folder, "history.npz"), **arrays)
     draw_theorem(folder, res)
     return res
 
 
-def _theorem_point(d, V, delta, lam, gw, total):
+def _theorem_point(d, V, delta, lam, gw_exp, total):
     """One (δ, λ) entry of ``results.json``: the end point's stationarity (``stationary``: it certifies nothing about
     the cut) and the theorem's chain (``objective_start``, ``monotone``, ``objective_end``, the cut of sign(Vm)
     against ``bound``; ``certified``: all hold), against the GW expectation."""
@@ -469,19 +442,19 @@ def _theorem_point(d, V, delta, lam, gw, total):
     return {"delta": delta, "lam": lam, "status": d["status"], "steps": d["steps"], "kicks": d["kicks"],
             "seconds": d["seconds"], "sigma_max": float(np.abs(sig).max()),
             "sigma_over_m": float(np.linalg.norm(sig) / np.linalg.norm(m)) if np.any(m) else None,
-            "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw,
-            "smoothing_loss": gw - d["start_smoothed_cut"], "allowance": lam * total * V.shape[1],
-            "cut_at_least_gw": bool(d["cut"] >= gw), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
+            "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw_exp,
+            "smoothing_loss": gw_exp - d["start_smoothed_cut"], "allowance": lam * total * V.shape[1],
+            "cut_at_least_gw": bool(d["cut"] >= gw_exp), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
             **{q: d[q] for q in ("objective_start", "monotone", "objective_end", "descended", "cut", "bound",
-                                 "cut_at_least_bound", "deterministic", "informative", "certified", "stationary", "grad_norm", "lam_min_hessian",
-                                 "lam_min_hmm", "stein_residual", "sigma_bound", "stationarity_at", "sigma_distance",
-                                 "max_spread")}, "m": m.tolist()}
+                                 "cut_at_least_bound", "deterministic", "informative", "certified", "stationary",
+                                 "grad_norm", "lam_min_hessian", "lam_min_hmm", "stein_residual", "sigma_bound",
+                                 "stationarity_at", "sigma_distance", "max_spread")}, "m": m.tolist()}
 
 
 def draw_theorem(folder, res):
     """``theorem_sigma`` (max |σ| and ‖σ‖/‖m‖ along each descent) and ``theorem_cut`` (the cut of sign(Vm) along
     each descent against the GW expectation, the theorem's bound and 0.87856 SDP)."""
-    from MAXCUT.plot import plot_theorem
+    from MAXCUT.plot import plot_theorem               # matplotlib loads once take_signals has chosen Agg
     with np.load(os.path.join(folder, "history.npz")) as h:
         curves = [(f"δ={p['delta']:g}, λ={p['lam']:g}", {q: h[f"p{k}_{q}"] for q in ("cut", "sigma_max",
                                                                                     "sigma_over_m")}, p["bound"])
@@ -509,5 +482,5 @@ def summary_theorem(res):
             f", {_sdp_said(res)}; {pts}")
 
 
-EXPERIMENTS = {"derandomise": (MaxcutConfig, run, draw, summary),
-               "theorem": (TheoremConfig, run_theorem, draw_theorem, summary_theorem)}
+ERRORS = {DivergenceError: lambda cfg: "the run diverged" + (", try a smaller --lr-mean / --lr-sigma"
+                                                             if hasattr(cfg, "lr_mean") else "")}

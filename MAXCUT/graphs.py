@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -305,14 +306,12 @@ def weight_scale(weights):
 class Graph:
     """A graph on one device with the cut of a batch of labels ``s`` in [-1, 1]:
     ``sum_E w (1 - s_i s_j) / 2 = (w_total - s^T A s / 2) / 2``. In float32, give it ``w / weight_scale(w)``
-    (float32 holds weights of 1e-38 to 3e38 only). ``A`` is dense for small graphs
-    (fewest operations) and sparse CSR otherwise (one sparse product, about 4x faster than gathering
-    both ends of every edge, backward included)."""
+    (float32 holds weights of 1e-38 to 3e38 only). ``A`` is dense for small graphs (fewest operations) and
+    sparse CSR otherwise (one sparse product rather than gathering both ends of every edge)."""
 
     DENSE_UP_TO = 512
 
     def __init__(self, n, edges, weights, device, dtype=torch.float64):
-        import warnings
         with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product used here is stable
             warnings.simplefilter("ignore", UserWarning)
             A = adjacency(n, edges, weights, device=device, dtype=dtype)
@@ -342,8 +341,7 @@ class Graph:
 class _QuadraticForm(torch.autograd.Function):
     """``q_b = s_b^T A s_b`` for the rows of ``S: (B, n)`` and a graph's symmetric ``A``. Its gradient ``2 S A`` is the
     forward's own product, so the backward pass costs one elementwise product where autograd would form a
-    second sparse product (``Aᵀ`` times the incoming gradient) — about a third of a pathwise step on G-set
-    graphs."""
+    second sparse product (``Aᵀ`` times the incoming gradient)."""
 
     @staticmethod
     def forward(ctx, S, graph):

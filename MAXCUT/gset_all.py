@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from MAXCUT.graphs import graph_digest, gset_name, gset_table, read_graph_file
 from MAXCUT.utils import (MANIFEST, add_to_manifest, files_under, foreign_files, read_manifest, save_figure,
                           sha256_of, write_json)
 
@@ -64,7 +65,6 @@ class BenchmarkError(ValueError):
 
 def best_known_table():
     """``{graph: best known cut}``: Breakout Local Search (Benlic & Hao 2013), the standard column."""
-    from MAXCUT.graphs import gset_table
     return {r["graph"]: int(r["best_known_bls2013"]) for r in gset_table()}
 
 
@@ -268,7 +268,6 @@ def _weights(path):
     """``(n, weights, best)``: the nodes of a graph file (read as main.py reads it), its weights (``1``, ``±1``,
     ``real ≥ 0`` or ``real``) and the best known cut of the G-set graph it holds, by content
     (:func:`graphs.gset_name`; None if none on record)."""
-    from MAXCUT.graphs import graph_digest, gset_name, read_graph_file
     graph, _, _ = read_graph_file(path)
     vals = set(graph[2].tolist())
     kind = ("1" if vals == {1.0} else "±1" if vals <= {1.0, -1.0} else "real ≥ 0" if min(vals) >= 0 else "real")
@@ -276,7 +275,7 @@ def _weights(path):
 
 
 def targets(rows):
-    """The issue's targets, each ``(statement, met)``, over the graphs that ran; a missed one names its graphs."""
+    """The benchmark's targets, each ``(statement, met)``, over the graphs that ran; a missed one names its graphs."""
     done = [r for r in rows if r["status"] == "ok"]
     loose = [r for r in done if r["gw_expectation"] < r["sdp"] * (1 - 1e-6)]      # the SDP is not tight
     plain = [r for r in done if r["weights"] in NON_NEGATIVE]                       # Theorem 5.2's setting
@@ -342,7 +341,7 @@ def markdown(rows, wall, reused=0):
 def write_outputs(out_dir, rows, text):
     """``gset_all.csv``, ``gset_all.md`` (``text``), the figure, and their record in OUT's manifest: all or none
     (Ctrl-C and SIGTERM held meanwhile), so that a stopped benchmark resumes."""
-    from MAXCUT.plot import plot_gset_all
+    from MAXCUT.plot import plot_gset_all         # matplotlib loads once take_signals has chosen Agg
 
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:

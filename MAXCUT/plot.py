@@ -4,10 +4,10 @@ the authors' graph), beside the baselines that give them meaning.
 Functions take arrays and return a matplotlib figure; saving happens in experiments.py.
 """
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+matplotlib.use("Agg")      # figures are files
 
 
 def legend_outside(ax, **kw):

@@ -42,6 +42,17 @@ def memory_problem(need_bytes, what, device):
         f"{what}: this run needs about {need_bytes / 2 ** 30:.3g} GiB of memory, {free / 2 ** 30:.3g} GiB is free")
 
 
+def trim_heap():
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere): the large
+    temporaries a step frees otherwise stay resident."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 MANIFEST = "MANIFEST.json"     # in every folder the project writes: the files it wrote, with their SHA-256
 
 

@@ -1,17 +1,17 @@
-"""The exact δ-smoothed expected cut (exact.py): against Monte Carlo, its limits, its own quadrature refined, and
+"""The exact δ-smoothed expected cut (model.py): against Monte Carlo, its limits, its own quadrature refined, and
 its gradient and Hessian against finite differences."""
 import math
 
 import pytest
 import torch
 
-from MAXCUT.baselines import solve_sdp
-from MAXCUT.derandomise import smooth_step
-from MAXCUT.exact import cut_derivatives, edge_products, gw_expectation, smoothed_cut, step_expectation
+from MAXCUT import optimizer
+from MAXCUT.certificates import CERT_NODES, deterministic_derivatives, guarantee, stationarity
 from MAXCUT.graphs import Graph, random_graph
-from MAXCUT import theorem
-from MAXCUT.derandomise import sign
-from MAXCUT.theorem import CERT_NODES, DescentSettings, descend, guarantee, objective, stationarity
+from MAXCUT.gw import gw_expectation, solve_sdp
+from MAXCUT.model import (cut_derivatives, edge_products, objective, sign, smooth_step, smoothed_cut,
+                          step_expectation)
+from MAXCUT.optimizer import DescentSettings, descend
 
 F64 = dict(dtype=torch.float64)
 
@@ -215,7 +215,7 @@ def test_monotone_is_what_the_accepted_steps_did(small_sdp, monkeypatch):
     bound."""
     V, e, w = small_sdp
     n, r = V.shape
-    graph, armijo, calls = Graph(n, e.numpy(), w.numpy(), "cpu"), theorem._armijo, []
+    graph, armijo, calls = Graph(n, e.numpy(), w.numpy(), "cpu"), optimizer._armijo, []
 
     def uphill_once(V, edges, weights, x, f, g, eta, delta, lam, total, c):
         calls.append(1)
@@ -223,7 +223,7 @@ def test_monotone_is_what_the_accepted_steps_did(small_sdp, monkeypatch):
             return armijo(V, edges, weights, x, f, g, eta, delta, lam, total, c)
         fy, gy, _, cy = objective(V, edges, weights, x + 1e-2 * g, delta, lam, total)
         return x + 1e-2 * g, fy, gy, cy, eta
-    monkeypatch.setattr(theorem, "_armijo", uphill_once)
+    monkeypatch.setattr(optimizer, "_armijo", uphill_once)
     d = descend(V, graph, e, w, 0.1, 1e-3, DescentSettings(), torch.Generator().manual_seed(0), progress=False)
     assert d["history"]["objective"][2] > d["history"]["objective"][1]
     assert d["objective_end"] < d["objective_start"] and d["cut"] >= d["bound"] and d["stationary"]
@@ -251,7 +251,6 @@ def test_a_point_still_random_or_a_vacuous_bound_is_not_certified(small_sdp):
 def test_the_closed_form_at_sigma_zero_is_the_quadratures_limit(small_sdp):
     """At (m, σ → 0), away from the kinks at ±δ: the quadrature's gradient and Hessian approach the closed form the
     stationarity check uses at σ = 0 — the cross block as σ (it is σ_k ∂(∂²F/∂m_k²)/∂m_l), the rest as σ²."""
-    from MAXCUT.theorem import deterministic_derivatives
     V, e, w = small_sdp
     r, total = V.shape[1], float(w.abs().sum())
     m = torch.randn(r, generator=torch.Generator().manual_seed(8), **F64) * 0.08

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from MAXCUT import experiments, gset_all
-from MAXCUT.baselines import brute_force, local_search, solve_sdp, tabu_search
+from MAXCUT.baselines import brute_force, local_search, tabu_search
 from MAXCUT.experiments import MaxcutConfig, TheoremConfig
 from MAXCUT.graphs import (GSET_DIR, GSET_REFERENCE, Graph, GraphFormatError, graph_digest, gset_name,
                            gset_reference, random_graph, read_graph_file, weight_scale)
 from MAXCUT.main import main
-from MAXCUT.theorem import DescentSettings, descend
+from MAXCUT.gw import solve_sdp
+from MAXCUT.optimizer import DescentSettings, descend
 
 CYCLE_AND_CHORD = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0), (0, 2)]   # a triangle in it: max cut 6 of 7
 SCALES = (2.0 ** -30, 1e-8, 1e40, 1e-40, 3.7)

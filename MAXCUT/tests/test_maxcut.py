@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from MAXCUT.main import main
-from MAXCUT.baselines import brute_force, gw_expected, local_search, solve_sdp, spectral_embedding
-from MAXCUT.derandomise import (PathwiseConfig, ScoreConfig, authors_gradients, authors_gradients_per_draw,
-                                optimise_pathwise, optimise_score, sign, smooth_step, smoothed_objective)
+from MAXCUT.baselines import brute_force, local_search
+from MAXCUT.gw import gw_expectation, solve_sdp, spectral_embedding
+from MAXCUT.model import sign, smooth_step, smoothed_objective
+from MAXCUT.optimizer import (PathwiseConfig, ScoreConfig, authors_gradients_per_draw, optimise_pathwise,
+                              optimise_score)
+from MAXCUT.optimizer_fast import authors_gradients
 from MAXCUT.graphs import (GSET_DIR, Graph, authors_graph, cut_value, dense_adjacency, random_graph,
                            read_graph_file)
 
@@ -58,7 +61,7 @@ def test_sdp_bounds_exact_optimum_and_gw(seed):
     V, val = solve_sdp(n, e, w, torch.Generator().manual_seed(seed))
     opt = brute_force(n, e, w)[0]
     assert val >= opt - 1e-6
-    assert gw_expected(V, e, w) >= 0.87856 * val - 1e-9   # Goemans-Williamson guarantee
+    assert gw_expectation(V, e, w) >= 0.87856 * val - 1e-9   # Goemans-Williamson guarantee
 
 
 def _five_cycle_setup():
@@ -158,7 +161,8 @@ def test_authors_step_vectorised_equals_the_rule_written_per_draw():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     cfg = ScoreConfig(steps=60)
     a = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False)
-    b = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False, gradients=authors_gradients_per_draw)
+    b = optimise_score(V, G, cfg, torch.Generator().manual_seed(43), progress=False,
+                       gradients=authors_gradients_per_draw)
     np.testing.assert_allclose(a["m"], b["m"], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(a["sigma_max"], b["sigma_max"], rtol=1e-10)
     np.testing.assert_array_equal(a["cut_mean"], b["cut_mean"])
@@ -207,7 +211,7 @@ def test_derandomisation_reaches_optimum_and_beats_gw_expectation(seed):
     x = (V @ h["m"] < 0).astype(int)
     cut = cut_value(e, w, x)
     assert cut == h["cut_mean"][-1]
-    assert cut >= gw_expected(V, e, w)
+    assert cut >= gw_expectation(V, e, w)
     assert cut == brute_force(n, e, w)[0]
     # the hyperplane becomes deterministic: sigma relative to |m| (the cut is scale-free) keeps falling
     rel = h["sigma_relative"]
@@ -321,7 +325,7 @@ def test_quick_is_quick_at_every_size(tmp_path):
     assert cfg.sdp_iters == 200 and cfg.steps == 500 and cfg.rounds == 200
     n, e, w = cfg.make_graph(graph)
     V, value = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=cfg.sdp_iters)
-    assert np.allclose(np.linalg.norm(V, axis=1), 1) and gw_expected(V, e, w) <= value <= w.sum()
+    assert np.allclose(np.linalg.norm(V, axis=1), 1) and gw_expectation(V, e, w) <= value <= w.sum()
 
 
 def test_quick_gset_run_with_polish(tmp_path):
@@ -342,7 +346,8 @@ BAD_FILES = {
     "four_fields.txt": ("1 2 1 7\n2 3 1 7\n", ":1:"),
     "mixed_weights.txt": ("1 2 1\n2 3\n", ":2:"),                  # an edge list is all 'u v' or all 'u v w'
     "zero_weights.txt": ("3 2\n1 2 0\n2 3 0\n", "non-zero weight"),   # every cut is 0
-    "cancelling.txt": ("3 2\n1 2 1\n2 1 -1\n", "cancelling.txt:2 and line 3: the edge 1-2 is listed twice (weights 1, -1)"),
+    "cancelling.txt": ("3 2\n1 2 1\n2 1 -1\n",
+                       "cancelling.txt:2 and line 3: the edge 1-2 is listed twice (weights 1, -1)"),
     "duplicate.txt": ("1 2\n2 3\n1 2\n", "duplicate.txt:1 and line 3: the edge 1-2 is listed twice"),
     "half_both_ways.txt": ("1 2\n2 1\n2 3\n", "half_both_ways.txt:1 and line 2"),   # some pairs both ways, some not
     "huge_weights.txt": ("3 2\n1 2 1e300\n2 3 1e300\n", "rescale"),  # squares overflow float64

@@ -276,8 +276,8 @@ def test_a_signal_python_drops_still_ends_the_run(tmp_path, monkeypatch, sig, co
         gc.collect()
         return original(folder, res)
     monkeypatch.setattr(experiments, "draw", draw_with_a_signal_in_a_callback)
-    monkeypatch.setitem(experiments.EXPERIMENTS, "derandomise",
-                        (*experiments.EXPERIMENTS["derandomise"][:2], draw_with_a_signal_in_a_callback,
-                         experiments.EXPERIMENTS["derandomise"][3]))
+    monkeypatch.setitem(main_module.EXPERIMENTS, "derandomise",
+                        (*main_module.EXPERIMENTS["derandomise"][:2], draw_with_a_signal_in_a_callback,
+                         main_module.EXPERIMENTS["derandomise"][3]))
     assert "nothing written" in exits([*FAST, "--out-dir", str(tmp_path / "out")], code, capsys)
     assert os.listdir(tmp_path) == []

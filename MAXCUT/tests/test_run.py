@@ -80,13 +80,13 @@ def test_seeds_and_plot_only_refusals(tmp_path, capsys):
 def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the SDP, the baselines or the polish: exit 130, nothing written. During the optimisation:
     exit 130, what was computed in ``out.interrupted``. A failed write: exit 1. The run folder is never touched."""
-    from MAXCUT import baselines, derandomise, utils
+    from MAXCUT import baselines, gw, optimizer, utils
     out = tmp_path / "out"
     argv = ["--graph", os.path.join(GSET_DIR, "G14.txt"), *QUICK, "--polish", "--sdp-iters", "50",
             "--out-dir", str(out)]
     main(argv)
     before = snapshot(out)
-    for module, name in [(baselines, "solve_sdp"), (baselines, "gw_round"), (baselines, "local_search")]:
+    for module, name in [(gw, "solve_sdp"), (gw, "gw_round"), (baselines, "local_search")]:
         with monkeypatch.context() as m:
             signal_in(m, module, name)
             assert "nothing written" in exits(argv + ["--seed", "5"], 130, capsys)
@@ -96,7 +96,7 @@ def test_one_rule_for_interrupts_and_write_failures(tmp_path, monkeypatch, capsy
         assert "No space left" in exits(argv + ["--seed", "5"], 1, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
     with monkeypatch.context() as m:
-        signal_in(m, derandomise, "smoothed_objective", call=20)
+        signal_in(m, optimizer, "smoothed_objective", call=20)
         assert "out.interrupted" in exits(argv + ["--seed", "5"], 130, capsys)
     assert snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["out", "out.interrupted"]
     res = json.load(open(tmp_path / "out.interrupted" / "results.json"))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from MAXCUT import theorem
+from MAXCUT import optimizer
 from MAXCUT.tests.test_run import QUICK, assert_plot_only_redraws, exits, signal_in
 from MAXCUT.main import main
 
@@ -49,7 +49,7 @@ def test_refusals(tmp_path, capsys):
 
 def test_ctrl_c_during_a_descent_keeps_what_was_computed(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    signal_in(monkeypatch, theorem, "objective", call=30)
+    signal_in(monkeypatch, optimizer, "objective", call=30)
     assert "out.interrupted" in exits(["--experiment", "theorem", *QUICK, "--out-dir", str(out)], 130, capsys)
     res = json.load(open(tmp_path / "out.interrupted" / "results.json"))
     assert res["interrupted"] and res["points"][0]["status"] == "interrupted" and not out.exists()

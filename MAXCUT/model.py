@@ -1,32 +1,67 @@
-"""The δ-smoothed expected cut of Theorem 5.2 (Sec. 5.1), computed exactly rather than by sampling.
+"""What Section 5.1 optimises (Eq. 7, Theorem 5.2): the expected cut of the random hyperplane
+``r = m + σ ⊙ z``, ``z ~ N(0, I_r)``, applied to the vectors ``v_i`` (the rows of ``V: (n, r)``).
 
-With the hyperplane ``r = m + σ ⊙ z``, ``z ~ N(0, I_r)``, an edge's pair ``(X, Y) = (⟨v_i, r⟩, ⟨v_j, r⟩)`` is
-bivariate normal: means ``(⟨v_i, m⟩, ⟨v_j, m⟩)``, variances ``a² = Σ_k v_ik² σ_k²``, ``b²`` alike, covariance
-``c = Σ_k v_ik v_jk σ_k²``. The smoothed cut of the edge is ``w (1 − E[s(X) s(Y)]) / 2`` with the paper's C¹
-step ``s(u) = h(u/δ)``, ``h(t) = 3t/2 − t³/2`` on [−1, 1] and ``sign t`` outside. We write
+The partition of a hyperplane ``r`` puts node ``i`` on side ``sign⟨v_i, r⟩``; ``m = 0``, ``σ = 1`` is plain
+Goemans-Williamson rounding, ``σ = 0`` the deterministic hyperplane ``m``. For the theory the sign is replaced by
+the C¹ step ``s(u) = h(u/δ)``, ``h(t) = 3t/2 − t³/2`` on [−1, 1] and ``sign t`` outside, and the objective is
 
-    E[s(X) s(Y)] = E[s(X) g(X)],   g(x) = E[s(Y) | X = x] = S(μ_j + (c/a²)(x − μ_i), √(b² − c²/a²)),
+    F(m, σ) = −C_δ(m, σ) / W + λ ‖σ‖²,    C_δ(m, σ) = E_z Σ_ij w_ij (1 − s(⟨v_i, r⟩) s(⟨v_j, r⟩)) / 2,
 
-where ``S(μ, τ) = E[s(μ + τZ)]`` has a closed form (:func:`step_expectation`: the step is a cubic between ±δ,
-so it needs the normal's truncated moments up to the third). The remaining one-dimensional integral over x is
-split where its integrand is not smooth — at ±δ (where s bends) and where the conditional mean crosses ±δ
-(where g bends when its spread is small), with further splits at 4 and 16 times the width over which g turns
-there, and at fixed multiples of the standard deviation — and each piece, within 10 standard deviations of
-μ_i, is integrated by Gauss–Legendre with ``nodes`` points (8: 22 pieces, 176 evaluations an edge): the
-integrand is smooth on every piece, so the rule converges fast (tests: doubling the nodes moves the objective by
-< 1e-10 relative — on G1 8 → 32 nodes moves it by 3e-13 —, and 10⁶ Monte-Carlo draws agree within their error).
-Everything is float64 torch, so derivatives come from autograd, exact for the quadrature objective (the pieces'
-moving ends add nothing: the integrand is continuous across them). :func:`cut_derivatives` takes them per edge in
-the five numbers an edge depends on and assembles the gradient and Hessian in (m, σ) by the chain rule; an edge
-whose two projections are both more than ``WINDOW`` standard deviations beyond ±δ is *settled* — its product is
-``sign μ_i sign μ_j`` to within the normal's tail, 1e-23 — and costs nothing.
+(W the total |weight|, so that one λ serves every graph), computed two ways:
+
+* sampled (:func:`smoothed_objective`): C_δ estimated on draws ``z`` and differentiated through them (the
+  pathwise gradient), for independent chains at once;
+* exact (:func:`smoothed_cut`, :func:`cut_derivatives`, :func:`objective`): per edge a two-dimensional Gaussian
+  integral, closed form in one variable and split Gauss-Legendre in the other, with its gradient and Hessian
+  in ``x = (m, σ)``.
 """
 import math
 
 import numpy as np
 import torch
 
-from MAXCUT.derandomise import smooth_step
+from MAXCUT.graphs import Graph
+
+
+def sign(u: torch.Tensor) -> torch.Tensor:
+    """±1 labels, 0 mapped to +1 (a measure-zero event for Gaussian hyperplanes, but ``m = 0`` at start)."""
+    return torch.where(u >= 0, 1.0, -1.0).to(u.dtype)
+
+
+def hyperplane_partition(V, r):
+    """The 0/1 partition cut by the hyperplane ``r: (r,)`` (or hyperplanes ``(r, k)``): 1 where ⟨v_i, r⟩ < 0.
+    ``V: (n, r)``; returns ``(n,)`` (or ``(n, k)``) int64, numpy or torch as ``V``."""
+    side = V @ r < 0
+    return side.to(torch.int64) if torch.is_tensor(side) else side.astype(np.int64)
+
+
+def smooth_step(u: torch.Tensor, delta: float) -> torch.Tensor:
+    """The C¹ step ``s(u)``: ``3/2 t - 1/2 t^3`` for ``t = u/delta`` in [-1, 1], ``sign(u)`` outside."""
+    t = (u / delta).clamp(-1.0, 1.0)
+    return 1.5 * t - 0.5 * t ** 3
+
+
+def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
+    """Eq. 7 with the smooth step, to *minimise*, estimated on the draws ``z`` and summed over chains ``k``:
+    ``sum_k [-(mean_z smoothcut(m_k + sigma_k z)) / scale + lam ||sigma_k||^2]``, ``sigma = exp(log_sigma)``.
+    ``m, log_sigma: (K, r)`` (or ``(r,)``), ``z: (K, S, r)`` (or ``(S, r)``). Differentiable in ``m`` and
+    ``log_sigma`` through the draws (the pathwise gradient)."""
+    m, log_sigma = torch.atleast_2d(m), torch.atleast_2d(log_sigma)
+    z = z if z.dim() == 3 else z[None]
+    sigma = log_sigma.exp()                                             # (K, r)
+    h = smooth_step((m[:, None] + sigma[:, None] * z) @ V.T, delta)     # (K, S, n): s(⟨v_i, r⟩) per draw
+    return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()     # Eq. 7
+
+
+# The exact C_δ. An edge's pair (X, Y) = (⟨v_i, r⟩, ⟨v_j, r⟩) is bivariate normal: means (⟨v_i, m⟩, ⟨v_j, m⟩),
+# variances a² = Σ_k v_ik² σ_k², b² alike, covariance c = Σ_k v_ik v_jk σ_k². Its smoothed cut is
+# w (1 − E[s(X) s(Y)]) / 2, and E[s(X) s(Y)] = E[s(X) g(X)] with g(x) = E[s(Y) | X = x] = S(μ_j + (c/a²)(x − μ_i),
+# √(b² − c²/a²)), where S(μ, τ) = E[s(μ + τZ)] has a closed form (:func:`step_expectation`). The remaining
+# integral over x is split where its integrand is not smooth -- at ±δ (where s bends), where the conditional mean
+# crosses ±δ (where g bends), at 4 and 16 times the width over which g turns there, and at fixed multiples of the
+# standard deviation -- and each piece, within WINDOW standard deviations of μ_i, is integrated by Gauss-Legendre
+# with ``nodes`` points (8: 22 pieces, 176 evaluations an edge). Derivatives come from autograd, exact for the
+# quadrature objective (the integrand is continuous across the pieces' moving ends).
 
 WINDOW = 10.0      # the integral runs over μ_i ± WINDOW a (the normal's mass outside: 1.5e-23)
 GRID = (-6.0, -4.0, -2.5, -1.25, 0.0, 1.25, 2.5, 4.0, 6.0)   # fixed splits of the window, in standard deviations
@@ -66,7 +101,7 @@ def _legendre(nodes, like):
 
 
 def edge_products(mu_i, mu_j, a2, b2, c, delta, nodes=NODES):
-    """``E[s(X) s(Y)]`` per edge for the bivariate normal of the module docstring; 1-d tensors ``(E,)``.
+    """``E[s(X) s(Y)]`` per edge for the bivariate normal above; 1-d tensors ``(E,)``.
 
     Integrated over the standardised ``ξ = (x − μ_i)/a`` (so that a tiny spread loses no digits to the means):
     ``∫ s(μ_i + aξ) S(μ_j + κξ, τ) φ(ξ) dξ`` with ``κ = c/a`` and ``τ² = b² − κ²``."""
@@ -93,9 +128,9 @@ def edge_products(mu_i, mu_j, a2, b2, c, delta, nodes=NODES):
 
 
 def smoothed_cut(V, edges, weights, m, sigma, delta, nodes=NODES):
-    """The δ-smoothed expected cut ``Σ w_ij (1 − E[s(⟨v_i, r⟩) s(⟨v_j, r⟩)]) / 2`` of the hyperplane
-    ``r = m + σ ⊙ z``. ``V: (n, r)``, ``edges: (E, 2)``, ``weights: (E,)``, ``m, sigma: (r,)``; float64 tensors
-    (differentiable in ``m`` and ``sigma``)."""
+    """The exact δ-smoothed expected cut ``C_δ(m, σ) = Σ w_ij (1 − E[s(⟨v_i, r⟩) s(⟨v_j, r⟩)]) / 2`` of the
+    hyperplane ``r = m + σ ⊙ z``. ``V: (n, r)``, ``edges: (E, 2)``, ``weights: (E,)``, ``m, sigma: (r,)``; float64
+    tensors (differentiable in ``m`` and ``sigma``)."""
     i, j = edges[:, 0], edges[:, 1]
     mu = V @ m
     s2 = sigma * sigma
@@ -103,12 +138,6 @@ def smoothed_cut(V, edges, weights, m, sigma, delta, nodes=NODES):
     cov = ((V[i] * V[j]) @ s2)
     prod = edge_products(mu[i], mu[j], var[i], var[j], cov, delta, nodes)
     return 0.5 * (weights * (1 - prod)).sum()
-
-
-def gw_expectation(V, edges, weights):
-    """``Σ w arccos⟨v_i, v_j⟩ / π``: the smoothed cut's limit at m = 0, σ = 1 as δ → 0 (unit rows of V)."""
-    cos = (V[edges[:, 0]] * V[edges[:, 1]]).sum(1).clamp(-1, 1)
-    return (weights * torch.arccos(cos) / math.pi).sum()
 
 
 def _edge_derivatives(q, delta, nodes, hessian):
@@ -128,8 +157,9 @@ def cut_derivatives(V, edges, weights, m, sigma, delta, nodes=NODES, hessian=Fal
     """The smoothed cut ``C(m, σ)`` of :func:`smoothed_cut`, its gradient in ``x = (m, σ)`` ``(2r,)`` and, with
     ``hessian``, its Hessian ``(2r, 2r)`` (else None); float64, no autograd graph kept. Per edge the chain rule
     through ``q = (⟨v_i, m⟩, ⟨v_j, m⟩, Σ v_i² σ², Σ v_j² σ², Σ v_i v_j σ²)``: ``∂q/∂m`` is ``(v_i, v_j, 0, 0, 0)``,
-    ``∂q/∂σ`` is ``(0, 0, 2 v_i² σ, 2 v_j² σ, 2 v_i v_j σ)`` and the second derivatives of q are ``2 v² `` on the
-    σ diagonal. Settled edges (module docstring) contribute ``sign μ_i sign μ_j`` and no derivative."""
+    ``∂q/∂σ`` is ``(0, 0, 2 v_i² σ, 2 v_j² σ, 2 v_i v_j σ)`` and the second derivatives of q are ``2 v²`` on the
+    σ diagonal. An edge whose two projections both lie more than ``WINDOW`` standard deviations beyond ±δ is
+    settled: its product is ``sign μ_i sign μ_j`` to within the normal's tail (1e-23), with no derivative."""
     V, m, sigma = V.detach(), m.detach(), sigma.detach()
     r = V.shape[1]
     i, j = edges[:, 0], edges[:, 1]
@@ -158,3 +188,18 @@ def cut_derivatives(V, edges, weights, m, sigma, delta, nodes=NODES, hessian=Fal
             hess[r:, r:] += torch.diag(2 * (w[:, None] * curv).sum(0))
     value = 0.5 * (weights * (1 - prod)).sum()
     return value, grad, hess
+
+
+def objective(V, edges, weights, x, delta, lam, total, hessian=False, nodes=NODES):
+    """Theorem 5.2's ``F = −C_δ / total + λ ‖σ‖²`` at ``x = (m, σ)``: ``F``, ``∇F``, ``∇²F`` (with ``hessian``,
+    else None) and the smoothed cut ``C_δ``."""
+    r = V.shape[1]
+    c, g, h = cut_derivatives(V, edges, weights, x[:r], x[r:], delta, nodes=nodes, hessian=hessian)
+    sig = x[r:]
+    f = -c / total + lam * (sig * sig).sum()                      # Theorem 5.2: F = −C_δ/W + λ‖σ‖²
+    g = -g / total
+    g[r:] += 2 * lam * sig
+    if hessian:
+        h = -h / total
+        h[r:, r:] += 2 * lam * torch.eye(r, dtype=x.dtype, device=x.device)
+    return f, g, h, c
