@@ -1,5 +1,6 @@
 """The experiments of Section 4, each a config (its command-line options and defaults, declared once), a
-``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them.
+``run`` that computes and writes its outputs into a folder, and a ``draw`` that makes its figures from them
+(``main.EXPERIMENTS`` lists them).
 
 fig3    Fig. 3: the width-1000 student of App. E trained by PGD on tanh(<x, u>), u = (1, 1)/sqrt(2).
 fig2    Fig. 2: the one-neuron toy, minimisers against lambda with the bias frozen and trained (toy.py).

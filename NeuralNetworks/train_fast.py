@@ -322,8 +322,8 @@ def _keep_span(G, span, transposed):
     ``G_Wᵀ: (R, d, h)`` (the one-hidden-layer layout), which becomes ``U Uᵀ G_Wᵀ``."""
     if span is None:
         return
-    idx, PU = span
-    G[idx] = PU @ G[idx] if transposed else G[idx] @ PU
+    idx, UUt = span
+    G[idx] = UUt @ G[idx] if transposed else G[idx] @ UUt
 
 
 def _update(trained, gd_factors, adam, step, WbT, G, grads, t):
