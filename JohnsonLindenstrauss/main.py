@@ -21,6 +21,7 @@ if __name__ == "__main__":     # run as a script: the repository root on the pat
 from JohnsonLindenstrauss import cli, experiments as ex
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# which experiment runs what: name -> (its config class, run, draw, summary)
 EXPERIMENTS = {"fig7": (ex.Fig7Config, ex.run_fig7, ex.draw_fig7, ex.summary_fig7),
                "theorem": (ex.TheoremConfig, ex.run_theorem, ex.draw_theorem, ex.summary_theorem),
                "ksweep": (ex.KsweepConfig, ex.run_ksweep, ex.draw_ksweep, ex.summary_ksweep)}
