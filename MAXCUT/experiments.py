@@ -237,13 +237,13 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
-           **sdp, "gw_expected": gw_exp, "gw_best_of_k": float(round_cuts.max()),
+           **sdp, "gw_expectation": gw_exp, "gw_best_of_k": float(round_cuts.max()),
            "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
            "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
            "best_known": gset_reference(cfg.graph_digest)[0],
            "sigma_final": float(hist["sigma_max"][-1]) if last else None,
            "sigma_relative_final": float(hist["sigma_relative"][-1]) if last else None,
-           "cut_at_least_gw_expected": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
+           "cut_at_least_gw_expectation": bool(cut >= gw_exp), "steps_run": int(hist["step"].size),
            "interrupted": hist["interrupted"], "sdp_s": sdp_s, "optimize_s": hist["optimize_s"],
            "polish_s": polish_s, "cut_tabu": tabu, "tabu_s": tabu_s, "tabu_flips_per_node": cfg.tabu,
            "partition": partition.tolist()}
@@ -276,7 +276,7 @@ def draw(folder, res):
     from MAXCUT.plot import plot_cut, plot_sigma      # matplotlib loads once take_signals has chosen Agg
     name = "fig5" if res.get("graph_format") is None else "gset"
     ref = ("optimum (brute force)", res["exact"]) if res["exact"] is not None else ("best known cut", res["best_known"])
-    levels = [("gw", "GW expectation", res["gw_expected"]),
+    levels = [("gw", "GW expectation", res["gw_expectation"]),
               ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
               ("polished", "polished (one-flip local search)", res["cut_polished"]), ("reference", *ref),
               ("sdp", *_sdp_level(res))]
@@ -311,7 +311,7 @@ def summary(res):
     notes = "".join(f" ({note})" for note in res.get("graph_notes", []))
     read_as = f"read as {res['graph_format']}{notes}, " if res.get("graph_format") else ""
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
-            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {_fixed(res['gw_expected'], 1)}, "
+            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {_fixed(res['gw_expectation'], 1)}, "
             f"best of {res['rounds']} {res['gw_best_of_k']:g}, {_sdp_said(res)}; "
             f"sdp {res['sdp_s']:.1f} s, optimise {res['optimize_s']:.1f} s"
             + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))

@@ -323,7 +323,8 @@ def _certified_summary(points):
     count of each type; maxima are None where no point of that kind is certified."""
     cert = [p for p in points if p["type"] == "minimum"]
     by = {b: [p["perp_ratio"] for p in cert if p["bias"] == b] for b in ("trained", "frozen")}
-    big = lambda key, pts=cert: max((p[key] for p in pts), default=None)  # noqa: E731
+    def big(key, pts=cert):
+        return max((p[key] for p in pts), default=None)
     return {"certified": len(cert), "types": {t: sum(p["type"] == t for p in points) for t in
                                              ("minimum", "saddle", "uncertified")},
             "trained_max_perp_ratio": max(by["trained"], default=None),
@@ -400,7 +401,8 @@ def summary_sosp(res):
         return (f"sosp: {len(done)} of {res['points_planned']} points ({sum(p['type'] == 'minimum' for p in done)} "
                 "certified minima; sosp.csv, sosp_points.npz), without PGD, table or figure")
     col = {p["lam"]: p for p in res["pgd"] if p["bias"] == "trained"}
-    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    def f(v, spec):
+        return "-" if v is None else format(v, spec)
     return (f"sosp: width {res['width']}, {res['certified']} of {len(res['points'])} points certified minima "
             f"({res['types']['saddle']} saddles, {res['types']['uncertified']} uncertified: see sosp.csv 'reason'); "
             f"at the certified: max ||grad g|| {f(res['max_grad_norm'], '.1e')}, quadrature change "
@@ -505,7 +507,8 @@ def _write_claim_points(folder, points):
     W, U = np.full((len(points), h, d), np.nan), np.full((len(points), d, k), np.nan)
     for i, p in enumerate(points):
         W[i, :p["width"], :p["d"]], U[i, :p["d"], :p["k"]] = p["W"], p["U"]
-    arr = lambda key: np.array([p[key] for p in points])  # noqa: E731
+    def arr(key):
+        return np.array([p[key] for p in points])
     np.savez_compressed(os.path.join(folder, "sosp_claims_points.npz"), W=W, U=U, row=arr("row"), lam=arr("lam"),
                         seed=arr("seed"), bias_trained=arr("bias") == "trained", width=arr("width"), d=arr("d"),
                         k=arr("k"), type=arr("type"))

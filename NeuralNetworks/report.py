@@ -63,7 +63,8 @@ def sosp_table(points, pgd, grid) -> str:
             "| min λ_min(∇²g) | PGD after the last step: trained / frozen | PGD steps to collapse (trained) "
             "| regulariser alone |")
     lines = [head, "|" + "---|" * 9]
-    f = lambda v, spec=".1e": "–" if v is None else format(v, spec)  # noqa: E731
+    def f(v, spec=".1e"):
+        return "–" if v is None else format(v, spec)
     for lam in grid:
         pts = [p for p in points if p["lam"] == lam]
         cert = [p for p in pts if p["type"] == "minimum"]
@@ -82,7 +83,8 @@ def sosp_table(points, pgd, grid) -> str:
 
 def sosp_claims_table(rows) -> str:
     """``sosp_claims.md``: the table of ``variants.summary_rows``."""
-    f = lambda v: "–" if v is None else f"{v:.1e}"  # noqa: E731
+    def f(v):
+        return "–" if v is None else f"{v:.1e}"
     lines = ["| row | claim | ‖W⊥‖/‖W‖ bias trained (max, all points) | bias frozen (max, all points) | max ‖∇g‖ "
              "| min λ_min(∇²g) | bound tightness (max, trained) | certified | verdict |", "|" + "---|" * 9]
     for r in rows:

@@ -3,7 +3,8 @@
 
     python docs/gallery.py [--rerun] [NAME ...]      (NAME: only these images, e.g. fig7_distortion)
 
-The sosp runs take about 2 minutes and 1 minute, the claims grid 1 minute, G1 20 s; the others seconds. The three experiment folders are run as a user would, each through its own main.py.
+The sosp runs take about 3 minutes and 1 minute, the claims grid 2.5 minutes, G1 20 s; the others seconds.
+The three experiment folders are run as a user would, each through its own main.py.
 """
 import argparse
 import os
@@ -23,7 +24,8 @@ FIGURES = [
     ("sosp_bias", ["NeuralNetworks/main.py", "--experiment", "sosp", "--width", "200", "--a-init", "constant",
                    "--offset", "1", "--out-dir", "NeuralNetworks/results/sosp_offset"],
      "NeuralNetworks/results/sosp_offset/sosp_bias.png"),
-    ("claims_end", ["NeuralNetworks/main.py", "--experiment", "claims"], "NeuralNetworks/results/claims/claims_end.png"),
+    ("claims_end", ["NeuralNetworks/main.py", "--experiment", "claims"],
+     "NeuralNetworks/results/claims/claims_end.png"),
     ("gset_cut", ["MAXCUT/main.py", "--graph", "MAXCUT/data/gset/G1.txt", "--polish"],
      "MAXCUT/results/derandomise-G1-596858f5/gset_cut.png"),
     ("fig5_cut", ["MAXCUT/main.py"], "MAXCUT/results/fig5/fig5_cut.png"),
@@ -38,7 +40,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     unknown = set(args.names) - {name for name, _, _ in FIGURES}
     if unknown:
-        p.error(f"no gallery image named {sorted(unknown)[0]!r}; choose from " + ", ".join(n for n, _, _ in FIGURES))
+        p.error(f"no gallery image named {sorted(unknown)[0]!r}; choose from "
+                + ", ".join(n for n, _, _ in FIGURES))
     from PIL import Image
     done = set()
     for name, cmd, figure in FIGURES:

@@ -33,7 +33,8 @@ def test_toy_minimisers_at_lambda_1e_3():
     assert b_trained[0] == pytest.approx(0.5 * math.log(math.e ** 2 - 1), abs=1e-10)  # s(b) = 1
     assert f_trained[0] < 1e-20 < f_frozen[0]
     # the frozen minimiser is a true minimum: the objective is larger on both sides
-    f = lambda w: float(objective(torch.tensor(w), torch.tensor(0.0), 1e-3))  # noqa: E731
+    def f(w):
+        return float(objective(torch.tensor(w), torch.tensor(0.0), 1e-3))
     assert f(w_frozen[0]) < min(f(w_frozen[0] - 1e-3), f(w_frozen[0] + 1e-3), f(0.0))
 
 
