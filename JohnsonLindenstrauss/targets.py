@@ -20,7 +20,7 @@ class Targets:
     """Unit targets built from base points ``X: (n, d)``: the points (``pairs is None``) or the normalised
     differences ``(x_i − x_j)/‖x_i − x_j‖`` of the given ``pairs: (p, 2)``.
 
-    Pairwise distortions come from the Gram matrix of ``Y = A Xᵀ``: ``‖A(x_i − x_j)‖² = G_ii + G_jj − 2 G_ij``,
+    Pairwise distortions come from the Gram matrix of ``Y = A Xᵀ``: ``‖A(x_i − x_j)‖² = gram_ii + gram_jj − 2 gram_ij``,
     so one ``(n, n)`` product replaces gathering ``(k, p)`` differences (whose backward pass is a slow
     scatter); pairs not in the set are masked to distortion 0."""
 
@@ -68,8 +68,9 @@ class Targets:
         ``j = i``) and the sign of ``‖A t‖²/k − 1`` there (``where=False``: the value only). Nothing here is
         differentiated: the optimiser's gradient is written out from where the maximum is
         (``train_fast._max_step``).
-        The largest and smallest ``‖A t‖²/k`` are found per projection by plain reductions; only the winning
-        projection of each run is searched for the index (a reduction with indices costs 10x one without)."""
+        The largest and smallest ``‖A t‖²/k`` are found per projection by plain reductions (the max of
+        :func:`model.distortion` is ``max(hi − 1, 1 − lo)``; the pair ratios are :meth:`_pair_ratios`, computed in
+        place); only the winning projection of each run is searched for the index."""
         R, B, _, n = Y.shape
         if self.pairs is None:
             q = ratios(Y, k)                                                 # ‖A x_i‖²/k: (R, B, n)

@@ -8,10 +8,10 @@ upper bound on the SDP (:func:`sdp_certificate`).
   where the gradient is small and the Hessian has no direction below −ε_H, |σ_k| ≤ |∂F/∂σ_k| / (2λ + ∂²F/∂m_k²).
 - *certified* is the theorem's chain, which a bad point fails: F(0, 1) (``objective_start``, i.e. C_δ(0, 1)), every
   accepted step non-increasing in F (``monotone``, recorded during the descent), F at the end ≤ F(0, 1)
-  (perturbations included), so C_δ(m, σ) ≥ C_δ(0, 1) − λ W (r − ‖σ‖²); the end deterministic (every projection's
+  (perturbations included), so C_δ(m, σ) ≥ C_δ(0, 1) − λ W (p − ‖σ‖²); the end deterministic (every projection's
   spread ≤ 1e-6: the point is the hyperplane sign(Vm), not a distribution); and the cut of sign(Vm), computed
-  exactly, at least ``bound`` = C_δ(0, 1) − λ W r, i.e. the GW expectation minus the smoothing loss (GW − C_δ(0, 1),
-  measured exactly) minus the regulariser's allowance λ W r — a bound only counted when it is above W/2 (below it,
+  exactly, at least ``bound`` = C_δ(0, 1) − λ W p, i.e. the GW expectation minus the smoothing loss (GW − C_δ(0, 1),
+  measured exactly) minus the regulariser's allowance λ W p — a bound only counted when it is above W/2 (below it,
   one flip of local search does better and a bad hyperplane could pass).
 """
 import math
@@ -32,7 +32,7 @@ def deterministic_derivatives(V, edges, weights, m, delta, lam, total):
     """``F``, ``∇F``, ``∇²F`` at ``(m, σ = 0)``, in closed form. There ``C(m, σ) = C₀(m) + ½ Σ_k σ_k² ∂²C₀/∂m_k² +
     O(σ⁴)`` (C₀ the smoothed cut of the hyperplane m itself, smooth wherever no ⟨v_i, m⟩ is exactly ±δ), so
     ``∇_σ F = 0``, the m-block is ``−∇²C₀/W``, the σ-block ``diag(2λ − ∂²C₀/∂m_k²/W)`` and the cross block 0."""
-    r = V.shape[1]
+    p = V.shape[1]
     i, j = edges[:, 0], edges[:, 1]
     t = (V @ m / delta).clamp(-1.0, 1.0)
     inside = (t.abs() < 1).to(V.dtype)
@@ -43,10 +43,10 @@ def deterministic_derivatives(V, edges, weights, m, delta, lam, total):
     cross = (w * s1[i] * s1[j])[:, None, None] * V[i][:, :, None] * V[j][:, None, :]
     h_m = (torch.einsum("e,ek,el->kl", w * s2[i] * s[j], V[i], V[i])
            + torch.einsum("e,ek,el->kl", w * s[i] * s2[j], V[j], V[j]) + cross.sum(0) + cross.sum(0).T)
-    g = torch.zeros(2 * r, dtype=V.dtype, device=V.device)
-    h = torch.zeros(2 * r, 2 * r, dtype=V.dtype, device=V.device)
-    g[:r], h[:r, :r] = -g_m / total, -h_m / total
-    h[r:, r:] = torch.diag(2 * lam - torch.diagonal(h_m) / total)
+    g = torch.zeros(2 * p, dtype=V.dtype, device=V.device)
+    h = torch.zeros(2 * p, 2 * p, dtype=V.dtype, device=V.device)
+    g[:p], h[:p, :p] = -g_m / total, -h_m / total
+    h[p:, p:] = torch.diag(2 * lam - torch.diagonal(h_m) / total)
     return -c / total, g, h, c
 
 
@@ -59,24 +59,24 @@ def stationarity(V, edges, weights, x, delta, lam, total, tol=TOL, curvature_tol
     ``SPREAD_EXACT``. Below it the quadrature's derivatives in the variances lose their digits (∂p/∂a² is an O(a)
     sum divided by a): the numbers are then those of the deterministic hyperplane (m, σ = 0), in closed form
     (:func:`deterministic_derivatives`), ``stationarity_at`` says which, and ``sigma_distance`` = ‖σ‖ how far."""
-    r = V.shape[1]
-    spread = float(((V * V) @ (x[r:] * x[r:])).max().sqrt())
+    p = V.shape[1]
+    spread = float(((V * V) @ (x[p:] * x[p:])).max().sqrt())
     if spread <= SPREAD_EXACT:
-        _, g, h, _ = deterministic_derivatives(V, edges, weights, x[:r], delta, lam, total)
-        g_sigma = objective(V, edges, weights, x, delta, lam, total, nodes=nodes)[1][r:]   # first order: accurate
+        _, g, h, _ = deterministic_derivatives(V, edges, weights, x[:p], delta, lam, total)
+        g_sigma = objective(V, edges, weights, x, delta, lam, total, nodes=nodes)[1][p:]   # first order: accurate
         at = "sigma = 0"
     else:
         _, g, h, _ = objective(V, edges, weights, x, delta, lam, total, hessian=True, nodes=nodes)
-        g_sigma, at = g[r:], "point"
-    hmm = h[:r, :r]
+        g_sigma, at = g[p:], "point"
+    hmm = h[:p, :p]
     rate = 2 * lam + torch.diagonal(hmm)     # the identity and the bound at the point itself, σ and ∂F/∂σ there
-    ident = g_sigma - x[r:] * rate
+    ident = g_sigma - x[p:] * rate
     bound = torch.where(rate > 0, g_sigma.abs() / rate.clamp_min(1e-300), torch.full_like(rate, math.inf))
     grad_norm, lam_min = float(g.norm()), float(torch.linalg.eigvalsh(h)[0])
     return {"grad_norm": grad_norm, "lam_min_hessian": lam_min, "lam_min_hmm": float(torch.linalg.eigvalsh(hmm)[0]),
             "stationary": bool(grad_norm <= tol and lam_min >= -curvature_tol),
             "stein_residual": float(ident.abs().max()), "sigma_bound": float(bound.max()), "stationarity_at": at,
-            "sigma_distance": float(x[r:].norm()), "max_spread": spread}
+            "sigma_distance": float(x[p:].norm()), "max_spread": spread}
 
 
 def guarantee(V, graph, m, lam, start_cut, objective_start, objective_end, monotone, spread=0.0):

@@ -1,11 +1,13 @@
-"""The MAXCUT experiment of Section 5.1: a config (its command-line options and defaults, declared once), the graph
-it reads or draws, a ``run`` that computes and writes the outputs into a folder, and a ``draw`` for its figures.
+"""The two MAXCUT experiments of Section 5.1 -- ``derandomise`` (Fig. 5, G-set) and ``theorem`` (Theorem 5.2 with
+its own algorithm) -- each a config (its options and defaults, declared once), a ``run`` that computes and writes
+the outputs into a folder, a ``draw`` for its figures and a one-line summary.
 
 With no ``--graph``: Fig. 5 as the authors ran it -- their G(15, 0.6) graph (torch, seed 42: 62 edges, optimum
 41), their spectral "GW vectors" and score-function rule, optimisation seed 43. With ``--graph FILE``: a G-set
 or edge-list file, a real GW SDP embedding (Burer-Monteiro) and the pathwise estimator of the smoothed objective.
 """
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -21,7 +23,7 @@ from MAXCUT.graphs import (GRAPH_FORMATS, Graph, authors_graph, cut_value, graph
 from MAXCUT.model import CHUNK, NODES, hyperplane_partition
 from MAXCUT.optimizer import (DescentSettings, DivergenceError, PathwiseConfig, ScoreConfig, descend,
                               optimise_pathwise, optimise_score)
-from MAXCUT.utils import save_figure
+from MAXCUT.utils import save_figure, trim_heap
 
 EXACT_MAX_NODES = 24       # brute force up to this many nodes (2^(n-1) cuts)
 NX_AUTO_MAX_NODES = 300    # networkx's one_exchange is slow beyond
@@ -31,6 +33,12 @@ QUICK_WORK = 2e10          # --quick: about this many multiply-adds for the step
 WEIGHT_RANGE = (1e-100, 1e100)   # total |weight|: cuts, sums and gains over the edges stay finite in float64
 RANDOM_GRAPH = {"nodes": 15, "edge_prob": 0.6, "graph_source": "torch", "graph_seed": 42}   # the authors'
 SCORE, PATHWISE, DESCENT = ScoreConfig(), PathwiseConfig(), DescentSettings()     # their defaults, for the help
+
+
+def trim_heap_every(t, every=20):
+    """After every ``every``-th step of the pathwise descent: hand freed heap memory back (utils.trim_heap)."""
+    if t % every == 0:
+        trim_heap()
 
 
 def option(default, help, **check):
@@ -88,7 +96,7 @@ class MaxcutConfig:
     tabu: int = option(0, "with --polish: also report a tabu search of this many flips per node from the polished "
                        "cut (a stronger local search, reported apart)", lo=0, hi=10**5)
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
-    sdp_rank: int = option(None, "rank r of the SDP factor (default: the smallest r with r(r+1)/2 > n, plus one)",
+    sdp_rank: int = option(None, "rank p of the SDP factor (default: the smallest p with p(p+1)/2 > n, plus one)",
                            lo=1, hi=10**5)
     seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
@@ -136,21 +144,21 @@ class MaxcutConfig:
 
     def quick(self, n, m):
         """Quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget."""
-        cfg, r = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
-        per_step = cfg.samples * min(getattr(cfg, "chains", 1), 8) * n * (n if self.embedding == "spectral" else r)
+        cfg, p = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
+        per_step = cfg.samples * min(getattr(cfg, "chains", 1), 8) * n * (n if self.embedding == "spectral" else p)
         steps = min(cfg.steps, 500 if self.estimator == "score" else 100, max(10, int(QUICK_WORK / per_step)))
         return dataclasses.replace(self, rounds=min(self.rounds, 200), steps=steps,
                                    chains=min(cfg.chains, 8) if self.estimator == "pathwise" else None,
-                                   sdp_iters=min(self.sdp_iters, 200, max(5, int(QUICK_WORK / 100 / (m * r)))))
+                                   sdp_iters=min(self.sdp_iters, 200, max(5, int(QUICK_WORK / 100 / (m * p)))))
 
     def memory(self, n, m):
         """Bytes at the peak, roughly: the random graph's n x n draw, the spectral embedding's eigendecomposition,
         the SDP factor and its per-edge gathers, the roundings and the optimiser's sampled hyperplanes."""
-        cfg, r = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
-        dims = n if self.embedding == "spectral" else r
+        cfg, p = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
+        dims = n if self.embedding == "spectral" else p
         per_draw = (n + dims) * (8 if self.estimator == "score" else 4 * getattr(cfg, "chains", 1))
         return (8.0 * n * n * (self.graph is None) + 32.0 * n * n * (self.embedding == "spectral")
-                + (8.0 * n * n if n <= 512 else 24.0 * m) + gw.sdp_bytes(n, m, r, self.sdp_iters)
+                + (8.0 * n * n if n <= 512 else 24.0 * m) + gw.sdp_bytes(n, m, p, self.sdp_iters)
                 + 24.0 * n * n * (n <= gw.CERTIFY_UP_TO)
                 + 8.0 * self.rounds * (dims + n + 2 * m) + 4.0 * cfg.samples * per_draw)
 
@@ -218,7 +226,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     exact = baselines.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
         cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
     nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
-    optimise = optimise_score if cfg.estimator == "score" else optimise_pathwise
+    optimise = optimise_score if cfg.estimator == "score" else functools.partial(optimise_pathwise,
+                                                                               after_step=trim_heap_every)
     hist = optimise(torch.as_tensor(V, dtype=dtype, device=device), Graph(n, edges, unit, device, dtype=dtype),
                     cfg.optimiser(), torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
     if scale != 1:
@@ -330,7 +339,7 @@ class TheoremConfig:
     deltas: tuple = option((0.03, 0.01), "widths delta of the smooth step, one descent each (projections start "
                            "with rms 1)", nargs="+", lo=1e-4, hi=10.0, metavar="DELTA")
     lams: tuple = option((1e-4, 1e-5), "penalties lambda on ||sigma||^2, relative to the total weight (the cut's "
-                         "allowance is lambda W r)", nargs="+", lo=0.0, hi=1.0, metavar="LAM")
+                         "allowance is lambda W p)", nargs="+", lo=0.0, hi=1.0, metavar="LAM")
     tol: float = option(DESCENT.tol, "gradient norm at which the exact Hessian is tested", lo=1e-14, hi=1.0)
     curvature_tol: float = option(DESCENT.curvature_tol, "second-order: lambda_min of the Hessian >= -this",
                                   lo=0.0, hi=1.0)
@@ -373,9 +382,9 @@ class TheoremConfig:
     def memory(self, n, m):
         """The SDP factor and gathers, a block of edges' quadrature (autograd keeps ~40 tensors of it), the
         Hessian's Jacobian block."""
-        r = gw.sdp_rank(n)
-        return (gw.sdp_bytes(n, m, r, self.sdp_iters) + 24.0 * n * n * (n <= gw.CERTIFY_UP_TO)
-                + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * r)
+        p = gw.sdp_rank(n)
+        return (gw.sdp_bytes(n, m, p, self.sdp_iters) + 24.0 * n * n * (n <= gw.CERTIFY_UP_TO)
+                + 8.0 * 40 * CHUNK * 22 * NODES + 8.0 * 10 * CHUNK * p)
 
     def make_graph(self, graph):
         graph = graph if graph is not None else authors_graph(self.nodes, self.edge_prob, self.graph_seed)
@@ -425,7 +434,8 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
         hist = optimise_pathwise(torch.as_tensor(V, dtype=torch.float32, device=device),
                                  Graph(n, edges, weights / weight_scale(weights), device, dtype=torch.float32),
                                  PathwiseConfig(),
-                                 torch.Generator(device=device).manual_seed(cfg.seed), progress=progress)
+                                 torch.Generator(device=device).manual_seed(cfg.seed), progress=progress,
+                                 after_step=trim_heap_every)
         res["pathwise_cut"] = float(cut_value(edges, weights, hyperplane_partition(V, hist["m"])))
         res["interrupted"] = hist["interrupted"]
     np.savez_compressed(os.path.join(folder, "history.npz"), **arrays)

@@ -60,11 +60,11 @@ def _once(path, n, edges, weights, lines, labels=None):
     starts = np.nonzero(first)[0]
     both_ways = (counts == 2).all() and (e[starts, 0] != e[starts + 1, 0]).all() and (w[starts] == w[starts + 1]).all()
     if not both_ways:
-        r = int(np.nonzero(~first)[0][0])
+        row = int(np.nonzero(~first)[0][0])
         name = (lambda v: labels[v]) if labels is not None else (lambda v: v + 1)
-        a, b = sorted(e[r])
-        raise DuplicateEdgeError(f"{path}:{lines[r - 1]} and line {lines[r]}: the edge {name(a)}-{name(b)} "
-                               f"is listed twice (weights {w[r - 1]:g}, {w[r]:g}); list each edge once, or every "
+        a, b = sorted(e[row])
+        raise DuplicateEdgeError(f"{path}:{lines[row - 1]} and line {lines[row]}: the edge {name(a)}-{name(b)} "
+                               f"is listed twice (weights {w[row - 1]:g}, {w[row]:g}); list each edge once, or every "
                                "edge both ways with equal weights")
     return np.stack([lo[order][starts], hi[order][starts]], 1), w[starts], ["every edge listed both ways: read once"]
 

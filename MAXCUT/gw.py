@@ -14,15 +14,15 @@ from MAXCUT.model import hyperplane_partition
 
 def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cpu"):
     """Goemans-Williamson relaxation ``max sum w (1 - <v_i, v_j>)/2`` over unit vectors, by the
-    Burer-Monteiro factorisation ``v_i = y_i / |y_i|`` and L-BFGS (float64). Returns ``V: (n, r)``
+    Burer-Monteiro factorisation ``v_i = y_i / |y_i|`` and L-BFGS (float64). Returns ``V: (n, p)``
     numpy with unit rows and the value it attains (a lower bound on the SDP optimum, equal to it at
     convergence). L-BFGS's tolerances are absolute: it solves for ``w / s`` (:func:`graphs.weight_scale`, exact)
     and the value is scaled back, so every weight scale converges as unit weights do."""
-    r = rank or sdp_rank(n)
+    p = rank or sdp_rank(n)
     s = weight_scale(weights)
     e = torch.as_tensor(edges, device=device)
     w = torch.as_tensor(weights, dtype=torch.float64, device=device) / s
-    Y = torch.randn(n, r, generator=generator, dtype=torch.float64, device=device).requires_grad_(True)
+    Y = torch.randn(n, p, generator=generator, dtype=torch.float64, device=device).requires_grad_(True)
     opt = torch.optim.LBFGS([Y], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-10,
                             tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
@@ -40,24 +40,24 @@ def solve_sdp(n, edges, weights, generator, rank=None, max_iter=3000, device="cp
 
 
 def sdp_rank(n):
-    """Burer-Monteiro rank: the smallest ``r`` with ``r (r + 1) / 2 > n``, above which second-order
+    """Burer-Monteiro rank: the smallest ``p`` with ``p (p + 1) / 2 > n``, above which second-order
     points of the factorised problem are generically global optima (Boumal, Voroninski, Bandeira 2016)."""
     return int(math.ceil((math.sqrt(8 * n + 1) - 1) / 2)) + 1
 
 
-def sdp_bytes(n, m, r, max_iter):
-    """Peak memory of :func:`solve_sdp`, roughly: about 36 copies of the ``(n, r)`` factor for autograd, the line
+def sdp_bytes(n, m, p, max_iter):
+    """Peak memory of :func:`solve_sdp`, roughly: about 36 copies of the ``(n, p)`` factor for autograd, the line
     search and the allocator's slack, 4.5 more per L-BFGS iteration while its 20 pairs of history fill, and the
     per-edge gathers."""
-    return 8.0 * n * r * (36 + 4.5 * min(max_iter, 20)) + 64.0 * m * r
+    return 8.0 * n * p * (36 + 4.5 * min(max_iter, 20)) + 64.0 * m * p
 
 
-CERTIFY_UP_TO = 3000     # nodes: the dense eigenvalue check of sdp_upper_bound (n x n float64, seconds at 3000)
+CERTIFY_UP_TO = 3000     # nodes: the dense eigenvalue check of sdp_upper_bound (an n x n float64 eigenvalue problem)
 
 
 def sdp_upper_bound(n, edges, weights, V):
     """A certified upper bound on the GW SDP's optimum, hence on the maximum cut, from any unit vectors
-    ``V: (n, r)`` (a Burer-Monteiro solution makes it tight), or None above :data:`CERTIFY_UP_TO` nodes.
+    ``V: (n, p)`` (a Burer-Monteiro solution makes it tight), or None above :data:`CERTIFY_UP_TO` nodes.
 
     Weak duality: ``max {<L/4, X> : X psd, diag X = 1} <= sum(y) + n max(0, -lambda_min(Diag(y) - L/4))``
     for every ``y`` (L the weighted Laplacian). ``y`` comes from V's first-order conditions,
@@ -79,7 +79,7 @@ def sdp_upper_bound(n, edges, weights, V):
 
 
 def gw_expectation(V, edges, weights):
-    """Expected cut of Goemans-Williamson rounding of ``V: (n, r)`` (unit rows): ``sum w arccos<v_i, v_j> / pi``,
+    """Expected cut of Goemans-Williamson rounding of ``V: (n, p)`` (unit rows): ``sum w arccos<v_i, v_j> / pi``,
     a float. Also the limit of the exact smoothed cut at m = 0, σ = 1 as δ → 0."""
     V = torch.as_tensor(V, dtype=torch.float64)
     e, w = torch.as_tensor(edges), torch.as_tensor(weights)
@@ -93,7 +93,7 @@ def gw_expectation(V, edges, weights):
 
 
 def gw_round(V, edges, weights, k, generator):
-    """``k`` independent random-hyperplane roundings of ``V: (n, r)`` at once. Returns the cuts ``(k,)``
+    """``k`` independent random-hyperplane roundings of ``V: (n, p)`` at once. Returns the cuts ``(k,)``
     and the best partition."""
     V = torch.as_tensor(V, dtype=torch.float64)
     R = torch.randn(V.shape[1], k, generator=generator, dtype=torch.float64)

@@ -1,5 +1,6 @@
 """What Section 5.1 optimises (Eq. 7, Theorem 5.2): the expected cut of the random hyperplane
-``r = m + σ ⊙ z``, ``z ~ N(0, I_r)``, applied to the vectors ``v_i`` (the rows of ``V: (n, r)``).
+``r = m + σ ⊙ z``, ``z ~ N(0, I_p)``, applied to the vectors ``v_i`` (the rows of ``V: (n, p)``, ``p`` the rank
+of the SDP factor).
 
 The partition of a hyperplane ``r`` puts node ``i`` on side ``sign⟨v_i, r⟩``; ``m = 0``, ``σ = 1`` is plain
 Goemans-Williamson rounding, ``σ = 0`` the deterministic hyperplane ``m``. For the theory the sign is replaced by
@@ -29,8 +30,8 @@ def sign(u: torch.Tensor) -> torch.Tensor:
 
 
 def hyperplane_partition(V, r):
-    """The 0/1 partition cut by the hyperplane ``r: (r,)`` (or hyperplanes ``(r, k)``): 1 where ⟨v_i, r⟩ < 0.
-    ``V: (n, r)``; returns ``(n,)`` (or ``(n, k)``) int64, numpy or torch as ``V``."""
+    """The 0/1 partition cut by the hyperplane ``r: (p,)`` (or hyperplanes ``(p, k)``): 1 where ⟨v_i, r⟩ < 0.
+    ``V: (n, p)``; returns ``(n,)`` (or ``(n, k)``) int64, numpy or torch as ``V``."""
     side = V @ r < 0
     return side.to(torch.int64) if torch.is_tensor(side) else side.astype(np.int64)
 
@@ -42,15 +43,15 @@ def smooth_step(u: torch.Tensor, delta: float) -> torch.Tensor:
 
 
 def smoothed_objective(V, graph: Graph, m, log_sigma, z, delta, lam, scale):
-    """Eq. 7 with the smooth step, to *minimise*, estimated on the draws ``z`` and summed over chains ``k``:
+    """Eq. 7 with the smooth step of Eq. 27, to *minimise*, estimated on the draws ``z`` and summed over chains ``k``:
     ``sum_k [-(mean_z smoothcut(m_k + sigma_k z)) / scale + lam ||sigma_k||^2]``, ``sigma = exp(log_sigma)``.
-    ``m, log_sigma: (K, r)`` (or ``(r,)``), ``z: (K, S, r)`` (or ``(S, r)``). Differentiable in ``m`` and
+    ``m, log_sigma: (K, p)`` (or ``(p,)``), ``z: (K, S, p)`` (or ``(S, p)``). Differentiable in ``m`` and
     ``log_sigma`` through the draws (the pathwise gradient)."""
     m, log_sigma = torch.atleast_2d(m), torch.atleast_2d(log_sigma)
     z = z if z.dim() == 3 else z[None]
-    sigma = log_sigma.exp()                                             # (K, r)
+    sigma = log_sigma.exp()                                             # (K, p)
     h = smooth_step((m[:, None] + sigma[:, None] * z) @ V.T, delta)     # (K, S, n): s(⟨v_i, r⟩) per draw
-    return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()     # Eq. 7
+    return -graph.cut(h).mean(1).sum() / scale + lam * (sigma * sigma).sum()     # Eq. 7, smoothed as Eq. 27
 
 
 # The exact C_δ. An edge's pair (X, Y) = (⟨v_i, r⟩, ⟨v_j, r⟩) is bivariate normal: means (⟨v_i, m⟩, ⟨v_j, m⟩),
@@ -129,7 +130,7 @@ def edge_products(mu_i, mu_j, a2, b2, c, delta, nodes=NODES):
 
 def smoothed_cut(V, edges, weights, m, sigma, delta, nodes=NODES):
     """The exact δ-smoothed expected cut ``C_δ(m, σ) = Σ w_ij (1 − E[s(⟨v_i, r⟩) s(⟨v_j, r⟩)]) / 2`` of the
-    hyperplane ``r = m + σ ⊙ z``. ``V: (n, r)``, ``edges: (E, 2)``, ``weights: (E,)``, ``m, sigma: (r,)``; float64
+    hyperplane ``r = m + σ ⊙ z``. ``V: (n, p)``, ``edges: (E, 2)``, ``weights: (E,)``, ``m, sigma: (p,)``; float64
     tensors (differentiable in ``m`` and ``sigma``)."""
     i, j = edges[:, 0], edges[:, 1]
     mu = V @ m
@@ -154,38 +155,38 @@ def _edge_derivatives(q, delta, nodes, hessian):
 
 
 def cut_derivatives(V, edges, weights, m, sigma, delta, nodes=NODES, hessian=False, chunk=CHUNK):
-    """The smoothed cut ``C(m, σ)`` of :func:`smoothed_cut`, its gradient in ``x = (m, σ)`` ``(2r,)`` and, with
-    ``hessian``, its Hessian ``(2r, 2r)`` (else None); float64, no autograd graph kept. Per edge the chain rule
+    """The smoothed cut ``C(m, σ)`` of :func:`smoothed_cut`, its gradient in ``x = (m, σ)`` ``(2p,)`` and, with
+    ``hessian``, its Hessian ``(2p, 2p)`` (else None); float64, no autograd graph kept. Per edge the chain rule
     through ``q = (⟨v_i, m⟩, ⟨v_j, m⟩, Σ v_i² σ², Σ v_j² σ², Σ v_i v_j σ²)``: ``∂q/∂m`` is ``(v_i, v_j, 0, 0, 0)``,
     ``∂q/∂σ`` is ``(0, 0, 2 v_i² σ, 2 v_j² σ, 2 v_i v_j σ)`` and the second derivatives of q are ``2 v²`` on the
     σ diagonal. An edge whose two projections both lie more than ``WINDOW`` standard deviations beyond ±δ is
     settled: its product is ``sign μ_i sign μ_j`` to within the normal's tail (1e-23), with no derivative."""
     V, m, sigma = V.detach(), m.detach(), sigma.detach()
-    r = V.shape[1]
+    p = V.shape[1]
     i, j = edges[:, 0], edges[:, 1]
     mu, s2, var = V @ m, sigma * sigma, (V * V) @ (sigma * sigma)
     spread = var.sqrt()
     margin = (mu.abs() - delta) / spread.clamp_min(TINY)
     settled = (margin[i] >= WINDOW) & (margin[j] >= WINDOW)
     prod = torch.sign(mu[i]) * torch.sign(mu[j])
-    grad = torch.zeros(2 * r, dtype=V.dtype, device=V.device)
-    hess = torch.zeros(2 * r, 2 * r, dtype=V.dtype, device=V.device) if hessian else None
+    grad = torch.zeros(2 * p, dtype=V.dtype, device=V.device)
+    hess = torch.zeros(2 * p, 2 * p, dtype=V.dtype, device=V.device) if hessian else None
     active = torch.nonzero(~settled).flatten()
     for a in range(0, len(active), chunk):
         e = active[a:a + chunk]
         vi, vj, w = V[i[e]], V[j[e]], -0.5 * weights[e]           # C = Σ w/2 - Σ (w/2) p
         vv = vi * vj
         q = torch.stack([mu[i[e]], mu[j[e]], var[i[e]], var[j[e]], vv @ s2], 1)
-        p, G, H = _edge_derivatives(q, delta, nodes, hessian)
-        prod[e] = p
-        J = torch.zeros(len(e), 5, 2 * r, dtype=V.dtype, device=V.device)
-        J[:, 0, :r], J[:, 1, :r] = vi, vj
-        J[:, 2, r:], J[:, 3, r:], J[:, 4, r:] = 2 * vi * vi * sigma, 2 * vj * vj * sigma, 2 * vv * sigma
+        pe, G, H = _edge_derivatives(q, delta, nodes, hessian)
+        prod[e] = pe
+        J = torch.zeros(len(e), 5, 2 * p, dtype=V.dtype, device=V.device)
+        J[:, 0, :p], J[:, 1, :p] = vi, vj
+        J[:, 2, p:], J[:, 3, p:], J[:, 4, p:] = 2 * vi * vi * sigma, 2 * vj * vj * sigma, 2 * vv * sigma
         grad += torch.einsum("e,ek,ekp->p", w, G, J)
         if hessian:
             hess += torch.einsum("ekp,ekl,elq->pq", w[:, None, None] * J, H, J)
             curv = G[:, 2:3] * vi * vi + G[:, 3:4] * vj * vj + G[:, 4:5] * vv       # Σ_k G_k ∂²q_k/∂σ²
-            hess[r:, r:] += torch.diag(2 * (w[:, None] * curv).sum(0))
+            hess[p:, p:] += torch.diag(2 * (w[:, None] * curv).sum(0))
     value = 0.5 * (weights * (1 - prod)).sum()
     return value, grad, hess
 
@@ -193,13 +194,13 @@ def cut_derivatives(V, edges, weights, m, sigma, delta, nodes=NODES, hessian=Fal
 def objective(V, edges, weights, x, delta, lam, total, hessian=False, nodes=NODES):
     """Theorem 5.2's ``F = −C_δ / total + λ ‖σ‖²`` at ``x = (m, σ)``: ``F``, ``∇F``, ``∇²F`` (with ``hessian``,
     else None) and the smoothed cut ``C_δ``."""
-    r = V.shape[1]
-    c, g, h = cut_derivatives(V, edges, weights, x[:r], x[r:], delta, nodes=nodes, hessian=hessian)
-    sig = x[r:]
+    p = V.shape[1]
+    c, g, h = cut_derivatives(V, edges, weights, x[:p], x[p:], delta, nodes=nodes, hessian=hessian)
+    sig = x[p:]
     f = -c / total + lam * (sig * sig).sum()                      # Theorem 5.2: F = −C_δ/W + λ‖σ‖²
     g = -g / total
-    g[r:] += 2 * lam * sig
+    g[p:] += 2 * lam * sig
     if hessian:
         h = -h / total
-        h[r:, r:] += 2 * lam * torch.eye(r, dtype=x.dtype, device=x.device)
+        h[p:, p:] += 2 * lam * torch.eye(p, dtype=x.dtype, device=x.device)
     return f, g, h, c

@@ -22,7 +22,6 @@ from MAXCUT.certificates import CURVATURE_TOL, TOL, guarantee, stationarity
 from MAXCUT.graphs import Graph, weight_scale
 from MAXCUT.model import objective, sign, smoothed_objective
 from MAXCUT.optimizer_fast import authors_gradients, noise_blocks, score_blocks
-from MAXCUT.utils import trim_heap
 
 
 class DivergenceError(RuntimeError):
@@ -47,16 +46,16 @@ class ScoreConfig:
 
 
 def authors_gradients_per_draw(V, graph: Graph, m, s_eff: float, z, lam: float):
-    """The authors' estimates of Eq. 7's gradients for one step, one draw at a time. ``V: (n, r)``, ``m: (r,)``,
-    ``z: (S, r)``; each draw ``r = m + s_eff z`` cuts ``c = cut(sign(V r))``. Returns the ascent directions
+    """The authors' estimates of Eq. 7's gradients for one step, one draw at a time. ``V: (n, p)``, ``m: (p,)``,
+    ``z: (S, p)``; each draw ``r = m + s_eff z`` cuts ``c = cut(sign(V r))``. Returns the ascent directions
     ``g_m = mean(c (r - m)) / s_eff²`` and ``g_i = mean(c ((r_i - m_i)² / s_eff³ - 1 / s_eff)) - 2 lam s_eff``."""
-    g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)                    # (r,), (r,)
+    g_m, g_i = torch.zeros_like(m), torch.zeros_like(m)                    # (p,), (p,)
     for k in range(z.shape[0]):
-        r = m + s_eff * z[k]                                               # (r,): one random hyperplane
+        r = m + s_eff * z[k]                                               # (p,): one random hyperplane
         c = graph.cut(sign(V @ r))                                         # its cut
-        g_m = g_m + c * (r - m) / s_eff ** 2                               # Eq. 7: score of the mean
-        g_i = g_i + c * ((r - m) ** 2 / s_eff ** 3 - 1 / s_eff)            # Eq. 7: score of the spread
-    return g_m / z.shape[0], g_i / z.shape[0] - 2 * lam * s_eff            # Eq. 7: - the penalty's gradient
+        g_m = g_m + c * (r - m) / s_eff ** 2                               # ∂/∂m of Eq. 7 (App. F's estimate)
+        g_i = g_i + c * ((r - m) ** 2 / s_eff ** 3 - 1 / s_eff)            # ∂/∂σ_i of Eq. 7 (App. F's)
+    return g_m / z.shape[0], g_i / z.shape[0] - 2 * lam * s_eff            # Eq. 7's penalty λσ², differentiated
 
 
 def optimise_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, gradients=None):
@@ -69,9 +68,9 @@ def optimise_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, 
     once, from the same draws. ``gradients(V, graph, m, s_eff, z, lam) -> (g_m, g_i)``: the estimates of (3)
     (default: :func:`optimizer_fast.authors_gradients`, all draws at once).
     Returns the history (see :func:`_finish`), with ``sigma_step`` (s_eff per step)."""
-    r, L = V.shape[1], cfg.log_samples
-    m = torch.zeros(r, dtype=V.dtype, device=V.device)
-    log_sigma = torch.zeros(r, dtype=V.dtype, device=V.device)
+    p, L = V.shape[1], cfg.log_samples
+    m = torch.zeros(p, dtype=V.dtype, device=V.device)
+    log_sigma = torch.zeros(p, dtype=V.dtype, device=V.device)
     lr_m, lr_s = cfg.lr_mean, cfg.lr_sigma
     M, sig_before, z_log, sig_step = [], [], [], []
     blocks = score_blocks(V, L, cfg.samples, generator)
@@ -108,7 +107,7 @@ def optimise_score(V, graph: Graph, cfg: ScoreConfig, generator, progress=True, 
 
 @torch.no_grad()
 def _logged_cuts(V, graph, m, sigma, z, chunk=256):
-    """Mean cut of the draws ``m_t + sigma_t * z_t`` per step, for lists of ``(r,)``, ``(r,)``, ``(L, r)``."""
+    """Mean cut of the draws ``m_t + sigma_t * z_t`` per step, for lists of ``(p,)``, ``(p,)``, ``(L, p)``."""
     if not m:
         return np.zeros(0)
     out = []
@@ -130,20 +129,18 @@ class PathwiseConfig:
     log_samples: int = 10
 
 
-TRIM_EVERY = 20       # steps between heap trims (utils.trim_heap)
-
-
-def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True):
+def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=True, after_step=None):
     """Adam on ``(m, log sigma)`` with the pathwise gradient of :func:`model.smoothed_objective`, for
     ``cfg.chains`` independent chains at once; the objective is divided by the total |weight| so one
     ``lam`` and one ``delta`` serve every graph. The chain whose final hyperplane ``m`` cuts most is
-    the output (a deterministic choice). Returns the history (see :func:`_finish`)."""
-    K, r = cfg.chains, V.shape[1]
-    m = torch.zeros(K, r, dtype=V.dtype, device=V.device, requires_grad=True)
-    log_sigma = torch.zeros(K, r, dtype=V.dtype, device=V.device, requires_grad=True)
+    the output (a deterministic choice). ``after_step(t)``, if given, is called after step ``t`` (the experiments
+    hand freed memory back there). Returns the history (see :func:`_finish`)."""
+    K, p = cfg.chains, V.shape[1]
+    m = torch.zeros(K, p, dtype=V.dtype, device=V.device, requires_grad=True)
+    log_sigma = torch.zeros(K, p, dtype=V.dtype, device=V.device, requires_grad=True)
     opt = torch.optim.Adam([{"params": [m], "lr": cfg.lr_mean}, {"params": [log_sigma], "lr": cfg.lr_sigma}])
     M, sig = [], []
-    noise = noise_blocks((K, cfg.samples, r), generator, V, block=32)
+    noise = noise_blocks((K, cfg.samples, p), generator, V, block=32)
     t0 = time.perf_counter()
     interrupted = False
     try:
@@ -156,12 +153,12 @@ def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=
             sig.append(log_sigma.detach().exp())
             if t % 50 == 0 and not math.isfinite(loss.item()):
                 raise DivergenceError(f"the objective became {loss.item()} at step {t}")
-            if t % TRIM_EVERY == 0:
-                trim_heap()
+            if after_step is not None:
+                after_step(t)
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - t0
-    sig_t = torch.stack(sig) if sig else torch.zeros(0, K, r, dtype=V.dtype, device=V.device)
+    sig_t = torch.stack(sig) if sig else torch.zeros(0, K, p, dtype=V.dtype, device=V.device)
     return _finish(V, graph, M, sig_t.amax(2).cpu().numpy(), sig_t, cfg.log_samples, generator, seconds,
                    interrupted)
 
@@ -169,28 +166,28 @@ def optimise_pathwise(V, graph: Graph, cfg: PathwiseConfig, generator, progress=
 @torch.no_grad()
 def _finish(V, graph, M, sigma_max, sigma_noise, log_samples, generator, seconds, interrupted, chunk=32,
             cut_sampled=None):
-    """History from the per-step means ``M`` (list of ``(K, r)``) and sampling scales
-    ``sigma_noise: (T, K, 1 or r)``, computed after the loop in batches. The output chain ``k`` is the one
+    """History from the per-step means ``M`` (list of ``(K, p)``) and sampling scales
+    ``sigma_noise: (T, K, 1 or p)``, computed after the loop in batches. The output chain ``k`` is the one
     whose final ``m`` cuts most; for it: ``cut_mean`` (deterministic cut of ``m_t``), ``cut_sampled``
     (mean cut of ``log_samples`` fresh hyperplanes ``m_t + sigma_t z``), ``sigma_max``, ``sigma_relative``
     (``max sigma / |m_t|``: the cut depends on ``r`` only through its direction, so this scale-free ratio
     is what measures how random the hyperplane still is), the final ``m``.
     ``chain_final_cuts``: every chain's final deterministic cut. ``cut_sampled`` given (the score rule logs its
     own, one chain): used as it is, and ``sigma_noise`` is not needed."""
-    T, r = len(M), V.shape[1]
+    T, p = len(M), V.shape[1]
     if T == 0:
         z0 = np.zeros(0)
         return {"step": z0.astype(int), "cut_mean": z0, "cut_sampled": z0, "sigma_max": z0, "sigma_relative": z0,
-                "m": np.zeros(r), "chain_final_cuts": z0, "chain_m": np.zeros((0, r)), "optimize_s": seconds,
+                "m": np.zeros(p), "chain_final_cuts": z0, "chain_m": np.zeros((0, p)), "optimize_s": seconds,
                 "interrupted": interrupted}
-    Mt = torch.stack(M)                                                   # (T, K, r)
+    Mt = torch.stack(M)                                                   # (T, K, p)
     cut_all = torch.cat([graph.cut(sign(Mt[a:a + chunk] @ V.T)) for a in range(0, T, chunk)])  # (T, K)
     k = int(torch.argmax(cut_all[-1]))
     if cut_sampled is None:
         parts = []
         for a in range(0, T, chunk):
             m_t, sigma_t = Mt[a:a + chunk, k], sigma_noise[a:a + chunk, k]
-            z = torch.randn(len(m_t), log_samples, r, generator=generator, dtype=V.dtype, device=V.device)
+            z = torch.randn(len(m_t), log_samples, p, generator=generator, dtype=V.dtype, device=V.device)
             parts.append(graph.cut(sign((m_t[:, None] + sigma_t[:, None] * z) @ V.T)).mean(1))
         cut_sampled = torch.cat(parts).cpu().numpy()
     return {"step": np.arange(1, T + 1), "cut_mean": cut_all[:, k].cpu().numpy(),
@@ -238,10 +235,10 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     the smoothed cuts reported in the units of ``w``."""
     scale = weight_scale(weights)
     weights, total = weights / scale, graph.abs_total / scale
-    r = V.shape[1]
-    x = torch.cat([torch.zeros(r, dtype=V.dtype, device=V.device), torch.ones(r, dtype=V.dtype, device=V.device)])
+    p = V.shape[1]
+    x = torch.cat([torch.zeros(p, dtype=V.dtype, device=V.device), torch.ones(p, dtype=V.dtype, device=V.device)])
     f_start, _, _, start_cut = objective(V, edges, weights, x, delta, lam, total)     # the theorem's C_δ(0, 1)
-    x = x + _ball(2 * r, cfg.radius, generator, x)        # the m-gradient is 0 at m = 0 exactly (C is even in m)
+    x = x + _ball(2 * p, cfg.radius, generator, x)        # the m-gradient is 0 at m = 0 exactly (C is even in m)
     f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
     eta, hist, kicks, st, status, monotone = cfg.first_step, [], [0], None, "max_steps", True
     eta_max = 1 / (2 * lam) if lam > 0 else 1e6     # the regulariser's own exact step; longer ones only overshoot
@@ -255,7 +252,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
                 if st["lam_min_hessian"] >= -cfg.curvature_tol:
                     status = "stationary"
                     break
-                x = x + _ball(2 * r, cfg.radius, generator, x)                  # Algorithm 1's perturbation
+                x = x + _ball(2 * p, cfg.radius, generator, x)                  # Algorithm 1's perturbation
                 kicks.append(step)
                 f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
                 continue
@@ -264,7 +261,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
                 raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
             monotone = monotone and float(fy) <= float(f)            # the chain's link, as the step is accepted
             x, f, g, c = y, fy, gy, cy
-            m, s = x[:r], x[r:]
+            m, s = x[:p], x[p:]
             hist.append((float(f), float(c) * scale, float(graph.cut(sign(V @ m))), float(s.abs().max()),
                          float(s.norm() / m.norm()) if float(m.norm()) > 0 else math.nan, gn, eta))
             eta = min(2 * eta, eta_max)
@@ -277,7 +274,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     bar.close()
     if st is None or status != "stationary":
         st = stationarity(V, edges, weights, x, delta, lam, total, cfg.tol, cfg.curvature_tol)
-    chain = guarantee(V, graph, x[:r], lam, float(start_cut) * scale, float(f_start), float(f), monotone,
+    chain = guarantee(V, graph, x[:p], lam, float(start_cut) * scale, float(f_start), float(f), monotone,
                       st["max_spread"])
     h = np.array(hist).reshape(-1, 7)
     names = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size")

@@ -26,10 +26,10 @@ ADAM_LR = 1e-3   # Adam's step size (the GD/PGD rows use lr 1 for W and b, as in
 # A trained second layer takes lr / width: with lr 1 a step changes the output by O(width) and diverges.
 
 # the run of seed s draws its training data from SEED_STRIDE*s + TRAIN_SEED_OFFSET, its test set from
-# SEED_STRIDE*s + TEST_SEED_OFFSET
+# SEED_STRIDE*s + CLAIMS_TEST_SEED_OFFSET
 SEED_STRIDE = 1000
 TRAIN_SEED_OFFSET = 17
-TEST_SEED_OFFSET = 99
+CLAIMS_TEST_SEED_OFFSET = 99
 
 
 @dataclass
@@ -83,7 +83,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="ne
                              torch.cat([p.a for p in parts]))
     cfg = run_config([r.setting for r, _ in runs], steps, lr)
     hist = train(student, teacher, null_config(cfg, sim), gens, progress=progress)
-    test_gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + TEST_SEED_OFFSET) for _, s in runs]
+    test_gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + CLAIMS_TEST_SEED_OFFSET) for _, s in runs]
     mse = test_mse(_runs(student, slice(0, n)), teacher, 10_000, test_gens)
     perp_end, srank = perp_norm(student.W, U).cpu().numpy(), stable_rank(student.W).cpu().numpy()
     perp = hist["perp_norm"]

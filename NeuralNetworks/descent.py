@@ -1,7 +1,7 @@
 """Lemma 3.1 along exact gradient descent, and the paper's SOSP-finding algorithms (App. B) on the population
 objective -- ``population.Population`` or ``variants.Network``.
 
-Stein's identity ∇_W L · P⊥ = H_b W P⊥ holds at every point, so one exact gradient step of size η maps the
+Stein's identity ∇_W L · Π⊥ = H_b W Π⊥ holds at every point, so one exact gradient step of size η maps the
 perpendicular part to ``W⊥ ← (I − η(H_b + λI)) W⊥``: it contracts at the rates λ + eig(H_b). :func:`lemma_path`
 measures that map step by step; :func:`run_method` runs GD, Algorithm 1's PGD, Hessian descent and Adam to an
 ε-SOSP.

@@ -8,6 +8,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+from NeuralNetworks.model import perp_part
+
 matplotlib.use("Agg")          # files only, whatever MPLBACKEND says
 
 
@@ -30,8 +32,7 @@ def plot_weights(snapshots: np.ndarray, U: np.ndarray, steps: np.ndarray, every:
         x, y = sel[..., 0], sel[..., 1]
         labels = ("$w_1$", "$w_2$")
     else:
-        par = sel @ U
-        x, y = np.linalg.norm(par, axis=-1), np.linalg.norm(sel - par @ U.T, axis=-1)
+        x, y = np.linalg.norm(sel @ U, axis=-1), np.linalg.norm(perp_part(sel, U), axis=-1)
         labels = (r"$\|w_\parallel\|$ (inside span($U$))", r"$\|w_\perp\|$ (outside span($U$))")
     color = np.repeat(np.asarray(steps, dtype=float) + 1, h).reshape(S, h)
     sc = ax.scatter(x.ravel(), y.ravel(), c=color.ravel(), s=6, cmap="coolwarm_r", linewidths=0, alpha=0.85,

@@ -111,7 +111,7 @@ class _OneLayer:
     product forms every pre-activation and one forms the whole first-layer gradient. With ``r = F(x) - y`` and
     ``q = l'(r)`` (``2 r`` for the squared error), the gradient of the loss ``mean_n l(r_n)`` is
 
-        dL/dP[:, j] = a_j / n * sum_n q_n s'(z_nj) [x_n, 1]        dL/da_j = 1/n * sum_n q_n s(z_nj),
+        dL/dWbT[:, j] = a_j / n * sum_n q_n s'(z_nj) [x_n, 1]        dL/da_j = 1/n * sum_n q_n s(z_nj),
 
     so the ``(n, h)`` arrays are touched only by the activation's elementwise passes (:class:`StepForm`) and by
     three products; every other operation is on ``(d + 1, n)`` or ``(d + 1, h)``. The per-step inputs are

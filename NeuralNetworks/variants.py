@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from NeuralNetworks.activations import BETA, derivatives, smooth_relu
-from NeuralNetworks.certify import CERTIFIED, point_type as certified_type
+from NeuralNetworks.certify import CERTIFIED, point_type
 from NeuralNetworks.losses import loss_slopes, pointwise_loss
 from NeuralNetworks.model import init_student
 from NeuralNetworks.population import Population
@@ -344,12 +344,6 @@ def row_dims(variant: Variant, d: int):
     return (max(d, variant.k + 1), variant.k)
 
 
-def point_type(p: dict) -> tuple[str, str]:
-    """``(type, reason)`` by ``certify.point_type`` with ε = :data:`EPS_SOSP`: ``minimum``, ``ε-SOSP``, ``saddle``
-    or ``uncertified`` (with the checks that fail)."""
-    return certified_type(p, EPS_SOSP)
-
-
 def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter: int, width=None,
                 newton_steps: int = 0):
     """One certified point of ``row`` from ``seed``'s init (a job of ``jobs.run_jobs``; ``width`` overrides the
@@ -368,7 +362,7 @@ def certify_job(row: str, seed: int, lam: float, frozen: bool, d: int, max_iter:
     pt = {key: val for key, val in pt.items() if key not in ("g_fine",)}
     out = {"row": row, "claim": v.claim, "seed": seed, "lam": float(lam), "bias": "frozen" if frozen else "trained",
            "width": v.width, "d": dd, "k": k, **pt, "W": W, "U": pop.U.numpy(), "seconds": time.perf_counter() - t}
-    out["type"], out["reason"] = point_type(out)
+    out["type"], out["reason"] = point_type(out, EPS_SOSP)
     out["tightness"] = out["perp_norm"] / out["aposteriori_bound"] if out["aposteriori_bound"] else None
     return out
 

@@ -77,7 +77,9 @@ def test_pathwise_gradient_equals_finite_differences():
     z = torch.randn(2, 50, V.shape[1], generator=g, dtype=torch.float64)
     m = torch.randn(2, V.shape[1], generator=g, dtype=torch.float64).requires_grad_(True)
     ls = (0.3 * torch.randn(2, V.shape[1], generator=g, dtype=torch.float64)).requires_grad_(True)
-    f = lambda m_, ls_: smoothed_objective(V, G, m_, ls_, z, 0.7, 0.01, 5.0)  # noqa: E731
+
+    def f(m_, ls_):
+        return smoothed_objective(V, G, m_, ls_, z, 0.7, 0.01, 5.0)
     gm, gl = torch.autograd.grad(f(m, ls), [m, ls])
     h = 1e-6
     for p, grad in ((m, gm), (ls, gl)):
