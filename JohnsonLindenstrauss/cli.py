@@ -220,8 +220,9 @@ def run(command: Command, argv):
         res = run_experiment(cfg, X, Xh, folder.path, device, progress=not run_opts.get("no_progress"))
         res["wall_s"] = time.perf_counter() - t0
         utils.write_json(os.path.join(folder.path, "results.json"), res)
-        utils.write_config(folder.path, experiment, {**dataclasses.asdict(cfg), **run_opts, "threads": threads},
-                           device)
+        used = {"device": str(device), "threads": threads, "out_dir": folder.final,
+                "quick": bool(run_opts.get("quick")), "no_progress": bool(run_opts.get("no_progress"))}
+        utils.write_config(folder.path, experiment, {**cfg.as_used(X, Xh), **used}, device, cfg.input_files())
         utils.raise_swallowed(handled=res["interrupted"])
         where = folder.commit(res["interrupted"])
     except BaseException as e:

@@ -58,6 +58,21 @@ class Data:
         self.d = self.d or (500 if self.data in ("uniform", "gaussian") else None)
         self.n = self.n if self.n is not None or self.data.endswith(".npy") else 100
 
+    def as_used(self, X, Xh):
+        """Every option as the run used it: the sizes from the points, the defaults that were None resolved."""
+        used = {**dataclasses.asdict(self), "n": len(X), "d": X.shape[1], "holdout": len(Xh)}
+        if getattr(self, "objective", "max") == "max" and used["tol"] is None:
+            used["tol"] = JL_DEFAULTS.tol
+        return used
+
+    def input_files(self):
+        """The files the points were read from: a ``.npy`` given, or scikit-learn's bundled digits."""
+        if self.data == "digits":
+            import sklearn.datasets
+            bundled = os.path.join(os.path.dirname(sklearn.datasets.__file__), "data", "digits.csv.gz")
+            return [bundled] if os.path.isfile(bundled) else []
+        return [] if self.data in DATASETS else [self.data]
+
     def load(self, targets, device):
         """``(X, X_holdout)``: the points, after a memory check of a generated draw, and for ``pairwise`` of their
         pairs (:meth:`check_pairs`); ``ValueError`` if unusable."""
@@ -163,6 +178,15 @@ class Fig7Config(Data):
     def quick(self, given, d):
         return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100))
 
+    def as_used(self, X, Xh):
+        """:meth:`Data.as_used`; for the surrogate, its ε, λ and τ as :meth:`jl_config` resolves them (the max
+        objective uses none of the three: they stay None)."""
+        used = Data.as_used(self, X, Xh)
+        if self.objective == "surrogate":
+            jc = self.jl_config()
+            used |= {"eps": jc.eps, "lam": jc.lam, "tau": jc.tau or math.sqrt(2.0 / self.k)}
+        return used
+
     def jl_config(self):
         lam = JL_DEFAULTS.lam if self.lam is None else self.lam
         return JLConfig(k=self.k, batch=self.batch, lr=self.lr, steps=self.steps, tol=self.tol or JL_DEFAULTS.tol,
@@ -189,6 +213,11 @@ class KsweepConfig(Data):
 
     def targets(self):
         return [self.target] if self.target else ["norms", "pairwise"]
+
+    def as_used(self, X, Xh):
+        """:meth:`Data.as_used`, ``target`` ``norms+pairwise`` when both ran; ``k_grid`` is resolved by
+        :meth:`check_k`."""
+        return {**Data.as_used(self, X, Xh), "target": "+".join(self.targets())}
 
     def check_k(self, d):
         bad = [k for k in self.k_grid or () if not 1 <= k <= d]
@@ -323,7 +352,8 @@ def summary_fig7(res):
             f"SVD {res['holdout']['best_scale']['svd']:.3f})" if res["holdout_max_distortion"] is not None else "")
     b = res["best_scale"]
     return (f"jl {res['data']}/{res['target']}/{res['objective']} n={res['n']} d={res['d']} k={res['k']}: learned "
-            f"max distortion {res['max_distortion']:.4f} (best training iterate, step {res['best_step']}){hold}; "
+            f"max distortion {res['max_distortion']:.4f} (best training iterate, step {res['best_step']}; last iterate "
+            f"{res['max_distortion_last']:.4f}){hold}; "
             f"Gaussian mean {res['gaussian_mean']:.3f} min {res['gaussian_min']:.3f} (at its best scalar "
             f"{b['gaussian_min']:.3f}), orthogonal {res['orthogonal_mean']:.3f}, sparse {res['sparse_mean']:.3f}, "
             f"uncentred SVD at its best scalar {res['svd_best_scale']:.3f}, centred PCA {b['pca_centred']:.3f}; "
@@ -404,8 +434,8 @@ def draw_ksweep(folder, res):
 def summary_ksweep(res):
     sk = res["smallest_k"]
     return (f"ksweep {res['data']} n={res['n']} d={res['d']}, k in {res['grid']}: smallest k with max distortion <= "
-            f"{res['eps']:g} -- " + "; ".join(f"{t}: " + ", ".join(f"{m} {sk[t][m]}" for m in sk[t])
-                                              for t in res["targets"])
+            f"{res['eps']:g} (learned: each run's best training iterate) -- "
+            + "; ".join(f"{t}: " + ", ".join(f"{m} {sk[t][m]}" for m in sk[t]) for t in res["targets"])
             + f"; JL bound {res['jl_bound']}; {res['optimize_s']:.0f} s optimise")
 
 
@@ -437,6 +467,12 @@ class TheoremConfig:
 
     check_data = Data.check_data
     load = Data.load
+    input_files = Data.input_files
+
+    def as_used(self, X, Xh):
+        """:meth:`Data.as_used`; ``k`` as run (``k_chosen``: given, or the smallest meeting the premise)."""
+        used = Data.as_used(self, X, Xh)
+        return {**used, "k_chosen": "given" if getattr(self, "k_given", True) else "premise"}
 
     def __post_init__(self):
         self.check_data()
@@ -534,7 +570,8 @@ def summary_theorem(res):
             f"{res['eps']:g}: {where}initial objective {res['initial_objective']:.3f} exactly, "
             f"{res['initial_objective_descended']:.3f} as descended ({res['samples']} draws, penalty included); "
             f"{res['status']} after {res['steps']} steps, F {p['objective_start']:.3f} -> {p['objective_end']:.3f} "
-            f"({'monotone' if p['monotone'] else 'NOT monotone'}); max distortion of M {res['max_distortion']:.3f}"
+            f"({'monotone' if p['monotone'] else 'NOT monotone'}); max distortion of the last iterate's M "
+            f"{res['max_distortion']:.3f}"
             f"{held} against eps + tau = {p['bound']:g}: {'certified' if p['certified'] else 'NOT certified'}; "
             f"{res['draws']} Gaussian matrices: mean {res['gaussian_mean']:.3f}, best {res['gaussian_min']:.3f} "
             f"(best scalar {res['best_scale']['gaussian_min']:.3f}), {100 * res['gaussian_within_eps']:.0f}% within "

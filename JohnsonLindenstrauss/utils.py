@@ -311,13 +311,44 @@ def write_json(path, obj):
         f.write(json.dumps(plain(obj), indent=2, allow_nan=False) + "\n")
 
 
-def write_config(folder, experiment, options: dict, device):
-    """``config.json``: the experiment, every option, library versions, device and threads."""
-    import matplotlib
+def code_version():
+    """``{"git_commit", "git_dirty", "package"}``: ``git rev-parse HEAD`` and whether ``git status --porcelain``
+    lists anything, run in the repository root when it holds a ``.git`` (None when git or the checkout is absent,
+    or git fails within 10 s); ``package`` names this folder's code either way."""
+    import subprocess
+    root, version = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), {"git_commit": None,
+                                                                                   "git_dirty": None}
+    if os.path.exists(os.path.join(root, ".git")):
+        try:
+            def git(*args):
+                return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                                      check=True).stdout
+            version = {"git_commit": git("rev-parse", "HEAD").strip(), "git_dirty": bool(git("status", "--porcelain"))}
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {**version, "package": __package__}
+
+
+def library_versions():
+    """The versions of Python and of every library the run may use (None for one not installed)."""
+    from importlib import metadata
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_config(folder, experiment, options: dict, device, inputs=()):
+    """``config.json``: the experiment, the code version, every option as the run used it, library versions,
+    device and threads, and each input file's absolute path and SHA-256."""
     write_json(os.path.join(folder, "config.json"), {
-        "package": __package__, "experiment": experiment, "args": options, "device": str(device),
-        "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()})
+        "package": __package__, "experiment": experiment, "code_version": code_version(), "args": options,
+        "inputs": [{"path": os.path.abspath(f), "sha256": sha256_of(f)} for f in inputs],
+        "device": str(device), "threads": torch.get_num_threads(), **library_versions(),
+        "platform": platform.platform()})
 
 
 def save_figure(fig, stem):
