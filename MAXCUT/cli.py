@@ -174,6 +174,7 @@ def run(argv, experiments, package, description, default, results_dir, errors):
         cfg = cls(**opts)
         device = utils.resolve_device(run_opts.get("device", "auto"))
         graph, n, m = cfg.read_graph()
+        inputs = [(cfg.graph, utils.sha256_of(cfg.graph))] if getattr(cfg, "graph", None) else []
         cfg = cfg.quick(n, m) if run_opts.get("quick") else cfg
         problem = utils.memory_problem(cfg.memory(n, m), f"{n} nodes, about {m:.0f} edges", device)
         if problem:
@@ -196,8 +197,9 @@ def run(argv, experiments, package, description, default, results_dir, errors):
         res = run_experiment(cfg, graph, folder.path, device, progress=not run_opts.get("no_progress"))
         res["wall_s"] = time.perf_counter() - t0
         utils.write_json(os.path.join(folder.path, "results.json"), res)
-        utils.write_config(folder.path, experiment, {**dataclasses.asdict(cfg), **run_opts, "threads": threads},
-                           device)
+        used = {"device": str(device), "threads": threads, "out_dir": folder.final,
+                "quick": bool(run_opts.get("quick")), "no_progress": bool(run_opts.get("no_progress"))}
+        utils.write_config(folder.path, experiment, {**cfg.as_used(n), **used}, device, inputs)
         utils.raise_swallowed(handled=res["interrupted"])
         where = folder.commit(res["interrupted"])
     except BaseException as e:

@@ -142,6 +142,16 @@ class MaxcutConfig:
                 setattr(cfg, f, getattr(self, f))
         return cfg
 
+    def as_used(self, n):
+        """Every option as the run uses it (``config.json``): the estimator's settings where the option was left
+        to its default, the SDP rank resolved from ``n``; an option the run does not use stays None."""
+        opts, opt = dataclasses.asdict(self), self.optimiser()
+        names = ("steps", "samples", "lr_mean", "lr_sigma", "lam") + (("delta", "chains") if self.estimator
+                                                                       == "pathwise" else ())
+        opts.update({f: getattr(opt, f) for f in names}, sdp_rank=self.sdp_rank or gw.sdp_rank(n),
+                    estimator_settings=dataclasses.asdict(opt))
+        return opts
+
     def quick(self, n, m):
         """Quick at every size: fewer steps, roundings, chains and SDP iterations, within a work budget."""
         cfg, p = self.optimiser(), self.sdp_rank or gw.sdp_rank(n)
@@ -318,9 +328,12 @@ def summary(res):
     ref = (f", optimum {res['exact']:g}" if res["exact"] is not None else
            f", best known {res['best_known']:g}" if res["best_known"] is not None else "")
     notes = "".join(f" ({note})" for note in res.get("graph_notes", []))
+    best = (f"; best iterate {res['cut_best_iterate']:g}" if res.get("cut_best_iterate", res["cut"]) != res["cut"]
+            else "")
     read_as = f"read as {res['graph_format']}{notes}, " if res.get("graph_format") else ""
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
-            f"{res['estimator']}): cut {res['cut']:g}{extra}{ref}; GW expectation {_fixed(res['gw_expectation'], 1)}, "
+            f"{res['estimator']}): cut {res['cut']:g} (final iterate{best}){extra}{ref}; "
+            f"GW expectation {_fixed(res['gw_expectation'], 1)}, "
             f"best of {res['rounds']} {res['gw_best_of_k']:g}, {_sdp_said(res)}; "
             f"sdp {res['sdp_s']:.1f} s, optimise {res['optimize_s']:.1f} s"
             + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
@@ -365,6 +378,13 @@ class TheoremConfig:
                      f"torch_{self.nodes}_{self.edge_prob:g}_seed{self.graph_seed}")
 
     read_graph = MaxcutConfig.read_graph
+
+    def as_used(self, n):
+        """Every option as the run uses it (``config.json``), the random graph's settings without ``--graph``,
+        the SDP rank and, with ``--pathwise``, the pathwise estimator's settings."""
+        graph = {} if self.graph else {f: getattr(self, f) for f in RANDOM_GRAPH}
+        return {**dataclasses.asdict(self), **graph, "sdp_rank": gw.sdp_rank(n),
+                "pathwise_settings": dataclasses.asdict(PathwiseConfig()) if self.pathwise else None}
 
     def folder_name(self):
         """``theorem`` (the authors' graph) or ``theorem-<file stem>-<8 hex digits of its graph's digest>``."""
@@ -485,7 +505,8 @@ def summary_theorem(res):
                     f"‖∇‖ {p['grad_norm']:.1e}, λ_min {p['lam_min_hessian']:.1e}, {p['status']} after {p['steps']} "
                     f"steps, {p['seconds']:.1f} s" for p in res["points"])
     ref = res["exact"] if res["exact"] is not None else res["best_known"]
-    return (f"theorem {res['graph']} ({res['nodes']} nodes, {res['edges']} edges, rank {res['rank']}): GW expectation "
+    return (f"theorem {res['graph']} (cuts at the end of each descent; {res['nodes']} nodes, {res['edges']} edges, "
+            f"rank {res['rank']}): GW expectation "
             f"{_fixed(res['gw_expectation'], 1)}, 0.87856 SDP {_fixed(res['gw_ratio_bound'], 1)}" +
             (f", {'optimum' if res['exact'] is not None else 'best known'} {ref:g}" if ref is not None else "") +
             (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") +

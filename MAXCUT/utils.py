@@ -322,12 +322,50 @@ def write_json(path, obj):
         f.write(json.dumps(plain(obj), indent=2, allow_nan=False) + "\n")
 
 
-def write_config(folder, experiment, options: dict, device):
-    """``config.json``: the experiment, every option, library versions, device and threads."""
+LIBRARIES = {"torch": "torch", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "scikit-learn",
+             "networkx": "networkx", "matplotlib": "matplotlib", "threadpoolctl": "threadpoolctl"}
+
+
+def code_version(root):
+    """The code that ran: ``{"commit", "dirty", "package"}`` -- ``git rev-parse HEAD`` and whether ``git status
+    --porcelain`` lists anything, run in ``root`` where it holds a ``.git``; both None where git or the checkout
+    is absent (or git fails or hangs), never an error."""
+    import subprocess
+    commit = dirty = None
+    if os.path.exists(os.path.join(root, ".git")):
+        try:
+            def git(*a):
+                return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=10,
+                                      check=True).stdout
+            commit, dirty = git("rev-parse", "HEAD").strip() or None, bool(git("status", "--porcelain").strip())
+        except (OSError, subprocess.SubprocessError):
+            commit = dirty = None
+    return {"commit": commit, "dirty": dirty if commit else None, "package": __package__}
+
+
+def library_versions():
+    """``{distribution: version or None}`` of :data:`LIBRARIES` and Python, read without importing them."""
+    from importlib import metadata
+    versions = {"python": platform.python_version()}
+    for name, dist in LIBRARIES.items():
+        try:
+            versions[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["torch"] = torch.__version__
+    return versions
+
+
+def write_config(folder, experiment, options: dict, device, inputs=()):
+    """``config.json``: the experiment, every option as the run used it, the code version (git commit and dirty
+    flag), library versions, device and threads, and each input file's absolute path and SHA-256."""
     import matplotlib
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     write_json(os.path.join(folder, "config.json"), {
         "package": __package__, "experiment": experiment, "args": options, "device": str(device),
-        "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "code": code_version(root), "versions": library_versions(),
+        "inputs": [{"path": os.path.abspath(p), "sha256": h} for p, h in inputs],
+        "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()})
 
 
