@@ -78,9 +78,14 @@ class Parser(argparse.ArgumentParser):
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed, out_dir_help):
+        """``seed``: the config's ``seed`` field (its default is the one --help states), or None: no --seed."""
         a, cores = self.add_argument, utils.available_cores()
-        if seed:
-            a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw (default: 0)")
+        if seed is not None:
+            a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw: generated points, the "
+              "digits' order, the sampled matrices, the baselines (each from its own stream) (default: "
+              f"{seed.default}, the seed of every run in results/)")
+        else:
+            self.description += "\n\nThis experiment draws nothing at random: it takes no --seed."
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: every configuration "
           "here ran faster on one thread than on two, idle or not)")
@@ -103,7 +108,7 @@ def build_parser(command: Command, experiment):
     p.add_argument("--plot-only", metavar="RESULTS_DIR", help="redraw the figures of an earlier run (any "
                    "experiment) from the files it saved there, without computing; takes no other option")
     p.add_config(cls)
-    p.add_run_options(any(f.name == "seed" for f in dataclasses.fields(cls)), command.out_dir_help)
+    p.add_run_options(next((f for f in dataclasses.fields(cls) if f.name == "seed"), None), command.out_dir_help)
     return p
 
 

@@ -1,6 +1,7 @@
 """A citable run folder (issue 38): config.json names the code version (git commit and dirty flag), every option
 as the run used it (no None for a value it used), the libraries' versions, and each input file's absolute path
 and SHA-256."""
+import glob
 import hashlib
 import json
 import math
@@ -8,6 +9,7 @@ import os
 import subprocess
 
 import numpy as np
+import pytest
 
 from JohnsonLindenstrauss import utils
 from JohnsonLindenstrauss.main import main
@@ -66,3 +68,16 @@ def test_digits_are_hashed_and_no_git_gives_none(tmp_path, monkeypatch):
         raise FileNotFoundError("git")
     monkeypatch.setattr(subprocess, "run", no_git)
     assert utils.code_version() == {"git_commit": None, "git_dirty": None, "package": "JohnsonLindenstrauss"}
+
+
+def test_every_experiment_states_the_seed_its_runs_recorded(capsys):
+    """--help states each experiment's seed default; every run under results/ recorded that seed."""
+    from JohnsonLindenstrauss.main import EXPERIMENTS
+    for name, (cls, *_) in EXPERIMENTS.items():
+        default = cls.__dataclass_fields__["seed"].default
+        with pytest.raises(SystemExit):
+            main(["--experiment", name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--seed SEED seed of every random draw" in text and f"(default: {default}, the seed" in text
+        for f in glob.glob(os.path.join(ROOT, "JohnsonLindenstrauss", "results", f"{name}*", "config.json")):
+            assert json.load(open(f))["args"]["seed"] == default, f
