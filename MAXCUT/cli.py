@@ -58,9 +58,13 @@ class Parser(argparse.ArgumentParser):
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed, package):
+        """The options every run has; ``--seed`` where the experiment draws at random (``seed``: its help on the
+        default, None for an experiment that takes no seed, which its --help then says)."""
         a, cores = self.add_argument, utils.available_cores()
         if seed:
-            a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw (default: 0)")
+            a("--seed", type=number(int, 0, MAX_SEED), help=f"seed of every random draw ({seed})")
+        else:
+            self.epilog = "This experiment draws nothing at random: it takes no --seed."
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: Fig. 5 is as fast on one "
           "thread as on two idle, and 3x slower on two beside a busy process)")
@@ -84,7 +88,8 @@ def build_parser(experiments, experiment, package, description, default):
     p.add_argument("--plot-only", metavar="RESULTS_DIR", help="redraw the figures of an earlier run (any "
                    "experiment) from the files it saved there, without computing; takes no other option")
     p.add_config(cls)
-    p.add_run_options(any(f.name == "seed" for f in dataclasses.fields(cls)), package)
+    p.add_run_options(next((f.metadata.get("seed_help", f"default: {f.default}") for f in dataclasses.fields(cls)
+                            if f.name == "seed"), None), package)
     return p
 
 

@@ -98,7 +98,8 @@ class MaxcutConfig:
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
     sdp_rank: int = option(None, "rank p of the SDP factor (default: the smallest p with p(p+1)/2 > n, plus one)",
                            lo=1, hi=10**5)
-    seed: int = None           # the optimisation's draws; 43 (the authors') for score, 0 for pathwise
+    seed: int = dataclasses.field(default=None, metadata={"seed_help": "default: 43, the authors' Fig. 5 seed, with "
+                                  "the score estimator (the default without --graph); else 0"})
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
     graph_digest: str = None   # graphs.graph_digest of the file's graph, set when it is read (not an option)
 
@@ -363,7 +364,8 @@ class TheoremConfig:
                             "32 Adam chains) on the same vectors, for its cut beside the theorem's")
     rounds: int = option(1000, "random GW roundings for the best-of-k baseline", lo=1, hi=10**7)
     sdp_iters: int = option(3000, "L-BFGS iterations of the SDP solver", lo=1, hi=10**7)
-    seed: int = 0              # the SDP start and the perturbations
+    seed: int = dataclasses.field(default=0, metadata={"seed_help": "default: 0; the SDP start, the roundings and "
+                                  "the perturbations"})
     graph_notes: tuple = ()
     graph_digest: str = None
 

@@ -1,5 +1,6 @@
 """A run folder a researcher can cite (issue 38): config.json records the code version, every option as the run
 used it, the libraries' versions and each input file's absolute path and SHA-256."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -52,3 +53,21 @@ def test_code_version_outside_a_checkout_is_null_never_an_error(tmp_path):
     assert utils.code_version(str(tmp_path)) == {"commit": None, "dirty": None, "package": "MAXCUT"}
     (tmp_path / ".git").mkdir()                          # a broken checkout: git fails, the run goes on
     assert utils.code_version(str(tmp_path))["commit"] is None
+
+
+def test_seed_help_gives_the_default_the_run_records(capsys):
+    from MAXCUT import cli
+    from MAXCUT.main import EXPERIMENTS
+    helps = {e: cli.build_parser(EXPERIMENTS, e, "MAXCUT", "", "derandomise").format_help().replace("\n", " ")
+             for e in EXPERIMENTS}
+    assert "default: 43, the authors' Fig. 5 seed" in " ".join(helps["derandomise"].split())
+    assert "(default: 0;" in helps["theorem"]
+    assert MaxcutConfig().seed == 43 and MaxcutConfig(estimator="pathwise").seed == 0
+    assert MaxcutConfig(graph="g.txt").seed == 0 and MaxcutConfig(graph="g.txt", estimator="score").seed == 43
+    assert TheoremConfig().seed == 0
+
+    @dataclasses.dataclass
+    class Drawless:                       # an experiment without a seed says so in its --help
+        rounds: int = dataclasses.field(default=1, metadata={"help": "a count"})
+    text = cli.build_parser({"d": (Drawless,)}, "d", "MAXCUT", "", "d").format_help()
+    assert "--seed SEED" not in text and "takes no --seed" in text
