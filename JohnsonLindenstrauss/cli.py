@@ -82,7 +82,7 @@ class Parser(argparse.ArgumentParser):
         a, cores = self.add_argument, utils.available_cores()
         if seed is not None:
             a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw: generated points, the "
-              "digits' order, the sampled matrices, the baselines (each from its own stream) (default: "
+              "digits' order, --shuffle, the sampled matrices, the baselines (each from its own stream) (default: "
               f"{seed.default}, the seed of every run in results/)")
         else:
             self.description += "\n\nThis experiment draws nothing at random: it takes no --seed."
@@ -187,13 +187,16 @@ def _prepare(cls, opts, run_opts):
     cfg = cls(**opts)
     device = utils.resolve_device(run_opts.get("device", "auto"))
     X, Xh = cfg.load(cfg.targets(), device)
+    cfg.n = len(X)                    # a file's default, all rows but the holdout, as the run uses it
     cfg = cfg.quick(opts, X.shape[1]) if run_opts.get("quick") else cfg
     k = cfg.check_k(X.shape[1])
     problem = utils.memory_problem(cfg.memory(X, Xh, cfg.targets(), k), f"{len(X)} points (+{len(Xh)} held "
                                    f"out) in d = {X.shape[1]}, k = {k}"
                                    + (f", --batch {cfg.batch}" if hasattr(cfg, "batch") else ""), device)
     if problem:
-        raise ValueError(problem)
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        shrink = [f"--{o.replace('_', '-')}" for o in ("n", "k", "k_grid", "batch", "samples", "seeds") if o in fields]
+        raise ValueError(problem + f"; shrink the run with {', '.join(shrink[:-1])} or {shrink[-1]}")
     return cfg, device, X, Xh
 
 

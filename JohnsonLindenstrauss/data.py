@@ -1,26 +1,36 @@
 """Points for Section 5.2 (paper Sec. 5.2, App. G; Fig. 7): the paper's uniform data, Gaussian data, scikit-learn's
-digits, or a ``.npy`` file, every row normalised to unit length.
+digits, or a ``.npy`` / ``.csv`` file, every row normalised to unit length.
 """
 import os
+import warnings
 
 import numpy as np
 import torch
 
 
 DATASETS = ("uniform", "gaussian", "digits")
+FILES = (".npy", ".csv")
 
 
 class DataError(ValueError):
     """Unusable data (file or arguments); the message says why."""
 
 
-def load_points(source, n, holdout, d, seed):
-    """``(X_train (n, d), X_holdout (holdout, d))`` float64 numpy, every row of unit norm.
+def is_file(source):
+    """Whether ``--data source`` names a file (``.npy`` or ``.csv``) rather than a built-in dataset."""
+    return source not in DATASETS and source.endswith(FILES)
+
+
+def load_points(source, n, holdout, d, seed, shuffle=False, with_rows=False):
+    """``(X_train (n, d), X_holdout (holdout, d))`` float64 numpy, every row of unit norm (with ``with_rows``,
+    also the file's row numbers of the ``n + holdout`` rows, from 0).
 
     ``uniform``/``gaussian``: rows of U[0,1]^d / N(0, I_d) drawn with ``seed`` (the paper: uniform, d = 500).
     ``digits``: scikit-learn's bundled 8x8 handwritten digits (d = 64), shuffled with ``seed``.
-    A ``.npy`` path: a 2-d array; the first ``n`` rows train (``n = None``: all but the holdout), the next
-    ``holdout`` rows are held out."""
+    A ``.npy`` or ``.csv`` path (rows are points): the first ``n`` rows train (``n = None``: all but the
+    holdout), the next ``holdout`` rows are held out; with ``shuffle`` the rows are first put in the order of
+    ``np.random.default_rng(seed).permutation`` (as the digits always are)."""
+    rows = None
     if source in ("uniform", "gaussian"):
         rng = np.random.default_rng(seed)
         draw = rng.random if source == "uniform" else rng.standard_normal
@@ -28,21 +38,23 @@ def load_points(source, n, holdout, d, seed):
     elif source == "digits":
         from sklearn.datasets import load_digits
         X = load_digits().data.astype(np.float64)
-        X = X[np.random.default_rng(seed).permutation(len(X))]
+        rows = np.random.default_rng(seed).permutation(len(X))
+        X = X[rows]
     else:
-        X = _load_npy(source, None if n is None else n + holdout)
+        X, rows = _load_file(source, None if n is None else n + holdout, seed if shuffle else None)
     n = len(X) - holdout if n is None else n
     if n + holdout > len(X):
         raise DataError(f"{source}: {len(X)} rows, but --n {n} and --holdout {holdout} need {n + holdout}")
     if n < 1:
         raise DataError(f"{source}: no rows left to train on")
     X = X[: n + holdout]
+    rows = np.arange(n + holdout) if rows is None else rows[: n + holdout]
     scale = np.abs(X).max(axis=1, keepdims=True)       # rows scaled to max |x| = 1 first: entries of 1e300
     if np.any(scale == 0):                              # would overflow the sum of squares
-        raise DataError(f"{source}: row {int(np.argmin(scale[:, 0]))} is zero and cannot be normalised")
+        raise DataError(f"{source}: row {int(rows[np.argmin(scale[:, 0])])} is zero and cannot be normalised")
     X = X / scale
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    return X[:n], X[n:]
+    return (X[:n], X[n:], rows) if with_rows else (X[:n], X[n:])
 
 
 def close_pair(X, tol):
@@ -67,14 +79,31 @@ def close_pair(X, tol):
     return None
 
 
-def _load_npy(path, rows=None):
-    """The 2-d real array of a ``.npy`` file (its first ``rows`` rows), float64; :class:`DataError` for anything
-    else: a missing, empty or truncated file, an ``.npz`` archive under a ``.npy`` name, pickled objects, other
-    shapes or dtypes, non-finite values, or more rows than memory holds (the shape is read first, from the
-    header)."""
+def _load_file(path, rows=None, seed=None):
+    """``(X, order)``: the rows of a ``.npy`` or ``.csv`` file as float64, in the order of
+    ``default_rng(seed).permutation`` when ``seed`` is given, else as in the file; only the first ``rows`` of
+    that order are read from a ``.npy`` (its shape is read first, from the header). :class:`DataError` for a
+    missing or unusable file."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: " + ("not a regular file (a folder, pipe or device is never opened)"
                                        if os.path.exists(path) else "no such file"))
+    X = _open_npy(path) if path.endswith(".npy") else _read_csv(path)
+    order = np.arange(len(X)) if seed is None else np.random.default_rng(seed).permutation(len(X))
+    order = order[:rows] if rows is not None else order
+    from JohnsonLindenstrauss.utils import memory_problem
+    problem = memory_problem(2 * 8.0 * len(order) * X.shape[1], f"{path}: {len(order)} x {X.shape[1]} values (as "
+                             "float64, twice)", torch.device("cpu"))
+    if problem:
+        raise DataError(problem + "; read fewer rows with --n")
+    X = np.array(X[order] if seed is not None else X[: len(order)], dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{path}: holds NaN or infinite values")
+    return X, order
+
+
+def _open_npy(path):
+    """The 2-d real array of a ``.npy`` file, memory-mapped; :class:`DataError` for anything else: an empty or
+    truncated file, an ``.npz`` archive under a ``.npy`` name, pickled objects, other shapes or dtypes."""
     try:
         X = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -82,18 +111,78 @@ def _load_npy(path, rows=None):
     if not isinstance(X, np.ndarray):                 # np.load opens an .npz archive whatever the file's name
         X.close()
         raise DataError(f"{path}: an .npz archive, not a .npy array (save one array with np.save)")
+    return _check_shape(path, X)
+
+
+def _read_csv(path):
+    """The numbers of a comma-separated file, one point per line: an optional header line (its first field not a
+    number), blank lines and ``#`` comments skipped. A bad value is named by its line."""
+    from JohnsonLindenstrauss.utils import memory_problem
+    problem = memory_problem(8.0 * os.path.getsize(path), f"{path}: {os.path.getsize(path)} bytes of text",
+                             torch.device("cpu"))
+    if problem:
+        raise DataError(problem)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip() and not line.lstrip().startswith("#")), "")
+    try:
+        float(first.split(",")[0])
+        header = 0
+    except ValueError:
+        header = 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)             # an empty file: refused below, by its shape
+            X = np.loadtxt(path, delimiter=",", comments="#", skiprows=_line_of(path, first) if header else 0,
+                           ndmin=2, dtype=np.float64)
+    except ValueError as e:
+        raise DataError(f"{path}: {_bad_line(path, header) or e}") from None
+    return _check_shape(path, X)
+
+
+def _bad_line(path, header):
+    """Where a ``.csv`` stops being a table of numbers: ``line L (from 1): why``, or None."""
+    width = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, text in enumerate(f, 1):
+            fields = text.split("#")[0].strip()
+            if not fields:
+                continue
+            if header:                                  # the header line: skipped once
+                header = 0
+                continue
+            fields = fields.split(",")
+            try:
+                [float(v) for v in fields]
+            except ValueError:
+                bad = next(v for v in fields if not _number(v))
+                return f"line {i} (from 1): {bad.strip()!r} is not a number"
+            if width is not None and len(fields) != width:
+                return f"line {i} (from 1): {len(fields)} values, but the lines before have {width}"
+            width = len(fields)
+    return None
+
+
+def _number(v):
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _line_of(path, line):
+    """Lines up to and including the first occurrence of ``line`` (the header): the rows ``loadtxt`` skips."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, text in enumerate(f, 1):
+            if text == line:
+                return i
+    return 0
+
+
+def _check_shape(path, X):
     if X.ndim != 2 or 0 in X.shape:
         raise DataError(f"{path}: expected a 2-d array (rows, d) with at least one row and column, got shape "
                         f"{X.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise DataError(f"{path}: expected real numbers, got dtype {X.dtype}")
-    X = X[:rows] if rows is not None else X
-    from JohnsonLindenstrauss.utils import memory_problem
-    problem = memory_problem(2 * 8.0 * X.size, f"{path}: {X.shape[0]} x {X.shape[1]} values (as float64, twice)",
-                             torch.device("cpu"))
-    if problem:
-        raise DataError(problem)
-    X = np.array(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        raise DataError(f"{path}: holds NaN or infinite values")
     return X

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import torch
 
-from JohnsonLindenstrauss.data import DATASETS
+from JohnsonLindenstrauss.data import DATASETS, is_file
 from JohnsonLindenstrauss.model import DivergenceError, JLConfig, NoImprovementError
 from JohnsonLindenstrauss.theorem import TheoremSettings
 from JohnsonLindenstrauss.utils import memory_problem, save_figure, sha256_of
@@ -37,11 +37,16 @@ def option(default, help, **check):
 @dataclasses.dataclass
 class Data:
     """The points: options shared by both experiments, and the checks of their data source."""
-    data: str = option("uniform", "uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy (rows are points, "
-                       "normalised on load) (paper: uniform)", kind=str)
-    n: int = option(None, "training points (paper: 100; a .npy: all rows but the holdout)", lo=1, hi=10**12)
+    data: str = option("uniform", "uniform | gaussian | digits (scikit-learn's, 64-d) | PATH.npy | PATH.csv (rows "
+                       "are points, normalised on load; a .csv may have a header line) (paper: uniform)", kind=str)
+    n: int = option(None, "training points (paper: 100). A file: its first --n rows train and the next --holdout "
+                    "rows are held out, in the file's order unless --shuffle (default: all rows but the holdout)",
+                    lo=1, hi=10**12)
     d: int = option(None, "dimension of generated data, uniform or gaussian (paper: 500)", lo=1, hi=10**9)
-    holdout: int = option(0, "further points from the same source, never trained on", lo=0, hi=10**9)
+    holdout: int = option(0, "further points from the same source, never trained on (a file: the rows after the "
+                          "first --n)", lo=0, hi=10**9)
+    shuffle: bool = option(False, "a file's rows shuffled with --seed before they are split into --n training and "
+                           "--holdout held-out rows (the digits always are; generated rows are drawn at random)")
     batch: int = option(JL_DEFAULTS.batch, "matrices sampled per step (paper: 20)", lo=1, hi=10**12)
     lr: float = option(JL_DEFAULTS.lr, "Adam step size (paper: 0.01)", **POS)
     tol: float = option(None, f"objective max: stop once the sampled max distortion is below this, in (0, 1) "
@@ -51,12 +56,14 @@ class Data:
     seed: int = 0
 
     def check_data(self):
-        if self.data not in DATASETS and not self.data.endswith(".npy"):
-            raise ValueError(f"--data {self.data!r}: choose uniform, gaussian, digits or a .npy file")
+        if self.data not in DATASETS and not is_file(self.data):
+            raise ValueError(f"--data {self.data!r}: choose uniform, gaussian, digits or a .npy or .csv file")
+        if self.shuffle and not is_file(self.data):
+            raise ValueError(f"--shuffle reorders a file's rows; --data {self.data} has none to reorder")
         if self.d is not None and self.data not in ("uniform", "gaussian"):
             raise ValueError(f"--d sets the dimension of generated data; --data {self.data} has its own")
         self.d = self.d or (500 if self.data in ("uniform", "gaussian") else None)
-        self.n = self.n if self.n is not None or self.data.endswith(".npy") else 100
+        self.n = self.n if self.n is not None or is_file(self.data) else 100
 
     def as_used(self, X, Xh):
         """Every option as the run used it: the sizes from the points, the defaults that were None resolved."""
@@ -66,7 +73,7 @@ class Data:
         return used
 
     def input_files(self):
-        """The files the points were read from: a ``.npy`` given, or scikit-learn's bundled digits."""
+        """The files the points were read from: a ``.npy`` or ``.csv`` given, or scikit-learn's bundled digits."""
         if self.data == "digits":
             import sklearn.datasets
             bundled = os.path.join(os.path.dirname(sklearn.datasets.__file__), "data", "digits.csv.gz")
@@ -81,16 +88,17 @@ class Data:
             problem = memory_problem(24.0 * (self.n + self.holdout) * self.d, f"--n {self.n}, --holdout "
                                      f"{self.holdout}, --d {self.d}", device)
             if problem:
-                raise ValueError(problem)
-        X, Xh = load_points(self.data, self.n, self.holdout, self.d, self.seed)
+                raise ValueError(problem + "; take fewer points with --n (or --holdout), or a smaller --d")
+        X, Xh, rows = load_points(self.data, self.n, self.holdout, self.d, self.seed, self.shuffle, with_rows=True)
         if "pairwise" in targets:
-            self.check_pairs(X, Xh, device)
+            self.check_pairs(X, Xh, device, rows)
         return X, Xh
 
-    def check_pairs(self, X, Xh, device):
+    def check_pairs(self, X, Xh, device, rows=None):
         """Before any pair is built: the pairs' memory (the refusal suggests the ``--n`` that fits), and two rows
         whose distance is lost to rounding -- below sqrt(eps) of the dtype computing their squared distance
-        from a Gram matrix (float32 in the optimiser, float64 elsewhere), its error is as large as itself."""
+        from a Gram matrix (float32 in the optimiser, float64 elsewhere), its error is as large as itself. ``rows``:
+        the source's row numbers of ``[X; Xh]``, by which a pair is named."""
         from JohnsonLindenstrauss.data import close_pair
         n, h, d = len(X), len(Xh), X.shape[1]
         if n < 2:
@@ -100,7 +108,9 @@ class Data:
         if problem:
             fit = bisect.bisect_left(range(n), True, key=lambda m: memory_problem(
                 self.pair_bytes(m, h, d), "", device) is not None) - 1
-            raise ValueError(problem + (f"; take fewer points with --n (--n {fit} fits)" if fit >= 2 else ""))
+            rest = "--batch or --seeds" if hasattr(self, "seeds") else "--batch"
+            raise ValueError(problem + (f"; take fewer points with --n (--n {fit} fits)" if fit >= 2 else
+                                        f"; no --n fits: sample fewer matrices with {rest}"))
         every, train = (np.vstack([X, Xh]), np.float64, "float64"), (X, np.float32, "the optimiser's float32")
         for points, dtype, who in (every, train):
             limit = math.sqrt(np.finfo(dtype).eps)
@@ -108,6 +118,7 @@ class Data:
             if pair is None:
                 continue
             i, j, dist = pair
+            i, j = sorted((int(rows[i]), int(rows[j]))) if rows is not None else (i, j)
             rows = f"--target pairwise: rows {i} and {j} of {self.data} (counted from 0)"
             if dist < 1e-12:                                # parallel rows, up to the rounding of normalisation
                 raise ValueError(f"{rows} point the same way: after normalisation their distance is 0, so a "
@@ -138,11 +149,12 @@ class Data:
         return 4.0 * runs * (3 * k * d + 2 * k * N) + 8.0 * 50 * k * d + max(norms, pairs)
 
 
-def default_folder(experiment, data, *what):
-    """The default run folder ``experiment-data-what...``: a ``.npy`` as its stem and the first 8 hex digits of
-    the SHA-256 of its bytes, so a file never shares a folder with a built-in dataset or another file."""
-    if data.endswith(".npy"):
-        data = f"{os.path.splitext(os.path.basename(data))[0]}-{sha256_of(data)[:8]}"
+def default_folder(experiment, data, *what, shuffle=False):
+    """The default run folder ``experiment-data-what...``: a file as its stem and the first 8 hex digits of the
+    SHA-256 of its bytes (``-shuffled`` added for ``--shuffle``), so a file never shares a folder with a built-in
+    dataset or another file."""
+    if is_file(data):
+        data = f"{os.path.splitext(os.path.basename(data))[0]}-{sha256_of(data)[:8]}" + ("-shuffled" * shuffle)
     return "-".join([experiment, data, *what])
 
 
@@ -194,7 +206,8 @@ class Fig7Config(Data):
 
     def folder_name(self):
         paper = (self.data, self.target, self.objective) == ("uniform", "norms", "max")
-        return "fig7" if paper else default_folder("fig7", self.data, self.target, self.objective)
+        return "fig7" if paper else default_folder("fig7", self.data, self.target, self.objective,
+                                                           shuffle=self.shuffle)
 
 
 @dataclasses.dataclass
@@ -232,7 +245,7 @@ class KsweepConfig(Data):
         return dataclasses.replace(self, steps=min(self.steps, 300), draws=min(self.draws, 100), k_grid=grid)
 
     def folder_name(self):
-        return default_folder("ksweep", self.data, "+".join(self.targets()))
+        return default_folder("ksweep", self.data, "+".join(self.targets()), shuffle=self.shuffle)
 
 
 def _stream(cfg, name, device):
@@ -447,10 +460,14 @@ class TheoremConfig:
     """Theorem 5.5 in its regime (theorem.py): ε = 0.5, the smallest k at which the initial objective is below 1,
     exactly and as descended (its common random numbers), gradient descent to a second-order stationary point,
     the mean matrix checked against the guarantee."""
-    data: str = option("uniform", "uniform | gaussian | digits | PATH.npy (as for fig7)", kind=str)
-    n: int = option(None, "training points (default 100; a .npy: all rows but the holdout)", lo=1, hi=10**6)
+    data: str = option("uniform", "uniform | gaussian | digits | PATH.npy | PATH.csv (as for fig7)", kind=str)
+    n: int = option(None, "training points (default 100). A file: its first --n rows train, the next --holdout "
+                    "are held out, in the file's order unless --shuffle (default: all rows but the holdout)",
+                    lo=1, hi=10**6)
     d: int = option(None, "dimension of generated data (default 500)", lo=1, hi=10**6)
-    holdout: int = option(100, "held-out points from the same source, never trained on", lo=0, hi=10**6)
+    holdout: int = option(100, "held-out points from the same source, never trained on (a file: the rows after "
+                          "the first --n)", lo=0, hi=10**6)
+    shuffle: bool = option(False, "a file's rows shuffled with --seed before the split (as for fig7)")
     k: int = option(None, "target dimension (default: the smallest k whose initial objective is below 1, the "
                     "theorem's premise, both exactly and with the draws the descent uses)", lo=1, hi=10**5)
     eps: float = option(THEOREM_DEFAULTS.eps, "distortion threshold epsilon", lo=0.0, hi=1.0, open=True)
@@ -509,7 +526,7 @@ class TheoremConfig:
                                max_steps=self.max_steps, budget_s=self.budget)
 
     def folder_name(self):
-        return default_folder("theorem", self.data, "norms")
+        return default_folder("theorem", self.data, "norms", shuffle=self.shuffle)
 
 
 def run_theorem(cfg: TheoremConfig, X, Xh, folder, device, progress=True) -> dict:
