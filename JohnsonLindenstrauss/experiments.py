@@ -340,6 +340,13 @@ def run_fig7(cfg: Fig7Config, X, Xh, folder, device, progress=True) -> dict:
     return res
 
 
+def figure_title(res, what):
+    """``what`` on its data: the dataset (a file by its name), n, d and k where the run has them."""
+    data = os.path.basename(res["data"]) if is_file(res["data"]) else res["data"]
+    sizes = ", ".join(f"{key} = {res[key]}" for key in ("n", "d", "k") if key in res)
+    return f"{what}: {data} data, {sizes}"
+
+
 def draw_fig7(folder, res):
     """The distortion per iteration against every baseline (with a holdout, the mean matrix on the held-out
     targets too) and σ per iteration: ``fig7_*`` in the paper's setting (uniform data, norms, the authors'
@@ -355,9 +362,12 @@ def draw_fig7(folder, res):
     name = "fig7" if (res["data"], res["target"], res["objective"]) == ("uniform", "norms", "max") else "jl"
     with np.load(os.path.join(folder, "history.npz")) as h:
         held = (h["holdout_steps"], h["holdout_mean_max"]) if "holdout_steps" in h and len(h["holdout_steps"]) else None
-        save_figure(plot_distortion(h["sampled_max"], h["mean_max"], levels, label, held),
-                    os.path.join(folder, f"{name}_distortion"))
-        save_figure(plot_sigma(h["sigma_max"], res["objective"]), os.path.join(folder, f"{name}_sigma"))
+        what = f"{'Fig. 7, ' if name == 'fig7' else ''}{label}, objective {res['objective']}"
+        reported = (res["best_step"], res["max_distortion"], res["max_distortion_last"]) if res["best_step"] else None
+        save_figure(plot_distortion(h["sampled_max"], h["mean_max"], levels, label, held, reported,
+                                    figure_title(res, what)), os.path.join(folder, f"{name}_distortion"))
+        save_figure(plot_sigma(h["sigma_max"], res["objective"], figure_title(res, what)),
+                    os.path.join(folder, f"{name}_sigma"))
 
 
 def summary_fig7(res):
@@ -441,7 +451,9 @@ def _ksweep_point(cfg, X, pts, target, k, seeds, device, progress):
 
 def draw_ksweep(folder, res):
     from JohnsonLindenstrauss.plot import plot_ksweep
-    save_figure(plot_ksweep(res["rows"], res["targets"], res["eps"], res["jl_bound"]), os.path.join(folder, "ksweep"))
+    title = figure_title(res, f"smallest k: max distortion against k, eps = {res['eps']:g}")
+    save_figure(plot_ksweep(res["rows"], res["targets"], res["eps"], res["jl_bound"], title),
+                os.path.join(folder, "ksweep"))
 
 
 def summary_ksweep(res):
@@ -575,7 +587,7 @@ def draw_theorem(folder, res):
     from JohnsonLindenstrauss.plot import plot_theorem
     with np.load(os.path.join(folder, "history.npz")) as h:
         fig = plot_theorem(h["max_distortion"], h["sigma_max"], h["objective"], res["eps"], res["allowance"],
-                           res["max_distortion_holdout"])
+                           res["max_distortion_holdout"], figure_title(res, "Theorem 5.5, norms"))
     save_figure(fig, os.path.join(folder, "jl_theorem"))
 
 

@@ -18,24 +18,33 @@ LEVEL_STYLES = [("k", "--"), ("C3", ":"), ("C3", "-"), ("C4", "-."), ("C5", (0, 
                 ("C6", (0, (5, 2, 1, 2)))]
 
 
-def plot_distortion(sampled_max, mean_max, levels, target_label, holdout=None):
+def plot_distortion(sampled_max, mean_max, levels, target_label, holdout=None, reported=None, title=None):
     """Max distortion per iteration of the sampled batch and of the mean matrix ``M``, against the baselines'
-    ``levels`` (``(label, value)``: Gaussian mean and best, orthogonal, sparse, SVD, PCA) and, given ``holdout =
-    (steps, values)``, ``M``'s max distortion on the held-out targets."""
+    ``levels`` (``(label, value)``: Gaussian mean and best, orthogonal, sparse, SVD, PCA, each value in the
+    legend) and, given ``holdout = (steps, values)``, ``M``'s max distortion on the held-out targets.
+    ``reported = (step, value, last value)``: the best training iterate (the reported one) and the last, marked."""
     step = np.arange(1, len(sampled_max) + 1)
     fig, ax = plt.subplots(figsize=(7.5, 4))
     ax.plot(step, sampled_max, lw=0.8, alpha=0.7, label="sampled matrices (max over the batch)")
     ax.plot(step, mean_max, lw=1.2, label=r"mean matrix $M$ (learned)")
     if holdout is not None:
         ax.plot(holdout[0], holdout[1], lw=1.2, color="C1", ls="--", label=r"mean matrix $M$ on held-out points")
+    if reported is not None:
+        (best, value, last), n = reported, len(mean_max)
+        ax.plot([best], [value], ls="none", marker="*", ms=12, color="C1", mec="k", zorder=5,
+                label=f"reported: best training iterate (step {best}): {value:.2g}")
+        ax.plot([n], [last], ls="none", marker="o", ms=6, mfc="none", color="k", zorder=5,
+                label=f"last iterate (step {n}): {last:.2g}")
     for (label, value), (color, ls) in zip(levels, LEVEL_STYLES):
         ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.3g}")
     ax.set(xlabel="iteration", ylabel=f"max distortion |‖Ax‖²/k − 1| ({target_label})", yscale="log")
+    if title:
+        ax.set_title(title, fontsize=10)
     legend_outside(ax)
     return fig
 
 
-def plot_sigma(sigma_max, objective="max"):
+def plot_sigma(sigma_max, objective="max", title=None):
     """The spread σ of the distribution per iteration (log scale): one scalar for the authors' objective, the
     largest per-entry σ for the surrogate."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
@@ -46,10 +55,12 @@ def plot_sigma(sigma_max, objective="max"):
     ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
-def plot_ksweep(rows, targets, eps, jl_bound):
+def plot_ksweep(rows, targets, eps, jl_bound, title=None):
     """Max distortion against k (log y), one panel per target: one colour per method, each baseline at its best
     scalar (solid) and its fixed scale (dotted), training targets with markers and held-out ones dashed, the ε
     line; the JL bound's k in the title (usually far beyond the grid). An exact projection (distortion 0 up to
@@ -75,11 +86,13 @@ def plot_ksweep(rows, targets, eps, jl_bound):
                ylabel="max distortion" + (" (dashed: held-out, best scalar)" if held else ""),
                title=f"{target} (JL bound: k ≥ {jl_bound})")
     legend_outside(axes[0][-1])
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_theorem(max_distortion, sigma_max, objective, eps, allowance, holdout):
+def plot_theorem(max_distortion, sigma_max, objective, eps, allowance, holdout, title=None):
     """Theorem 5.5's descent: the mean matrix's max distortion per step against ε and ε + τ (and its held-out
     value at the end); max |σ| and the objective per step (log scales)."""
     step = np.arange(1, len(max_distortion) + 1)
@@ -96,5 +109,7 @@ def plot_theorem(max_distortion, sigma_max, objective, eps, allowance, holdout):
     a2.set(xlabel="gradient step", ylabel="value", xscale="log", yscale="log")
     for ax in (a1, a2):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -46,3 +46,31 @@ def test_ksweep_figure_has_every_method_and_the_eps_line():
     assert [LABELS[m] for m in METHODS] + ["ε = 0.1"] == got
     assert "held-out" not in fig.axes[0].get_ylabel()
     plt.close("all")
+
+
+def test_fig7_marks_the_reported_and_the_last_iterate_and_names_its_data():
+    h = np.geomspace(1, 0.01, 200)
+    fig = plot.plot_distortion(h * 1.5, h, [("Gaussian: mean of the draws", 0.587)], "norms",
+                               reported=(180, 0.0081, 0.019), title="Fig. 7: uniform data, n = 100, d = 500, k = 30")
+    got = labels(fig)
+    assert "reported: best training iterate (step 180): 0.0081" in got and "last iterate (step 200): 0.019" in got
+    assert fig.axes[0].get_title() == "Fig. 7: uniform data, n = 100, d = 500, k = 30"
+    plt.close("all")
+
+
+def test_every_run_figure_title_names_its_data_and_sizes(tmp_path, monkeypatch):
+    from JohnsonLindenstrauss.main import main
+    main(["--quick", "--no-progress", "--n", "20", "--d", "40", "--k", "4", "--steps", "5", "--draws", "5",
+          "--out-dir", str(tmp_path / "f")])
+    seen, real = [], plot.plot_distortion
+
+    def spy(*a, **k):
+        fig = real(*a, **k)
+        seen.append((fig.axes[0].get_title(), labels(fig)))
+        return fig
+    monkeypatch.setattr(plot, "plot_distortion", spy)
+    main(["--plot-only", str(tmp_path / "f")])
+    [(title, got)] = seen
+    assert title == "Fig. 7, norms, objective max: uniform data, n = 20, d = 40, k = 4"
+    assert any(t.startswith("reported: best training iterate (step ") for t in got)
+    plt.close("all")
