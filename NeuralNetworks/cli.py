@@ -59,9 +59,10 @@ class Parser(argparse.ArgumentParser):
                 self.add_argument(name, type=check, nargs=m.get("nargs"), metavar=m.get("metavar"), help=help)
 
     def add_run_options(self, seed, package):
+        """``seed``: what ``--seed`` seeds, or None for an experiment that draws nothing at random (no --seed)."""
         a, cores = self.add_argument, utils.available_cores()
         if seed:
-            a("--seed", type=number(int, 0, MAX_SEED), help="seed of every random draw (default: 0)")
+            a("--seed", type=number(int, 0, MAX_SEED), help=f"{seed} (default: 0, every run in the README)")
         a("--device", choices=("auto", "cpu", "cuda"), help="where torch computes (default: auto)")
         a("--threads", type=number(int, 1, 4 * cores), help="CPU threads (default 1: a step's kernels are too "
           "small to share; sosp: one worker process per core from width 128)")
@@ -80,12 +81,14 @@ def fail(message, status):
 def build_parser(experiments, experiment, package, description, default):
     """The parser of one experiment: its config's fields, the run options and ``--experiment``."""
     cls = experiments[experiment][0]
-    p = Parser(description=description)
+    seed = next((f.metadata["seed"] for f in dataclasses.fields(cls) if f.name == "seed"), None)
+    p = Parser(description=description, epilog=None if seed else f"--experiment {experiment} draws nothing at "
+               "random (exact expectations), so it takes no --seed.")
     p.add_argument("--experiment", choices=experiments, help=f"which experiment to run (default: {default})")
     p.add_argument("--plot-only", metavar="RESULTS_DIR", help="redraw the figures of an earlier run (any "
                    "experiment) from the files it saved there, without computing; takes no other option")
     p.add_config(cls)
-    p.add_run_options(any(f.name == "seed" for f in dataclasses.fields(cls)), package)
+    p.add_run_options(seed, package)
     return p
 
 
@@ -110,7 +113,8 @@ def parse_args(argv, experiments, package, description, default):
         owners = [e for e in experiments if e != experiment
                   and name in build_parser(experiments, e, package, description, default)._option_string_actions]
         parser.error(f"{name} does not apply to --experiment {experiment}"
-                     + (f" (it is an option of --experiment {' / '.join(owners)})" if owners else ""))
+                     + (f" (it is an option of --experiment {' / '.join(owners)})" if owners else "")
+                     + (f": {parser.epilog}" if name == "--seed" and parser.epilog else ""))
     return experiment, {k: v for k, v in vars(args).items() if k != "experiment"}
 
 
@@ -176,7 +180,7 @@ def run(argv, experiments, package, description, default, results_dir, errors):
         device = utils.resolve_device(run_opts.get("device", "auto"))
     except ValueError as e:
         fail(f"error: {e}", 2)
-    problem = utils.memory_problem(cfg.memory(), f"--experiment {experiment}", device)
+    problem = utils.memory_problem(cfg.memory(), f"--experiment {experiment}", device, getattr(cfg, "SHRINK", None))
     if problem:
         fail(f"error: {problem}", 2)
     threads = run_opts.get("threads") or (cfg.default_threads() if hasattr(cfg, "default_threads") else 1)
@@ -195,8 +199,9 @@ def run(argv, experiments, package, description, default, results_dir, errors):
         res = run_experiment(cfg, folder.path, device, progress=not run_opts.get("no_progress"), **extra)
         res["wall_s"] = time.perf_counter() - t0
         utils.write_json(os.path.join(folder.path, "results.json"), res)
-        utils.write_config(folder.path, experiment, {**dataclasses.asdict(cfg), **run_opts, "threads": threads},
-                           device)
+        used = {**dataclasses.asdict(cfg), "device": device.type, "threads": threads, "out_dir": folder.final,
+                "quick": bool(run_opts.get("quick")), "no_progress": bool(run_opts.get("no_progress"))}
+        utils.write_config(folder.path, experiment, used, device)     # every option as used: defaults resolved
         utils.raise_swallowed(handled=res["interrupted"])
         where = folder.commit(res["interrupted"])
     except BaseException as e:

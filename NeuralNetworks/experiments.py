@@ -26,6 +26,11 @@ def option(default, help, **check):
     return dataclasses.field(default=default, metadata={"help": help, **check})
 
 
+def seed_option(help):
+    """The ``seed`` field of a config: ``--seed``, default 0, ``help`` saying what it seeds."""
+    return dataclasses.field(default=0, metadata={"seed": help})
+
+
 FLOAT_MAX = 1e30           # training runs in float32 (largest 3.4e38)
 POS, NONNEG = dict(lo=0.0, hi=FLOAT_MAX, open=True), dict(lo=0.0, hi=FLOAT_MAX)
 TEST_SEED_OFFSET = 1_000_003   # fig3's test samples: seed + this
@@ -55,6 +60,7 @@ def _training(runs, d, width, batch, depth):
 
 @dataclasses.dataclass
 class Fig3Config:
+    SHRINK = "--width (or --batch, --depth)"     # what the memory refusal suggests (not an option)
     d: int = option(2, "input dimension (paper: 2)", lo=1, hi=10**6)
     k: int = option(1, "teacher directions (paper: 1)", lo=1, hi=10**6)
     width: int = option(1000, "hidden width h (paper App. E: 1000)", lo=1, hi=10**7)
@@ -71,7 +77,8 @@ class Fig3Config:
     pgd_radius: float = option(TrainConfig.pgd_radius, "std of the PGD perturbation (paper: 0.005)", **NONNEG)
     noise: float = option(0.0, "std of the teacher's label noise (paper: 0)", **NONNEG)
     freeze_bias: bool = option(False, "keep b at its initial value (paper: b trained)")
-    seed: int = 0
+    seed: int = seed_option("the teacher's directions (k > 1), the init, every minibatch and PGD kick; the test "
+                            "samples: seed + 1 000 003")
 
     def __post_init__(self):
         _teacher_dims(self.d, self.k)
@@ -127,7 +134,7 @@ def draw_fig3(folder, res):
 
 
 def summary_fig3(res):
-    return (f"fig3: steps={res['steps_run']} ||W_perp||/||W|| {res['perp_ratio_init']:.3f} -> "
+    return (f"fig3 (last iterate, step {res['steps_run']}): ||W_perp||/||W|| {res['perp_ratio_init']:.3f} -> "
             f"{res['perp_ratio_final']:.3f}, ||W_perp||_F {res['perp_norm_init']:.2f} -> {res['perp_norm_final']:.2f} "
             f"(weight decay alone: {res['decay_only_perp_norm_final']:.2f}), test MSE {res['test_mse']:.2e}")
 
@@ -176,13 +183,15 @@ def summary_fig2(res):
 
 @dataclasses.dataclass
 class ClaimsConfig:
+    SHRINK = "--seeds (or --d)"     # what the memory refusal suggests (not an option)
     d: int = option(20, "input dimension (multi-index teacher)", lo=1, hi=10**5)
     k: int = option(2, "teacher directions", lo=1, hi=10**5)
     steps: int = option(10_000, "training steps of every run (fits the grid in about 3 minutes on 2 cores)",
                         lo=1, hi=10**9)
     seeds: int = option(3, "seeds per row", lo=1, hi=1000)
     lr: float = option(1.0, "learning rate of W and b in the GD/PGD rows (Fig. 3's)", **POS)
-    seed: int = 0
+    seed: int = seed_option("the first of the --seeds seeds SEED, SEED+1, ...: each run's init, minibatches and "
+                            "test set (the teacher's directions are fixed: model.SUBSPACE_SEED)")
 
     def __post_init__(self):
         _teacher_dims(self.d, self.k)
@@ -232,12 +241,14 @@ def draw_claims(folder, res):
 
 
 def summary_claims(res):
-    return (f"claims: {len(res['rows'])} rows x {res['seeds']} seeds, {res['steps']} steps; "
+    return (f"claims: {len(res['rows'])} rows x {res['seeds']} seeds, {res['steps']} steps; last iterate's "
+            "||W_perp||/||W|| (mean over seeds) per row: "
             + "; ".join(f"{r['row']}: {np.mean(r['ratio_final']):.2f} ({r['verdict']})" for r in res["rows"]))
 
 
 @dataclasses.dataclass
 class SospConfig:
+    SHRINK = "--width (or the COUNT of --lam-grid, --batch)"     # what the memory refusal suggests (not an option)
     d: int = option(2, "input dimension (the quadrature is a tensor grid: d <= 3)", lo=2, hi=3)
     k: int = option(1, "teacher directions", lo=1, hi=2)
     width: int = option(1000, "hidden width h (paper App. E: 1000)", lo=1, hi=10**5)
@@ -257,7 +268,9 @@ class SospConfig:
     lr_bias: float = option(TrainConfig.lr_bias, "PGD: learning rate of b (paper: 1)", **POS)
     pgd_threshold: float = option(TrainConfig.pgd_threshold, "PGD: perturbation threshold (paper: 1e-3)", **NONNEG)
     pgd_radius: float = option(TrainConfig.pgd_radius, "PGD: perturbation std (paper: 0.005)", **NONNEG)
-    seed: int = 0
+    seed: int = seed_option("the first of the --seeds inits SEED, SEED+1, ...; PGD starts from SEED's init, its "
+                            "minibatches and kicks from SEED + 7 919 (the teacher's directions are fixed: "
+                            "model.SUBSPACE_SEED)")
 
     def __post_init__(self):
         from NeuralNetworks.quadrature import MAX_GRID
@@ -279,7 +292,8 @@ class SospConfig:
         p = self.width * (self.d + 1)
         runs = 2 * (self.lam_grid[2] + len(SOSP_PGD_LAMS))
         return (_training(runs, self.d, self.width, self.batch, 1) + 8.0 * 6 * CHUNK * self.width
-                + 8.0 * MAX_GRID * (self.d + 2) + 8.0 * (3 * p * p if p <= 4500 else 70 * p))
+                + 8.0 * MAX_GRID * (self.d + 2) + 8.0 * (3 * p * p if p <= 4500 else 70 * p)
+                + 8.0 * 3 * self.width ** 2 * self.default_threads())     # H_b (h, h) and eigvalsh, per worker
 
 
 def run_sosp(cfg: SospConfig, folder, device, progress=True, workers=1) -> dict:
@@ -429,11 +443,13 @@ class SospClaimsConfig:
     path_lr: float = option(1.0, "step size of the paths (the claims grid's)", **POS)
     algo_lam: float = option(1e-2, "lambda of the App. B algorithm runs (base row)", **POS)
     algo_steps: int = option(20_000, "step cap of each algorithm run", lo=1, hi=10**7)
-    width: int = None          # caps every row's width (quick runs)
-    seed: int = 0
+    width: int = None          # caps every row's width (quick runs); none given: the widest row's, no cap
+    seed: int = seed_option("the first of the --seeds inits SEED, SEED+1, ... of the certified points; the "
+                            "exact-GD paths and App. B runs always start from seed 0's init")
 
     def __post_init__(self):
         from NeuralNetworks.variants import VARIANTS
+        self.width = self.width or max(v.width for v in VARIANTS.values())
         for name in ("rows", "path_rows"):
             value = getattr(self, name)
             rows = list(VARIANTS) if value == "all" else [r for r in value.split(",") if r]

@@ -30,16 +30,20 @@ def set_threads(n):
     threadpool_limits(n)
 
 
-def memory_problem(need_bytes, what, device):
-    """Why a run needing ``need_bytes`` cannot run here (None if it can): over 80% of the free memory."""
+def memory_problem(need_bytes, what, device, shrink=None):
+    """Why a run needing ``need_bytes`` cannot run here (None if it can): over 80% of the free memory. The
+    message names ``shrink``, the options that make the run smaller (and ``--device cpu`` on a GPU)."""
     if device.type == "cuda":
         free = torch.cuda.mem_get_info()[0]
     else:               # MemAvailable of /proc/meminfo (Linux), else the physical memory
         info = open("/proc/meminfo").read() if os.path.exists("/proc/meminfo") else ""
         free = (int(info.split("MemAvailable:")[1].split()[0]) * 1024 if "MemAvailable:" in info
                 else os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    hints = [h for h in (shrink and f"a smaller {shrink} shrinks it", device.type == "cuda" and
+                         "--device cpu runs it in the host's memory") if h]
     return None if need_bytes <= 0.8 * free else (
-        f"{what}: this run needs about {need_bytes / 2 ** 30:.3g} GiB of memory, {free / 2 ** 30:.3g} GiB is free")
+        f"{what}: this run needs about {need_bytes / 2 ** 30:.3g} GiB of memory, {free / 2 ** 30:.3g} GiB is free"
+        + (f"; {'; '.join(hints)}" if hints else ""))
 
 
 MANIFEST = "MANIFEST.json"     # in every folder the project writes: the files it wrote, with their SHA-256
@@ -311,13 +315,42 @@ def write_json(path, obj):
         f.write(json.dumps(plain(obj), indent=2, allow_nan=False) + "\n")
 
 
-def write_config(folder, experiment, options: dict, device):
-    """``config.json``: the experiment, every option, library versions, device and threads."""
-    import matplotlib
+def code_version():
+    """``{"commit", "dirty"}`` of the git checkout holding this package (``git rev-parse HEAD``; dirty: ``git
+    status --porcelain`` lists anything), None for both where there is no checkout or git does not answer."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, ".git")):
+        return {"commit": None, "dirty": None}
+    try:
+        head, status = (subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True, timeout=20,
+                                       check=True).stdout for cmd in (["rev-parse", "HEAD"], ["status", "--porcelain"]))
+        return {"commit": head.strip() or None, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def library_versions():
+    """The installed versions of the libraries a run may use (None for one not installed), and Python's."""
+    from importlib import metadata
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_config(folder, experiment, options: dict, device, inputs=()):
+    """``config.json``: the experiment, the code version (git commit and dirty flag, or the package's name),
+    every option as the run used it, library versions, device and threads, and each input file's absolute path
+    and SHA-256 (this folder's experiments read none: ``inputs`` is empty)."""
     write_json(os.path.join(folder, "config.json"), {
-        "package": __package__, "experiment": experiment, "args": options, "device": str(device),
-        "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()})
+        "package": __package__, "experiment": experiment, "code": {"package": __package__, **code_version()},
+        "args": options, "device": str(device), "threads": torch.get_num_threads(), **library_versions(),
+        "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "inputs": [{"path": os.path.abspath(p), "sha256": sha256_of(p)} for p in inputs]})
 
 
 def save_figure(fig, stem):

@@ -219,3 +219,79 @@ def test_ctrl_c_from_the_command_line_with_worker_processes(tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and len(err.strip().splitlines()) == 1 and "leaked" not in err, err
     assert sorted(os.listdir(tmp_path)) == ["out.interrupted"]
+
+
+def test_config_is_citable(tmp_path, monkeypatch):
+    """config.json: the checkout's commit and dirty flag as git says, every option as used (no null), the library
+    versions installed, and an input file's absolute path with hashlib's SHA-256 of it."""
+    import hashlib
+    from importlib import metadata
+    from NeuralNetworks import utils
+    from NeuralNetworks.experiments import SospClaimsConfig, SospConfig
+    def git():      # others may commit or edit meanwhile: the run's answer is git's before or after it
+        out = [subprocess.run(["git", *c], cwd=ROOT, capture_output=True, text=True).stdout
+               for c in (["rev-parse", "HEAD"], ["status", "--porcelain"])]
+        return {"package": "NeuralNetworks", "commit": out[0].strip(), "dirty": bool(out[1].strip())}
+    before = git()
+    main([*QUICK, "--steps", "20", "--width", "8", "--out-dir", str(tmp_path / "out")])
+    config = json.load(open(tmp_path / "out" / "config.json"))
+    assert config["code"] in (before, git()) and len(config["code"]["commit"]) == 40
+    args = config["args"]
+    assert None not in args.values() and args["device"] == "cpu" and args["seed"] == 0 and args["quick"] is True
+    assert args["steps"] == 20 and args["lam"] == 1e-4 and args["out_dir"] == os.path.realpath(tmp_path / "out")
+    for name in ("scipy", "scikit-learn", "networkx", "matplotlib", "numpy"):
+        assert config[name] == metadata.version(name)
+    assert config["python"] and config["torch"] == torch.__version__ and config["inputs"] == []
+    assert SospConfig().nodes == 90 and SospConfig(k=2, d=3).nodes == 40       # the None defaults, resolved
+    assert SospClaimsConfig().width == 1000 and SospClaimsConfig().quick({}).width == 16
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"\x00 some input \xff" * 1000)
+    monkeypatch.chdir(tmp_path)
+    utils.write_config(str(tmp_path), "fig3", {}, "cpu", inputs=["data.bin"])
+    assert json.load(open(tmp_path / "config.json"))["inputs"] == [
+        {"path": str(data), "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}]
+    monkeypatch.setattr(utils, "__file__", str(tmp_path / "pkg" / "utils.py"))   # no checkout around it
+    assert utils.code_version() == {"commit": None, "dirty": None}
+
+
+def test_seed_help_gives_the_default_and_fig2_says_it_takes_none(capsys):
+    """Every experiment that draws at random states in --help what --seed seeds and its default (0, the value
+    of every run the README reports); fig2 draws nothing and its --help says that it takes no --seed."""
+    from NeuralNetworks.main import EXPERIMENTS
+    for experiment in EXPERIMENTS:
+        with pytest.raises(SystemExit):
+            main(["--experiment", experiment, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        if experiment == "fig2":
+            assert "--seed" not in text.split("takes no --seed")[0] and "draws nothing at random" in text
+        else:
+            assert "--seed SEED" in text and "(default: 0, every run in the README)" in text
+    assert "takes no --seed" in exits(["--experiment", "fig2", "--seed", "3"], 2, capsys)
+
+
+def test_readme_teacher_example_finds_the_teachers_span(tmp_path):
+    """The README's teacher example as written (about 5 s): a 3-direction noisy teacher in d = 10, recorded as
+    used; W turns toward the teacher's span (its W⊥ share falls below half) and U is the orthonormal (10, 3)
+    frame it used."""
+    text = open(os.path.join(ROOT, "NeuralNetworks", "README.md")).read()
+    section = text[text.index("## Another teacher"):]
+    line = next(s.strip() for s in section.splitlines() if s.strip().startswith("python NeuralNetworks/main.py"))
+    argv = line.split()[2:]
+    argv[argv.index("--out-dir") + 1] = str(tmp_path / "out")
+    res = main([*argv, "--no-progress"])
+    args = json.load(open(tmp_path / "out" / "config.json"))["args"]
+    assert (args["d"], args["k"], args["noise"], args["width"]) == (10, 3, 0.1, 200)
+    with np.load(tmp_path / "out" / "history.npz") as h:
+        U = h["U"]
+    assert U.shape == (10, 3)
+    np.testing.assert_allclose(U.T @ U, np.eye(3), atol=1e-5)
+    assert res["perp_ratio_final"] < 0.5 * res["perp_ratio_init"] and res["test_mse"] < 0.1
+
+
+@pytest.mark.parametrize("argv,option", [(["--width", "10000000"], "--width"),
+                                         (["--experiment", "claims", "--seeds", "1000", "--d", "100000"], "--seeds"),
+                                         (["--experiment", "sosp", "--width", "100000", "--lam-grid", "1e-5", "1e-1",
+                                           "100000"], "--width")])
+def test_memory_refusal_names_the_option_that_shrinks_the_run(argv, option, tmp_path, capsys):
+    err = exits([*argv, "--out-dir", str(tmp_path / "out")], 2, capsys)
+    assert "GiB of memory" in err and f"a smaller {option}" in err and not (tmp_path / "out").exists()
