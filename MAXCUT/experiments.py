@@ -47,8 +47,8 @@ def option(default, help, **check):
     return dataclasses.field(default=default, metadata={"help": help, **check})
 
 
-GRAPH_HELP = ("G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v' or 'u v w' per line); default: the "
-              "authors' random graph")
+GRAPH_HELP = ("G-set/rudy file ('n m' then 'i j w', 1-based) or edge list ('u v', 'u v w' or networkx's 'u v {...}' "
+              "per line; integer labels, kept in partition.csv); default: the authors' random graph")
 FORMAT_HELP = ("how --graph is read: auto (default) = gset when the first line has two fields and the second three, "
                "or when a first line 'n m' announces exactly the m two-field lines below it (ids 1..n or 0..n-1); "
                "else edges; a lone two-field line is refused as ambiguous")
@@ -102,6 +102,7 @@ class MaxcutConfig:
                                   "the score estimator (the default without --graph); else 0"})
     graph_notes: tuple = ()    # what the file reader said of the file (not an option)
     graph_digest: str = None   # graphs.graph_digest of the file's graph, set when it is read (not an option)
+    graph_labels: np.ndarray = None   # the file's own label of each node 0..n-1, set when it is read (not an option)
 
     def __post_init__(self):
         _check_graph_option(self.graph)
@@ -151,6 +152,7 @@ class MaxcutConfig:
                                                                        == "pathwise" else ())
         opts.update({f: getattr(opt, f) for f in names}, sdp_rank=self.sdp_rank or gw.sdp_rank(n),
                     estimator_settings=dataclasses.asdict(opt))
+        del opts["graph_labels"]
         return opts
 
     def quick(self, n, m):
@@ -177,7 +179,8 @@ class MaxcutConfig:
         """``(graph or None, n, m)``: the file's graph, or None and the random graph's size (m expected)."""
         if self.graph is None:
             return None, self.nodes, self.edge_prob * self.nodes * (self.nodes - 1) / 2
-        graph, self.graph_format, notes = read_graph_file(self.graph, self.graph_format or "auto")
+        graph, self.graph_format, notes, self.graph_labels = read_graph_file(self.graph, self.graph_format or "auto",
+                                                                             with_labels=True)
         self.graph_notes, self.graph_digest = tuple(notes), graph_digest(*graph)
         return graph, graph[0], len(graph[1])
 
@@ -252,6 +255,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     np.savez_compressed(os.path.join(folder, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
                         cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
                         m=hist["m"], gw_round_cuts=round_cuts)
+    write_partition(os.path.join(folder, "partition.csv"), cfg.graph_labels, partition)
     last = hist["sigma_max"].size > 0
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
@@ -269,6 +273,14 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "partition": partition.tolist()}
     draw(folder, res)
     return res
+
+
+def write_partition(path, labels, partition):
+    """``partition.csv``: ``label,side``, one row per node under the file's own labels (0..n-1 for the random
+    graph), side 0 or 1 as in results.json's ``partition``."""
+    labels = np.arange(len(partition)) if labels is None else labels
+    with open(path, "w") as f:
+        f.write("label,side\n" + "".join(f"{int(a)},{int(b)}\n" for a, b in zip(labels, partition)))
 
 
 def _polish(cfg, graph, V, hist, partition):
@@ -368,6 +380,7 @@ class TheoremConfig:
                                   "the perturbations"})
     graph_notes: tuple = ()
     graph_digest: str = None
+    graph_labels: np.ndarray = None
 
     def __post_init__(self):
         _check_graph_option(self.graph)
@@ -385,8 +398,10 @@ class TheoremConfig:
         """Every option as the run uses it (``config.json``), the random graph's settings without ``--graph``,
         the SDP rank and, with ``--pathwise``, the pathwise estimator's settings."""
         graph = {} if self.graph else {f: getattr(self, f) for f in RANDOM_GRAPH}
-        return {**dataclasses.asdict(self), **graph, "sdp_rank": gw.sdp_rank(n),
+        opts = {**dataclasses.asdict(self), **graph, "sdp_rank": gw.sdp_rank(n),
                 "pathwise_settings": dataclasses.asdict(PathwiseConfig()) if self.pathwise else None}
+        del opts["graph_labels"]
+        return opts
 
     def folder_name(self):
         """``theorem`` (the authors' graph) or ``theorem-<file stem>-<8 hex digits of its graph's digest>``."""

@@ -5,6 +5,7 @@ A graph is ``(n, edges, weights)``: ``edges: (m, 2)`` int64, 0-based, ``i < j``;
 A partition is a 0/1 vector ``(n,)`` (or a batch ``(..., n)``); its cut is the total weight of the edges
 whose ends lie on different sides.
 """
+import ast
 import csv
 import functools
 import hashlib
@@ -97,12 +98,13 @@ def _parse_float(tok, path, lineno):
 GRAPH_FORMATS = ("auto", "gset", "edges")
 
 
-def read_graph_file(path, fmt="auto"):
+def read_graph_file(path, fmt="auto", with_labels=False):
     """Read a graph file in one of two formats, decided once for the whole file:
 
     * ``gset`` (G-set / rudy): first line ``n m``, then exactly ``m`` lines ``i j w`` (1-based ids in 1..n);
-    * ``edges``: every line ``u v`` (unit weights) or every line ``u v w``, any integer labels, relabelled
-      0..n-1 in sorted order.
+    * ``edges``: every line ``u v`` (unit weights), every line ``u v w``, or every line ``u v {...}`` (networkx's
+      ``write_edgelist``: the dict's ``'weight'``, 1 where absent), any integer labels, relabelled 0..n-1 in
+      sorted order.
 
     ``fmt='auto'`` chooses ``gset`` when the first line has two fields and the second three, ``edges``
     otherwise; a file that could be either (a lone two-field line, or two-field lines whose first line
@@ -113,7 +115,8 @@ def read_graph_file(path, fmt="auto"):
     ``nan``, ``1_0`` or ``0x10`` are errors. Each edge must appear once, or every edge both ways with
     equal weights (read once; :func:`_once`). A UTF-8 byte-order mark is skipped; lines starting with ``#`` are
     comments. Any line that does not fit is an error naming the file and the line (:class:`GraphFormatError`).
-    Returns ``((n, edges, weights), format, notes)``: ``notes`` says what was read beyond the plain format."""
+    Returns ``((n, edges, weights), format, notes)``: ``notes`` says what was read beyond the plain format; with
+    ``with_labels`` also ``labels: (n,)``, the file's own label of each node 0..n-1."""
     if fmt not in GRAPH_FORMATS:
         raise GraphFormatError(f"graph format {fmt!r}: choose from {', '.join(GRAPH_FORMATS)}")
     if not os.path.isfile(path):
@@ -130,8 +133,8 @@ def read_graph_file(path, fmt="auto"):
     if auto:
         fmt = _detect_format(path, rows)
     try:
-        n, edges, weights, notes = _read_gset(path, rows) if fmt == "gset" else _read_edge_list(path, rows)
-        return (n, edges, weights), fmt, notes
+        n, edges, weights, notes, labels = (_read_gset if fmt == "gset" else _read_edge_list)(path, rows)
+        return ((n, edges, weights), fmt, notes) + ((labels,) if with_labels else ())
     except GraphFormatError as e:
         if not auto or isinstance(e, DuplicateEdgeError):
             raise
@@ -188,26 +191,48 @@ def _read_gset(path, rows):
         weights[r] = _parse_float(t[2], path, k) if len(t) == 3 else 1.0
     e, w, notes = _once(path, n, edges, weights, [k for k, _ in body], None if base else np.arange(n))
     said = "header 'n m' over unweighted lines: unit weights" + (", ids 0..n-1 (0-based)" if base == 0 else "")
-    return n, e, w, ([said] if unweighted else []) + notes
+    return n, e, w, ([said] if unweighted else []) + notes, np.arange(n) + base
+
+
+def _networkx_weight(t, path, k):
+    """The weight of a networkx ``write_edgelist`` line ``u v {...}``: its dict's ``'weight'``, 1 where absent."""
+    try:
+        data = ast.literal_eval(" ".join(t[2:]))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise GraphFormatError(f"{path}:{k}: a networkx edge line is 'u v {{...}}' with a Python dict, got "
+                               f"{' '.join(t[2:])!r}")
+    w = data.get("weight", 1.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+        raise GraphFormatError(f"{path}:{k}: weight {w!r} is not a finite number")
+    return float(w)
 
 
 def _read_edge_list(path, rows):
     (k0, first) = rows[0]
-    if len(first) not in (2, 3):
-        raise GraphFormatError(f"{path}:{k0}: an edge list has lines 'u v' or 'u v w', got {len(first)} fields")
+    nx_dicts = len(first) >= 3 and first[2].startswith("{")          # networkx's write_edgelist, with data
+    if len(first) not in (2, 3) and not nx_dicts:
+        raise GraphFormatError(f"{path}:{k0}: an edge list has lines 'u v', 'u v w' or 'u v {{...}}', got "
+                               f"{len(first)} fields")
     ends, weights = [], []
     for k, t in rows:
-        if len(t) != len(first):
+        if nx_dicts and not (len(t) >= 3 and t[2].startswith("{")):
+            raise GraphFormatError(f"{path}:{k}: this edge list's lines are 'u v {{...}}' (networkx's write_edgelist,"
+                                   f" from line {k0}), got '{' '.join(t)}'")
+        if len(t) != len(first) and not nx_dicts:
             raise GraphFormatError(f"{path}:{k}: {len(t)} fields, but this edge list's lines have {len(first)} "
                                    f"(from line {k0}: '{' '.join(first)}')")
         i, j = _parse_int(t[0], path, k, "node id"), _parse_int(t[1], path, k, "node id")
         if i == j:
             raise GraphFormatError(f"{path}:{k}: self-loop on node {i}")
         ends.append((i, j))
-        weights.append(_parse_float(t[2], path, k) if len(t) == 3 else 1.0)
+        weights.append(_networkx_weight(t, path, k) if nx_dicts else _parse_float(t[2], path, k) if len(t) == 3
+                       else 1.0)
     labels, idx = np.unique(np.asarray(ends), return_inverse=True)
     e, w, notes = _once(path, len(labels), idx.reshape(-1, 2), weights, [k for k, _ in rows], labels)
-    return len(labels), e, w, notes
+    said = ["networkx edge data: each line's 'weight' (1 where absent)"] if nx_dicts else []
+    return len(labels), e, w, said + notes, labels
 
 
 def graph_digest(n, edges, weights):

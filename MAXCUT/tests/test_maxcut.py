@@ -290,7 +290,7 @@ def test_graph_files_are_read_as_they_mean(tmp_path):
 def _expected_outputs(d, figure="fig5"):
     """Every output; the figures are Fig. 5's for the authors' graph, ``gset_*`` for a graph file."""
     for name in [f"{figure}_cut.png", f"{figure}_cut.pdf", f"{figure}_sigma.png", f"{figure}_sigma.pdf",
-                 "results.json", "config.json", "history.npz"]:
+                 "results.json", "config.json", "history.npz", "partition.csv"]:
         assert (d / name).stat().st_size > 0, name
 
 
