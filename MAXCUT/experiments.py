@@ -308,13 +308,31 @@ def draw(folder, res):
     from MAXCUT.plot import plot_cut, plot_sigma      # matplotlib loads once take_signals has chosen Agg
     name = "fig5" if res.get("graph_format") is None else "gset"
     ref = ("optimum (brute force)", res["exact"]) if res["exact"] is not None else ("best known cut", res["best_known"])
-    levels = [("gw", "GW expectation", res["gw_expectation"]),
-              ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
+    spectral = res.get("embedding") == "spectral"    # the authors' "GW vectors": eigenvectors, a uniform random cut
+    levels = [("gw", "expected cut of the spectral vectors (uniform random cut)" if spectral else "GW expectation",
+               res["gw_expectation"]),
+              ("best_of_k", f"best of {res['rounds']} {'spectral' if spectral else 'GW'} roundings",
+               res["gw_best_of_k"]),
               ("polished", "polished (one-flip local search)", res["cut_polished"]), ("reference", *ref),
               ("sdp", *_sdp_level(res))]
     with np.load(os.path.join(folder, "history.npz")) as h:
-        save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels), os.path.join(folder, f"{name}_cut"))
-        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"]), os.path.join(folder, f"{name}_sigma"))
+        title = _title(res)
+        save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels, title),
+                    os.path.join(folder, f"{name}_cut"))
+        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"], title),
+                    os.path.join(folder, f"{name}_sigma"))
+
+
+def _graph_title(res):
+    """The graph as a figure's title names it: the authors' random graph by its construction, else its name."""
+    if res["graph"] == "torch_15_0.6_seed42" and res.get("graph_format") is None:
+        return "Fig. 5: the authors' G(15, 0.6), torch seed 42"
+    return res["graph"]
+
+
+def _title(res):
+    return (f"{_graph_title(res)}: n = {res['nodes']}, {res['edges']} edges; {res['embedding']} vectors, "
+            f"{res['estimator']} estimator")
 
 
 def _sdp_level(res):
@@ -511,7 +529,9 @@ def draw_theorem(folder, res):
               ("polished", "Monte-Carlo pathwise derandomisation", res["pathwise_cut"]),
               ("reference", "optimum" if res["exact"] is not None else "best known",
                res["exact"] if res["exact"] is not None else res["best_known"])]
-    for stem, fig in zip(("theorem_cut", "theorem_sigma"), plot_theorem(curves, levels)):
+    title = (f"Theorem 5.2 on {_graph_title(res).replace('Fig. 5: ', '')}: n = {res['nodes']}, {res['edges']} edges, "
+             f"SDP rank p = {res['rank']}")
+    for stem, fig in zip(("theorem_cut", "theorem_sigma"), plot_theorem(curves, levels, title)):
         save_figure(fig, os.path.join(folder, stem))
 
 

@@ -19,16 +19,23 @@ LEVELS = {"gw": ("C2", "-"), "best_of_k": ("C4", "-."), "polished": ("C5", ":"),
           "sdp": ("C3", (0, (1, 3)))}    # each horizontal level's colour and line style
 
 
-def plot_cut(step, cut_sampled, cut_mean, levels):
+def short(value):
+    """A level's value as a reader wants it: at most two decimals, no trailing zeros (42.7279 -> 42.73)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.6g}"
+
+
+def plot_cut(step, cut_sampled, cut_mean, levels, title=None):
     """Cut per iteration: the mean over sampled hyperplanes and the deterministic cut of ``m``, against the
     horizontal ``levels``, ``(kind, label, value)`` with ``kind`` a key of :data:`LEVELS` (value None: skipped):
     GW expectation, best of k roundings, polished cut, optimum or best known cut, SDP bound. The y-range shows
-    every curve and level whole."""
+    every curve and level whole. ``title``: the graph and its key settings."""
     fig, ax = plt.subplots(figsize=(7.5, 4))
     ax.plot(step, cut_sampled, lw=0.8, alpha=0.8, label="sampled hyperplanes (mean cut)")
     ax.plot(step, cut_mean, lw=1.2, label=r"derandomised: the cut of sign($Vm$)")
     _levels_and_range(ax, levels, [cut_sampled, cut_mean])
     ax.set(xlabel="iteration")
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
@@ -38,7 +45,7 @@ def _levels_and_range(ax, levels, curves):
     shown = [(kind, label, value) for kind, label, value in levels if value is not None]
     for kind, label, value in shown:
         color, ls = LEVELS[kind]
-        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.6g}")
+        ax.axhline(value, color=color, ls=ls, lw=1, label=f"{label}: {short(value)}")
     values = np.concatenate([np.asarray(c, float).ravel() for c in curves] + [[v for *_, v in shown]])
     lo, hi = np.nanmin(values), np.nanmax(values)
     pad = 0.04 * (hi - lo) + 0.5
@@ -46,7 +53,7 @@ def _levels_and_range(ax, levels, curves):
     legend_outside(ax)
 
 
-def plot_sigma(step, sigma_max, sigma_relative):
+def plot_sigma(step, sigma_max, sigma_relative, title=None):
     """Left: the largest coordinate of σ per iteration; right: the scale-free ``max σ / ‖m‖`` (log scales)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     a1.plot(step, sigma_max, label=r"$\max_i \sigma_i$")
@@ -55,6 +62,8 @@ def plot_sigma(step, sigma_max, sigma_relative):
     a2.set(xlabel="iteration", ylabel=r"$\max_i \sigma_i \,/\, \|m\|$", yscale="log")
     for ax in (a1, a2):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -62,7 +71,7 @@ def plot_sigma(step, sigma_max, sigma_relative):
 POINT_COLOURS = ("C0", "C1", "C6", "C7", "C8", "C9")    # the descents: none of the levels' colours
 
 
-def plot_theorem(curves, levels):
+def plot_theorem(curves, levels, title=None):
     """Theorem 5.2's descents: ``curves`` is ``(label, {"cut", "sigma_max", "sigma_over_m"} per step, bound)`` per
     (δ, λ). Returns two figures: the cut of sign(Vm) per step (each descent's bound dashed in its colour) against
     the horizontal ``levels`` (as :func:`plot_cut`); and max |σ| and ‖σ‖/‖m‖ per step (log scales)."""
@@ -70,9 +79,11 @@ def plot_theorem(curves, levels):
     for k, (label, h, bound) in enumerate(curves):
         colour = POINT_COLOURS[k % len(POINT_COLOURS)]
         ax.plot(np.arange(1, len(h["cut"]) + 1), h["cut"], color=colour, lw=1.2, label=f"{label}: cut of sign($Vm$)")
-        ax.axhline(bound, color=colour, ls="--", lw=0.8, label=f"{label}: the theorem's bound {bound:.6g}")
+        ax.axhline(bound, color=colour, ls="--", lw=0.8, label=f"{label}: the theorem's bound {short(bound)}")
     _levels_and_range(ax, levels, [h["cut"] for _, h, _ in curves] + [[b for *_, b in curves]])
     ax.set(xlabel="gradient step", xscale="log")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig2, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, (label, h, _) in enumerate(curves):
         step = np.arange(1, len(h["cut"]) + 1)
@@ -83,6 +94,8 @@ def plot_theorem(curves, levels):
     a2.set(xlabel="gradient step", ylabel=r"$\|\sigma\| \,/\, \|m\|$", yscale="log")
     for ax2 in (a1, a2):
         ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=2)
+    if title:
+        fig2.suptitle(title, fontsize=10)
     fig2.tight_layout()
     return fig, fig2
 

@@ -136,3 +136,19 @@ def test_the_authors_graph_writes_partition_csv_under_0_to_n_minus_1(tmp_path):
     res = main([*FAST, "--out-dir", str(tmp_path)])
     rows = (tmp_path / "partition.csv").read_text().splitlines()
     assert rows[0] == "label,side" and rows[1:] == [f"{i},{s}" for i, s in enumerate(res["partition"])]
+
+
+def test_fig5_names_its_graph_and_the_authors_spectral_vectors(tmp_path, monkeypatch):
+    from MAXCUT import experiments
+    res = main([*FAST, "--out-dir", str(tmp_path)])
+    figures = {}
+    monkeypatch.setattr(experiments, "save_figure", lambda fig, stem: figures.update({os.path.basename(stem): fig}))
+    experiments.draw(str(tmp_path), res)
+    cut = figures["fig5_cut"]
+    assert "the authors' G(15, 0.6)" in cut.axes[0].get_title() and "n = 15" in cut.axes[0].get_title()
+    legend = [t.get_text() for t in cut.axes[0].get_legend().get_texts()]
+    assert not any("GW" in label for label in legend)           # eigenvectors: a uniform random cut, not GW
+    assert "expected cut of the spectral vectors (uniform random cut): 31" in legend
+    sdp = [label for label in legend if label.startswith("SDP")]
+    assert sdp == [f"SDP upper bound (certified): {res['sdp_upper_bound']:.2f}"]     # certified, two decimals
+    assert "n = 15" in figures["fig5_sigma"]._suptitle.get_text()

@@ -36,3 +36,16 @@ def test_sigma_figure_names_both_quantities():
     assert "sigma" in fig.axes[0].get_ylabel() and r"\|m\|" in fig.axes[1].get_ylabel()
     assert labels(fig) == [r"$\max_i \sigma_i$", r"$\max_i \sigma_i / \|m\|$"]
     plt.close("all")
+
+
+def test_titles_name_the_graph_and_values_read_at_two_decimals():
+    step = np.arange(1, 11)
+    title = "G14: n = 800, 4694 edges; sdp vectors, pathwise estimator"
+    fig = plot.plot_cut(step, np.ones(10), np.ones(10), [("sdp", "SDP upper bound (certified)", 42.7279)], title)
+    assert fig.axes[0].get_title() == title and "SDP upper bound (certified): 42.73" in labels(fig)
+    assert plot.plot_sigma(step, np.ones(10), np.ones(10), title)._suptitle.get_text() == title
+    curves = [("δ=0.03, λ=0.0001", {"cut": np.ones(5), "sigma_max": np.ones(5), "sigma_over_m": np.ones(5)}, 0.5)]
+    cut_fig, sigma_fig = plot.plot_theorem(curves, [], title)
+    assert cut_fig.axes[0].get_title() == title and sigma_fig._suptitle.get_text() == title
+    assert plot.short(31.0) == "31" and plot.short(11624.375) == "11624.38" and plot.short(-0.5) == "-0.5"
+    plt.close("all")
