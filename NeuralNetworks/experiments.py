@@ -125,11 +125,12 @@ def run_fig3(cfg: Fig3Config, folder, device, progress=True) -> dict:
 
 
 def draw_fig3(folder, res):
-    from NeuralNetworks.plot import plot_perp, plot_weights
+    from NeuralNetworks.plot import fig3_setting, plot_perp, plot_weights
     with np.load(os.path.join(folder, "history.npz")) as h:
         U = h["U"] if "U" in h else h["u"][:, None]
         save_figure(plot_weights(h["snapshots"], U, h["snapshot_steps"]), os.path.join(folder, "fig3_weights"))
-        save_figure(plot_perp(h["step"], h["perp_norm"], h["w_norm"], h["decay_only_perp_norm"]),
+        setting = fig3_setting(U, h["snapshots"].shape[1], h["step"][-1])
+        save_figure(plot_perp(h["step"], h["perp_norm"], h["w_norm"], h["decay_only_perp_norm"], setting),
                     os.path.join(folder, "fig3_perp"))
 
 
@@ -232,12 +233,14 @@ def run_claims(cfg: ClaimsConfig, folder, device, progress=True) -> dict:
 def draw_claims(folder, res):
     from NeuralNetworks.claims import ROWS
     from NeuralNetworks.plot import plot_claims, plot_claims_end
-    save_figure(plot_claims_end(res["rows"]), os.path.join(folder, "claims_end"))
+    setting = (f"teacher: mean of tanh over k = {res['k']} directions in d = {res['d']}; {res['steps']} steps, "
+               f"{res['seeds']} seeds")
+    save_figure(plot_claims_end(res["rows"], setting), os.path.join(folder, "claims_end"))
     rows = {r.name: r for r in ROWS}
     with np.load(os.path.join(folder, "claims_history.npz")) as h:
         results = [{"row": rows[r["row"]], "step": h[f"step_{i}"], "perp_history": h[f"perp_{i}"],
                     "null_history": h[f"null_{i}"]} for i, r in enumerate(res["rows"])]
-    save_figure(plot_claims(results), os.path.join(folder, "claims_perp"))
+    save_figure(plot_claims(results, setting), os.path.join(folder, "claims_perp"))
 
 
 def summary_claims(res):
@@ -402,10 +405,10 @@ def draw_sosp(folder, res):
     from NeuralNetworks.plot import plot_sosp, plot_sosp_bias
     if res["pgd"]:
         grid = [p for p in res["points"] if p["lam"] in res["lambda_grid"]]
-        save_figure(plot_sosp(grid, res["pgd"], res["collapse_tol"]), os.path.join(folder, "sosp"))
         teacher = f"{res['offset']:g} + tanh<x, u>" if res["offset"] else "tanh<x, u>"
-        title = (f"certified points, width {res['width']}, teacher {teacher}, a "
-                 f"{'= 1/h' if res['a_init'] == 'constant' else '~ N(0, 1/h^2)'}")
+        setting = f"width {res['width']}, d = {res['d']}, k = {res['k']}, teacher {teacher}"
+        save_figure(plot_sosp(grid, res["pgd"], res["collapse_tol"], setting), os.path.join(folder, "sosp"))
+        title = f"certified points, {setting}, a {'= 1/h' if res['a_init'] == 'constant' else '~ N(0, 1/h^2)'}"
         save_figure(plot_sosp_bias(grid, title), os.path.join(folder, "sosp_bias"))
 
 
@@ -542,12 +545,18 @@ def _path_summary(p, cfg):
 
 def draw_sosp_claims(folder, res):
     from NeuralNetworks.plot import plot_sosp_claims, plot_lemma_paths
-    save_figure(plot_sosp_claims(res["points"]), os.path.join(folder, "sosp_claims"))
+    def values(key, points):
+        return "/".join(f"{v:g}" for v in sorted({p[key] for p in points}))
+    pts = res["points"]
+    save_figure(plot_sosp_claims(pts, f"teacher tanh<x, u>, d = {values('d', pts)}, widths {values('width', pts)}, "
+                                      f"seeds {values('seed', pts)}"), os.path.join(folder, "sosp_claims"))
     with np.load(os.path.join(folder, "sosp_claims_paths.npz")) as z:
         paths = [{k: z[f"{k}_{i}"] for k in ("step", "perp_norm", "regulariser_alone", "predicted", "rate",
                                             "hb_min", "hb_median", "hb_max")} | {"row": str(r)}
                  for i, r in enumerate(z["rows"])]
-    save_figure(plot_lemma_paths(paths, res["paths"][0]["lam"] if res["paths"] else None),
+    setting = (f"d = {values('d', pts)}, {res['paths'][0]['steps'] + 1} steps, bias trained, seed 0's init"
+               if res["paths"] else "")
+    save_figure(plot_lemma_paths(paths, res["paths"][0]["lam"] if res["paths"] else None, setting),
                 os.path.join(folder, "sosp_claims_paths"))
 
 

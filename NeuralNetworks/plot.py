@@ -18,8 +18,16 @@ def legend_outside(ax, **kw):
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, **kw)
 
 
+def fig3_setting(U, width, steps):
+    """The key settings of a Fig. 3 run, for its titles: the teacher, d, k, width, steps."""
+    d, k = U.shape
+    teacher = "tanh<x, u>" if k == 1 else "mean_j tanh<x, u_j>"
+    return f"teacher {teacher}, d = {d}, k = {k}, width {width}, {int(steps)} steps"
+
+
 def plot_weights(snapshots: np.ndarray, U: np.ndarray, steps: np.ndarray, every: int = 10):
-    """Fig. 3: every ``every``-th neuron's first-layer weights at the recorded steps, coloured by step.
+    """Fig. 3: every ``every``-th neuron's first-layer weights at the recorded steps, coloured by step; the
+    initial weights ringed, the final ones black-edged.
 
     ``snapshots: (S, h, d)`` at ``steps: (S,)``; ``U: (d, k)`` orthonormal. For d = 2 and k = 1 (the paper's):
     the weight vectors in the plane with the line span(u). Otherwise, whatever k: each neuron's
@@ -38,6 +46,10 @@ def plot_weights(snapshots: np.ndarray, U: np.ndarray, steps: np.ndarray, every:
     sc = ax.scatter(x.ravel(), y.ravel(), c=color.ravel(), s=6, cmap="coolwarm_r", linewidths=0, alpha=0.85,
                     norm=matplotlib.colors.LogNorm(1, max(color.max(), 2)), label="neuron weights")
     fig.colorbar(sc, ax=ax, label="training step + 1 (red: init, blue: trained)")
+    ax.scatter(x[0], y[0], s=22, facecolors="none", edgecolors="C3", linewidths=0.8,
+               label=f"initial weights (step {int(steps[0])})")
+    ax.scatter(x[-1], y[-1], s=22, color="C0", edgecolors="k", linewidths=0.8,
+               label=f"final weights (step {int(steps[-1])})")
     if plane:
         lim = 1.05 * max(np.abs(x).max(), np.abs(y).max())
         u = U[:, 0]
@@ -46,15 +58,16 @@ def plot_weights(snapshots: np.ndarray, U: np.ndarray, steps: np.ndarray, every:
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
     else:
         ax.set(xlim=(0, None), ylim=(0, None))
-    ax.set(xlabel=labels[0], ylabel=labels[1], title=f"first-layer weights, every {every}th neuron")
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=f"Fig. 3: first-layer weights, every {every}th neuron\n"
+           + fig3_setting(U, snapshots.shape[1], steps[-1]))
     ax.title.set_fontsize(9)
     ax.legend(loc="lower right" if plane else "upper right", fontsize=8, framealpha=0.9)
     return fig
 
 
-def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only: np.ndarray):
+def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only: np.ndarray, setting=""):
     """``‖W⊥‖_F`` against step with the weight-decay-only curve ``(1 − lr λ)^t ‖W⊥(0)‖_F`` (left), and
-    ``‖W⊥‖_F / ‖W‖_F`` (right); log x."""
+    ``‖W⊥‖_F / ‖W‖_F`` (right); log x. ``setting``: the run's, for the title (:func:`fig3_setting`)."""
     x = steps + 1
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.plot(x, perp, label=r"$\|W_\perp\|_F$, trained")
@@ -64,6 +77,7 @@ def plot_perp(steps: np.ndarray, perp: np.ndarray, wnorm: np.ndarray, decay_only
     a2.plot(x, perp / wnorm, color="C1", label=r"$\|W_\perp\|_F / \|W\|_F$")
     a2.set(xscale="log", xlabel="training step + 1", ylabel=r"$\|W_\perp\|_F / \|W\|_F$", ylim=(0, None))
     a2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
+    fig.suptitle(f"Fig. 3: the part of W outside span(U) during training; {setting}".rstrip("; "), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -73,16 +87,18 @@ def plot_fig2(lams, w_frozen, w_trained, activation):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(lams, w_frozen, "o-", ms=3, label="bias frozen at 0")
     ax.plot(lams, w_trained, "s-", ms=3, label="bias trained")
+    name = {"smooth_relu": r"$\frac{1}{2}\log(1+e^{2z})$"}.get(activation, activation)
     ax.set(xscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$|w^*|$ (the minimiser)",
-           title=f"minimiser of E[(s(wx+b) - 1)^2] + lambda w^2, s = {activation}")
+           title=r"Fig. 2, one neuron, $x \sim N(0, 1)$: the minimiser of $E[(s(wx+b) - 1)^2] + \lambda w^2$"
+           + f"\n$s$ = {name}, {len(lams)} values of " + r"$\lambda$")
     ax.title.set_fontsize(9)
     legend_outside(ax)
     return fig
 
 
-def plot_claims(results):
+def plot_claims(results, setting=""):
     """One panel per row: ``‖W⊥‖_F`` against step (mean over seeds, band = min..max), its null dashed (the same
-    optimiser without the loss's gradient on W⊥; claims.null_config)."""
+    optimiser without the loss's gradient on W⊥; claims.null_config). ``setting``: the grid's, for the title."""
     n = len(results)
     cols = 4
     rows = (n + cols - 1) // cols
@@ -101,11 +117,12 @@ def plot_claims(results):
         ax.axis("off")
     fig.supylabel(r"$\|W_\perp\|_F$ (dashed: the null)", fontsize=9)
     fig.supxlabel("step + 1", fontsize=9)
+    fig.suptitle(f"claims grid along training runs; {setting}".rstrip("; "), fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_claims_end(rows):
+def plot_claims_end(rows, setting=""):
     """Per row of the claims grid: ``‖W⊥‖_F`` at the end of training against its null (the same optimiser
     without the loss's gradient on W⊥; means over seeds; a line joins the two), and at init. ``rows``: dicts with
     ``row``, ``claim``, ``perp_init``, ``perp_final``, ``null`` (per-seed lists)."""
@@ -121,7 +138,7 @@ def plot_claims_end(rows):
     ax.set_yticks(y, [f"{r['claim']} {r['row']}" if r["claim"].startswith("(") else r["row"] for r in rows],
                   fontsize=8)
     ax.set(xlabel=r"$\|W_\perp\|_F$ (mean over seeds)", xlim=(0, None),
-           title="claims grid: what the loss adds to its null's collapse")
+           title=f"claims grid: what the loss adds to its null's collapse\n{setting}".rstrip())
     ax.title.set_fontsize(9)
     legend_outside(ax)
     return fig
@@ -130,7 +147,7 @@ def plot_claims_end(rows):
 FLOOR = 1e-16      # ratios drawn on a log axis: an exact 0 is drawn here
 
 
-def plot_sosp(points, pgd, tol):
+def plot_sosp(points, pgd, tol, setting=""):
     """Left: ``‖W⊥‖/‖W‖`` at the certified stationary points against ``λ`` (bias trained / frozen, every seed),
     the a-posteriori bound for the trained points, and where the PGD runs end; points not certified (type other
     than ``minimum``) as grey crosses, apart. Right: PGD steps until the ratio is
@@ -157,7 +174,7 @@ def plot_sosp(points, pgd, tol):
                    label="a-posteriori bound on it (Stein), bias trained\n"
                    + r"$\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))/\|W\|$")
     a1.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
-           title="stationary points of the population objective")
+           title=f"stationary points of the population objective\n{setting}".rstrip())
     legend_outside(a1)
     for bias, (c, m) in style.items():
         runs = sorted((r for r in pgd if r["bias"] == bias and r["steps_to_collapse"] is not None),
@@ -212,7 +229,7 @@ def plot_sosp_bias(points, title):
     return fig
 
 
-def plot_sosp_claims(points):
+def plot_sosp_claims(points, setting=""):
     """``sosp-claims``: ‖W⊥‖/‖W‖ at every certified point, one column per row, bias trained and frozen side by
     side, coloured by λ; hollow markers for points that are not ε-SOSPs (saddles, searches not converged)."""
     rows = list(dict.fromkeys(p["row"] for p in points))
@@ -229,7 +246,8 @@ def plot_sosp_claims(points):
     ax.set_yscale("log")
     ax.set_xticks(range(len(rows)), rows, rotation=25, ha="right", fontsize=8)
     ax.set_ylabel("‖W⊥‖ / ‖W‖ at the point")
-    ax.set_title("certified points per claim: circles bias trained (left), squares frozen (right)", fontsize=9)
+    ax.set_title(f"certified points per claim: circles bias trained (left), squares frozen (right)\n{setting}"
+                 .rstrip(), fontsize=9)
     for lam, c in zip(lams, colours):
         ax.scatter([], [], color=c, label=f"λ = {lam:g}")
     ax.scatter([], [], facecolors="none", edgecolors="k", label="not certified (saddle or uncertified)")
@@ -238,7 +256,7 @@ def plot_sosp_claims(points):
     return fig
 
 
-def plot_lemma_paths(paths, lam):
+def plot_lemma_paths(paths, lam, setting=""):
     """``sosp-claims`` paths: ‖W⊥‖ along exact GD against the regulariser alone and the H_b-rate prediction
     (left), and the Rayleigh rate ⟨W⊥, H_b W⊥⟩/‖W⊥‖² beside λ and H_b's spectrum (right)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -258,5 +276,6 @@ def plot_lemma_paths(paths, lam):
            title="Rayleigh rate of H_b on W⊥; band: median-max eig")
     a1.title.set_fontsize(9), a2.title.set_fontsize(9)
     a1.legend(fontsize=8), legend_outside(a2)
+    fig.suptitle(f"Lemma 3.1 along exact gradient descent; {setting}".rstrip("; "), fontsize=9)
     fig.tight_layout()
     return fig

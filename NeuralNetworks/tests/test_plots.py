@@ -32,6 +32,10 @@ def test_fig3_weights_in_the_plane_and_as_norms_with_a_colour_bar():
     snaps, steps = rng.standard_normal((5, 40, 2)), np.array([0, 10, 100, 1000, 20000])
     fig = plot.plot_weights(snaps, np.array([[1.0], [1.0]]) / np.sqrt(2), steps)
     assert "span($u$)" in labels(fig) and len(fig.axes) == 2 and "step" in fig.axes[1].get_ylabel()
+    assert "initial weights (step 0)" in labels(fig) and "final weights (step 20000)" in labels(fig)
+    init, final = fig.axes[0].collections[1].get_offsets(), fig.axes[0].collections[2].get_offsets()
+    np.testing.assert_array_equal(init, snaps[0, ::10]), np.testing.assert_array_equal(final, snaps[-1, ::10])
+    assert "d = 2, k = 1, width 40, 20000 steps" in fig.axes[0].get_title()
     assert_legends_clear_of_data(fig)
     U = np.linalg.qr(rng.standard_normal((5, 2)))[0]
     fig = plot.plot_weights(rng.standard_normal((5, 40, 5)), U, steps)      # k = 2: norms inside / outside
@@ -44,15 +48,20 @@ def test_fig3_weights_in_the_plane_and_as_norms_with_a_colour_bar():
 
 def test_fig3_perp_fig2_and_the_claims_figures():
     step = np.arange(0, 1001, 100)
-    fig = plot.plot_perp(step, np.exp(-step / 500), np.ones(len(step)), np.exp(-step / 1000))
+    fig = plot.plot_perp(step, np.exp(-step / 500), np.ones(len(step)), np.exp(-step / 1000),
+                         plot.fig3_setting(np.ones((2, 1)), 1000, 1000))
     assert any("weight decay alone" in t for t in labels(fig))
+    assert "teacher tanh<x, u>, d = 2, k = 1, width 1000, 1000 steps" in fig._suptitle.get_text()
     assert_legends_clear_of_data(fig)
     fig = plot.plot_fig2(np.geomspace(1e-4, 10, 9), np.linspace(0.4, 0, 9), np.zeros(9), "smooth_relu")
     assert labels(fig) == ["bias frozen at 0", "bias trained"]
+    title = fig.axes[0].get_title()
+    assert "one neuron" in title and "9 values of" in title and "E[(s(wx+b) - 1)^2]" in title
     assert_legends_clear_of_data(fig)
     rows = [{"row": "base", "claim": "–", "perp_init": [15.0], "perp_final": [5.2], "null": [5.6]},
             {"row": "Adam", "claim": "(e)", "perp_init": [15.0], "perp_final": [0.3], "null": [0.0]}]
-    fig = plot.plot_claims_end(rows)
+    fig = plot.plot_claims_end(rows, "k = 2 directions in d = 20")
+    assert "k = 2 directions in d = 20" in fig.axes[0].get_title()
     assert labels(fig) == ["at init", "null: same optimiser, no loss gradient on W⊥", "end of training"]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["base", "(e) Adam"]
     assert_legends_clear_of_data(fig)
@@ -67,7 +76,8 @@ def test_sosp_figures():
     pgd = [{"lam": lam, "bias": b, "ratio_end": 0.01, "steps_to_collapse": int(5 / lam),
             "decay_only_steps": int(5 / lam), "one_over_lr_lam": 1 / lam} for lam in (1e-3, 1e-2)
            for b in ("trained", "frozen")]
-    fig = plot.plot_sosp(points, pgd, 0.01)
+    fig = plot.plot_sosp(points, pgd, 0.01, "width 1000, d = 2, k = 1")
+    assert "width 1000, d = 2, k = 1" in fig.axes[0].get_title()
     got = labels(fig)
     for want in ("certified point, bias trained", "certified point, bias frozen", "PGD, bias trained",
                  "weight decay alone (predicted)", "not certified (sosp.csv 'reason')"):
