@@ -254,7 +254,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     polished, polish_s, tabu, tabu_s = _polish(cfg, graph, V, hist, partition)
     np.savez_compressed(os.path.join(folder, "history.npz"), step=hist["step"], cut_sampled=hist["cut_sampled"],
                         cut_mean=hist["cut_mean"], sigma_max=hist["sigma_max"], sigma_relative=hist["sigma_relative"],
-                        m=hist["m"], gw_round_cuts=round_cuts)
+                        m=hist["m"], gw_round_cuts=round_cuts,
+                        **({"sigma_step": hist["sigma_step"]} if "sigma_step" in hist else {}))
     write_partition(os.path.join(folder, "partition.csv"), cfg.graph_labels, partition)
     last = hist["sigma_max"].size > 0
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
@@ -319,7 +320,8 @@ def draw(folder, res):
         title = _title(res)
         save_figure(plot_cut(h["step"], h["cut_sampled"], h["cut_mean"], levels, title),
                     os.path.join(folder, f"{name}_cut"))
-        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"], title),
+        step_scale = h["sigma_step"] if "sigma_step" in h.files else None     # the authors' rule: max σ + 0.5
+        save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"], title, step_scale),
                     os.path.join(folder, f"{name}_sigma"))
 
 

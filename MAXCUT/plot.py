@@ -53,10 +53,13 @@ def _levels_and_range(ax, levels, curves):
     legend_outside(ax)
 
 
-def plot_sigma(step, sigma_max, sigma_relative, title=None):
-    """Left: the largest coordinate of σ per iteration; right: the scale-free ``max σ / ‖m‖`` (log scales)."""
+def plot_sigma(step, sigma_max, sigma_relative, title=None, step_scale=None):
+    """Left: the largest coordinate of σ per iteration (and ``step_scale``, the scale the authors' update draws
+    with, ``max σ + 0.5``, where given); right: the scale-free ``max σ / ‖m‖`` (log scales)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     a1.plot(step, sigma_max, label=r"$\max_i \sigma_i$")
+    if step_scale is not None and len(step_scale) == len(step):
+        a1.plot(step, step_scale, color="C2", ls="--", label=r"$\max_i \sigma_i + 0.5$: the scale each step draws with")
     a1.set(xlabel="iteration", ylabel=r"$\max_i \sigma_i$ (spread of the hyperplane)", yscale="log")
     a2.plot(step, sigma_relative, color="C1", label=r"$\max_i \sigma_i / \|m\|$")
     a2.set(xlabel="iteration", ylabel=r"$\max_i \sigma_i \,/\, \|m\|$", yscale="log")

@@ -49,3 +49,16 @@ def test_titles_name_the_graph_and_values_read_at_two_decimals():
     assert cut_fig.axes[0].get_title() == title and sigma_fig._suptitle.get_text() == title
     assert plot.short(31.0) == "31" and plot.short(11624.375) == "11624.38" and plot.short(-0.5) == "-0.5"
     plt.close("all")
+
+
+def test_sigma_panel_shows_the_scale_the_authors_rule_draws_with():
+    """The authors' update draws with max σ + 0.5 (App. F): the σ panel plots it beside max σ when given."""
+    from MAXCUT.plot import plot_sigma
+    step = np.arange(4)
+    sigma = np.array([1.0, 0.5, 0.2, 0.1])
+    fig = plot_sigma(step, sigma, sigma / 2, "t", sigma + 0.5)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2
+    np.testing.assert_array_equal(lines[1].get_ydata(), sigma + 0.5)
+    assert len(plot_sigma(step, sigma, sigma / 2).axes[0].get_lines()) == 1
+    plt.close("all")
