@@ -175,6 +175,7 @@ def plot_sosp(points, pgd, tol, setting=""):
                    + r"$\|\nabla_W g\|/(\lambda+\lambda_{min}(H_b))/\|W\|$")
     a1.set(xscale="log", yscale="log", xlabel=r"weight decay $\lambda$", ylabel=r"$\|W_\perp\|_F / \|W\|_F$",
            title=f"stationary points of the population objective\n{setting}".rstrip())
+    a1.title.set_fontsize(9)
     legend_outside(a1)
     for bias, (c, m) in style.items():
         runs = sorted((r for r in pgd if r["bias"] == bias and r["steps_to_collapse"] is not None),
