@@ -312,18 +312,18 @@ def write_json(path, obj):
 
 
 def code_version():
-    """``{"git_commit", "git_dirty", "package"}``: ``git rev-parse HEAD`` and whether ``git status --porcelain``
+    """``{"commit", "dirty", "package"}``: ``git rev-parse HEAD`` and whether ``git status --porcelain``
     lists anything, run in the repository root when it holds a ``.git`` (None when git or the checkout is absent,
     or git fails within 10 s); ``package`` names this folder's code either way."""
     import subprocess
-    root, version = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), {"git_commit": None,
-                                                                                   "git_dirty": None}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    version = {"commit": None, "dirty": None}
     if os.path.exists(os.path.join(root, ".git")):
         try:
             def git(*args):
                 return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
                                       check=True).stdout
-            version = {"git_commit": git("rev-parse", "HEAD").strip(), "git_dirty": bool(git("status", "--porcelain"))}
+            version = {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain"))}
         except (OSError, subprocess.SubprocessError):
             pass
     return {**version, "package": __package__}
@@ -343,11 +343,13 @@ def library_versions():
 
 def write_config(folder, experiment, options: dict, device, inputs=()):
     """``config.json``: the experiment, the code version, every option as the run used it, library versions,
-    device and threads, and each input file's absolute path and SHA-256."""
+    device and threads, and each input file's absolute path and SHA-256. The versions also stand at the top
+    level, where earlier versions of this code wrote them."""
+    versions = library_versions()
     write_json(os.path.join(folder, "config.json"), {
-        "package": __package__, "experiment": experiment, "code_version": code_version(), "args": options,
+        "package": __package__, "experiment": experiment, "code": code_version(), "args": options,
         "inputs": [{"path": os.path.abspath(f), "sha256": sha256_of(f)} for f in inputs],
-        "device": str(device), "threads": torch.get_num_threads(), **library_versions(),
+        "device": str(device), "threads": torch.get_num_threads(), "versions": versions, **versions,
         "platform": platform.platform()})
 
 

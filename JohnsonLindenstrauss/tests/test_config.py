@@ -30,10 +30,10 @@ def test_config_names_the_commit_the_file_and_every_option_as_used(tmp_path, mon
     main(["--data", "pts.npy", "--holdout", "5", "--k", "4", "--objective", "surrogate", "--steps", "5",
           *SHORT, "--out-dir", "o"])
     config = json.load(open(tmp_path / "o" / "config.json"))
-    version = config["code_version"]
+    version = config["code"]
     if os.path.exists(os.path.join(ROOT, ".git")):
-        assert version["git_commit"] == git("rev-parse", "HEAD").strip()
-        assert version["git_dirty"] == bool(git("status", "--porcelain"))
+        assert version["commit"] == git("rev-parse", "HEAD").strip()
+        assert version["dirty"] == bool(git("status", "--porcelain"))
     assert version["package"] == "JohnsonLindenstrauss"
     assert config["inputs"] == [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}]
     args = config["args"]
@@ -41,7 +41,7 @@ def test_config_names_the_commit_the_file_and_every_option_as_used(tmp_path, mon
     assert (args["eps"], args["lam"], args["tau"]) == (0.1, 1e-2, math.sqrt(2 / 4))     # the surrogate's defaults
     assert args["out_dir"] == str(tmp_path / "o") and args["device"] == "cpu" and args["quick"]
     assert all(v is not None for k, v in args.items() if k != "tol")       # the surrogate runs all steps: no tol
-    assert all(isinstance(config[lib], str) for lib in LIBRARIES)
+    assert all(isinstance(config[lib], str) and config["versions"][lib] == config[lib] for lib in LIBRARIES)
 
 
 def test_config_of_the_max_objective_and_of_the_theorem_resolve_their_defaults(tmp_path):
@@ -67,7 +67,7 @@ def test_digits_are_hashed_and_no_git_gives_none(tmp_path, monkeypatch):
     def no_git(*a, **k):
         raise FileNotFoundError("git")
     monkeypatch.setattr(subprocess, "run", no_git)
-    assert utils.code_version() == {"git_commit": None, "git_dirty": None, "package": "JohnsonLindenstrauss"}
+    assert utils.code_version() == {"commit": None, "dirty": None, "package": "JohnsonLindenstrauss"}
 
 
 def test_every_experiment_states_the_seed_its_runs_recorded(capsys):
