@@ -346,9 +346,10 @@ def write_config(folder, experiment, options: dict, device, inputs=()):
     """``config.json``: the experiment, the code version (git commit and dirty flag, or the package's name),
     every option as the run used it, library versions, device and threads, and each input file's absolute path
     and SHA-256 (this folder's experiments read none: ``inputs`` is empty)."""
+    versions = library_versions()
     write_json(os.path.join(folder, "config.json"), {
         "package": __package__, "experiment": experiment, "code": {"package": __package__, **code_version()},
-        "args": options, "device": str(device), "threads": torch.get_num_threads(), **library_versions(),
+        "args": options, "device": str(device), "threads": torch.get_num_threads(), "versions": versions, **versions,
         "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
         "inputs": [{"path": os.path.abspath(p), "sha256": sha256_of(p)} for p in inputs]})
 
