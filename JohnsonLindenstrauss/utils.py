@@ -333,7 +333,7 @@ def library_versions():
     """The versions of Python and of every library the run may use (None for one not installed)."""
     from importlib import metadata
     out = {"python": platform.python_version()}
-    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib"):
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib", "threadpoolctl"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -334,7 +334,7 @@ def library_versions():
     """The installed versions of the libraries a run may use (None for one not installed), and Python's."""
     from importlib import metadata
     out = {"python": platform.python_version()}
-    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib"):
+    for name in ("torch", "numpy", "scipy", "scikit-learn", "networkx", "matplotlib", "threadpoolctl"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -43,16 +43,15 @@ def main(argv=None):
         p.error(f"no gallery image named {sorted(unknown)[0]!r}; choose from "
                 + ", ".join(n for n, _, _ in FIGURES))
     from PIL import Image
+    chosen = [f for f in FIGURES if not args.names or f[0] in args.names]
     done = set()
-    for name, cmd, figure in FIGURES:
-        if args.names and name not in args.names:
-            continue
-        path = os.path.join(ROOT, figure)
-        if (args.rerun or not os.path.isfile(path)) and tuple(cmd) not in done:
+    for name, cmd, figure in chosen:       # every run first: a run made after docs/ changed would be 'dirty'
+        if (args.rerun or not os.path.isfile(os.path.join(ROOT, figure))) and tuple(cmd) not in done:
             print("running: python " + " ".join(cmd), flush=True)
             subprocess.run([sys.executable, *cmd, "--no-progress"], cwd=ROOT, check=True)
             done.add(tuple(cmd))
-        with Image.open(path) as im:
+    for name, cmd, figure in chosen:
+        with Image.open(os.path.join(ROOT, figure)) as im:
             small = im.convert("RGB")
             small.thumbnail((WIDTH, WIDTH * 2))
             small.save(os.path.join(DOCS, f"{name}.png"), optimize=True)
