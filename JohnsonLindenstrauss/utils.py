@@ -329,6 +329,12 @@ def code_version():
     return {**version, "package": __package__}
 
 
+def package_version():
+    """This folder's ``__version__`` (its ``__init__.py``): the code version where no git checkout names the commit."""
+    import importlib
+    return importlib.import_module(__package__).__version__
+
+
 def library_versions():
     """The versions of Python and of every library the run may use (None for one not installed)."""
     from importlib import metadata
@@ -347,7 +353,8 @@ def write_config(folder, experiment, options: dict, device, inputs=()):
     level, where earlier versions of this code wrote them."""
     versions = library_versions()
     write_json(os.path.join(folder, "config.json"), {
-        "package": __package__, "experiment": experiment, "code": code_version(), "args": options,
+        "package": __package__, "experiment": experiment, "code": {**code_version(), "version": package_version()},
+        "args": options,
         "inputs": [{"path": os.path.abspath(f), "sha256": sha256_of(f)} for f in inputs],
         "device": str(device), "threads": torch.get_num_threads(), "versions": versions, **versions,
         "platform": platform.platform()})

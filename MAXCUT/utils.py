@@ -343,6 +343,12 @@ def code_version(root):
     return {"commit": commit, "dirty": dirty if commit else None, "package": __package__}
 
 
+def package_version():
+    """This folder's ``__version__`` (its ``__init__.py``): the code version where no git checkout names the commit."""
+    import importlib
+    return importlib.import_module(__package__).__version__
+
+
 def library_versions():
     """``{distribution: version or None}`` of :data:`LIBRARIES` and Python, read without importing them."""
     from importlib import metadata
@@ -363,7 +369,8 @@ def write_config(folder, experiment, options: dict, device, inputs=()):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     write_json(os.path.join(folder, "config.json"), {
         "package": __package__, "experiment": experiment, "args": options, "device": str(device),
-        "threads": torch.get_num_threads(), "code": code_version(root), "versions": library_versions(),
+        "threads": torch.get_num_threads(), "code": {**code_version(root), "version": package_version()},
+        "versions": library_versions(),
         "inputs": [{"path": os.path.abspath(p), "sha256": h} for p, h in inputs],
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()})

@@ -330,6 +330,12 @@ def code_version():
         return {"commit": None, "dirty": None}
 
 
+def package_version():
+    """This folder's ``__version__`` (its ``__init__.py``): the code version where no git checkout names the commit."""
+    import importlib
+    return importlib.import_module(__package__).__version__
+
+
 def library_versions():
     """The installed versions of the libraries a run may use (None for one not installed), and Python's."""
     from importlib import metadata
@@ -348,7 +354,8 @@ def write_config(folder, experiment, options: dict, device, inputs=()):
     and SHA-256 (this folder's experiments read none: ``inputs`` is empty)."""
     versions = library_versions()
     write_json(os.path.join(folder, "config.json"), {
-        "package": __package__, "experiment": experiment, "code": {"package": __package__, **code_version()},
+        "package": __package__, "experiment": experiment,
+        "code": {"package": __package__, "version": package_version(), **code_version()},
         "args": options, "device": str(device), "threads": torch.get_num_threads(), "versions": versions, **versions,
         "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
         "inputs": [{"path": os.path.abspath(p), "sha256": sha256_of(p)} for p in inputs]})

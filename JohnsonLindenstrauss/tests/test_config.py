@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import JohnsonLindenstrauss
 from JohnsonLindenstrauss import utils
 from JohnsonLindenstrauss.main import main
 
@@ -34,7 +35,7 @@ def test_config_names_the_commit_the_file_and_every_option_as_used(tmp_path, mon
     if os.path.exists(os.path.join(ROOT, ".git")):
         assert version["commit"] == git("rev-parse", "HEAD").strip()
         assert version["dirty"] == bool(git("status", "--porcelain"))
-    assert version["package"] == "JohnsonLindenstrauss"
+    assert version["package"] == "JohnsonLindenstrauss" and version["version"] == JohnsonLindenstrauss.__version__
     assert config["inputs"] == [{"path": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}]
     args = config["args"]
     assert (args["n"], args["d"], args["holdout"], args["k"], args["steps"], args["draws"]) == (25, 12, 5, 4, 5, 10)

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import MAXCUT
 from MAXCUT import gw, utils
 from MAXCUT.experiments import MaxcutConfig, TheoremConfig
 from MAXCUT.graphs import GraphFormatError
@@ -34,7 +35,7 @@ def test_config_json_names_the_commit_the_options_as_used_and_the_input_hash(tmp
     if os.path.exists(os.path.join(ROOT, ".git")):
         assert config["code"]["commit"] == git("rev-parse", "HEAD")
         assert config["code"]["dirty"] == bool(git("status", "--porcelain"))
-    assert config["code"]["package"] == "MAXCUT"
+    assert config["code"]["package"] == "MAXCUT" and config["code"]["version"] == MAXCUT.__version__
     assert all(config["versions"][lib] for lib in LIBRARIES)
     args = config["args"]
     for used in ("steps", "samples", "lr_mean", "lr_sigma", "lam", "delta", "chains", "sdp_rank", "seed", "out_dir"):

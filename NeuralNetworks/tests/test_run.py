@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import NeuralNetworks
 from NeuralNetworks.main import main, parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -231,7 +232,8 @@ def test_config_is_citable(tmp_path, monkeypatch):
     def git():      # others may commit or edit meanwhile: the run's answer is git's before or after it
         out = [subprocess.run(["git", *c], cwd=ROOT, capture_output=True, text=True).stdout
                for c in (["rev-parse", "HEAD"], ["status", "--porcelain"])]
-        return {"package": "NeuralNetworks", "commit": out[0].strip(), "dirty": bool(out[1].strip())}
+        return {"package": "NeuralNetworks", "version": NeuralNetworks.__version__, "commit": out[0].strip(),
+                "dirty": bool(out[1].strip())}
     before = git()
     main([*QUICK, "--steps", "20", "--width", "8", "--out-dir", str(tmp_path / "out")])
     config = json.load(open(tmp_path / "out" / "config.json"))
