@@ -58,7 +58,12 @@ def run_jobs(jobs, workers: int = 1, progress: bool = False, desc: str = "sosp")
                 bar.update()
             return
         import multiprocessing as mp
-        pool = mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_worker_init)
+        import signal
+        ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)   # the workers start with Ctrl-C ignored (kept
+        try:                                                       # across exec): none is hit while importing
+            pool = mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_worker_init)
+        finally:
+            signal.signal(signal.SIGINT, ignored)
         try:
             for i, res in pool.imap_unordered(_indexed, list(enumerate(jobs)), chunksize=1):
                 yield i, res
