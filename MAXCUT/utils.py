@@ -364,16 +364,15 @@ def library_versions():
 
 def write_config(folder, experiment, options: dict, device, inputs=()):
     """``config.json``: the experiment, every option as the run used it, the code version (git commit and dirty
-    flag), library versions, device and threads, and each input file's absolute path and SHA-256."""
-    import matplotlib
+    flag), library versions (also at the top level, where earlier versions wrote them), device and threads, and
+    each input file's absolute path and SHA-256."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    versions = library_versions()
     write_json(os.path.join(folder, "config.json"), {
         "package": __package__, "experiment": experiment, "args": options, "device": str(device),
         "threads": torch.get_num_threads(), "code": {**code_version(root), "version": package_version()},
-        "versions": library_versions(),
-        "inputs": [{"path": os.path.abspath(p), "sha256": h} for p, h in inputs],
-        "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "matplotlib": matplotlib.__version__, "platform": platform.platform()})
+        "versions": versions, **versions,
+        "inputs": [{"path": os.path.abspath(p), "sha256": h} for p, h in inputs], "platform": platform.platform()})
 
 
 def save_figure(fig, stem):

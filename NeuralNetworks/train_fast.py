@@ -248,23 +248,9 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
                 if t % BLOCK == BLOCK - 1:
                     bar.update(BLOCK)
                 (x, y, *prepared), i = data.next()
-                G = grads = None
-                if step is not None:        # residuals and the first layer's gradient, written out
-                    r, G = step(WbT, student.a, *(a[i] for a in prepared))
-                    _keep_span(step.GW, span, transposed=True)
-                    gnorm = torch.linalg.vector_norm(step.GW, dim=(1, 2))
-                    gnorms = gnorm.tolist()                                 # one sync per step
-                    # a non-finite residual makes G non-finite: the squared error needs its loss only when recorded
-                    loss = None if step.mse and t not in rec else step.total(r) / n
-                    if not math.isfinite(sum(gnorms) + (0.0 if loss is None else sum(loss.tolist()))):
-                        G = None            # an activation's input above ~44, or divergence: this step by autograd
-                if G is None:
-                    loss, grads = _autograd_loss_and_grads(student, x[i], y[i], cfg, params)
-                    _keep_span(grads[0], span, transposed=False)
-                    gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
-                    gnorms, loss_sum = gnorm.tolist(), sum(loss.tolist())
-                    if not math.isfinite(loss_sum):
-                        raise DivergenceError(f"the loss became {loss_sum} at step {t}")
+                loss, G, grads, gnorm, gnorms = _gradients(step, WbT, student, teacher_batch=(x[i], y[i]),
+                                                           prepared=[a[i] for a in prepared], cfg=cfg,
+                                                           params=params, span=span, need_loss=t in rec, t=t)
                 if t in rec:
                     _record(hist, t, loss, W, U, gnorm)
                 if t in snaps:
@@ -285,6 +271,31 @@ def train(student: Student, teacher: Teacher, cfg: TrainConfig, generator, snaps
     return {**{k: np.asarray(v) for k, v in hist.items()}, "perturbations": n_perturb, "interrupted": interrupted,
             "snapshots": torch.stack(snapshots).numpy() if snapshots else np.zeros((0, R) + W.shape[1:]),
             "snapshot_steps": np.asarray(sorted(snaps))[: len(snapshots)]}
+
+
+def _gradients(step, WbT, student, teacher_batch, prepared, cfg, params, span, need_loss, t):
+    """One step's loss ``(R,)`` (None when the squared error's is not ``need_loss``), the first layer's gradient
+    (written out: ``G``; or by autograd: ``grads``), its norms ``(R,)`` and those as a list (one sync). Written out
+    where ``step`` is; by autograd where it is not, or where the written-out numbers are not finite (an
+    activation's input above ~44, or divergence). A non-finite autograd loss is a :class:`DivergenceError`."""
+    G = grads = None
+    if step is not None:        # residuals and the first layer's gradient, written out
+        r, G = step(WbT, student.a, *prepared)
+        _keep_span(step.GW, span, transposed=True)
+        gnorm = torch.linalg.vector_norm(step.GW, dim=(1, 2))
+        gnorms = gnorm.tolist()                                 # one sync per step
+        # a non-finite residual makes G non-finite: the squared error needs its loss only when recorded
+        loss = None if step.mse and not need_loss else step.total(r) / cfg.batch
+        if not math.isfinite(sum(gnorms) + (0.0 if loss is None else sum(loss.tolist()))):
+            G = None
+    if G is None:
+        loss, grads = _autograd_loss_and_grads(student, *teacher_batch, cfg, params)
+        _keep_span(grads[0], span, transposed=False)
+        gnorm = torch.linalg.vector_norm(grads[0], dim=(1, 2))
+        gnorms, loss_sum = gnorm.tolist(), sum(loss.tolist())
+        if not math.isfinite(loss_sum):
+            raise DivergenceError(f"the loss became {loss_sum} at step {t}")
+    return loss, G, grads, gnorm, gnorms
 
 
 @contextlib.contextmanager

@@ -357,7 +357,7 @@ def write_config(folder, experiment, options: dict, device, inputs=()):
         "package": __package__, "experiment": experiment,
         "code": {"package": __package__, "version": package_version(), **code_version()},
         "args": options, "device": str(device), "threads": torch.get_num_threads(), "versions": versions, **versions,
-        "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "platform": platform.platform(),
         "inputs": [{"path": os.path.abspath(p), "sha256": sha256_of(p)} for p in inputs]})
 
 
