@@ -7,6 +7,7 @@ fig2    Fig. 2: the one-neuron toy, minimisers against lambda with the bias froz
 claims  claims (a)-(e) along PGD runs on a multi-index teacher (claims.py).
 sosp    Lemma 3.1 at certified stationary points of the population objective, and PGD from the same inits (sosp.py).
 sosp-claims  claims (a)-(c) at certified points (variants.py), the lemma along exact GD and App. B (descent.py).
+dimension  Fig. 3's PGD at d up to 512 with tanh and Hermite teachers, recovery of span(U) (dimension.py).
 """
 import dataclasses
 import os
@@ -568,6 +569,91 @@ def summary_sosp_claims(res):
     algos = "; ".join(f"{m['method']}: SOSP at {m['steps_to_sosp']}, collapse at {m['steps_to_collapse']}"
                       for m in res["methods"])
     return f"sosp-claims: {rows} | paths: {paths} | algorithms: {algos}"
+
+
+@dataclasses.dataclass
+class DimensionConfig:
+    SHRINK = "--width (or --seeds, --dims)"     # what the memory refusal suggests (not an option)
+    dims: tuple = option((2, 8, 32, 128, 512), "input dimensions d", nargs="+", kind=int, lo=2, hi=10**5)
+    ks: tuple = option((1, 2), "teacher directions k (each < every d)", nargs="+", kind=int, lo=1, hi=10**5)
+    teachers: str = option("tanh,he4", "links f of the teacher mean_j f(<x, u_j>), comma-separated: tanh (paper), "
+                           "he2, he4 (He_2/sqrt 2, He_4/sqrt 24)")
+    width: int = option(128, "hidden width h (paper: 1000; 128 fits d = 512 in the 20-minute budget)", lo=1, hi=10**6)
+    steps: int = option(10_000, "PGD steps of every run (paper: 20 000; 10 000 fits the budget)", lo=1, hi=10**9)
+    seeds: int = option(3, "seeds per (d, k, teacher)", lo=1, hi=1000)
+    test_samples: int = option(10_000, "fresh samples of each run's test MSE", lo=1, hi=10**7)
+    noise_samples: int = option(4096, "fresh samples of the end point's gradient-noise estimate", lo=2, hi=10**7)
+    seed: int = seed_option("the first of the --seeds seeds SEED, SEED+1, ...: each run's init, minibatches, kicks "
+                            "and test set (the k > 1 teacher frame is fixed: model.SUBSPACE_SEED)")
+
+    def __post_init__(self):
+        from NeuralNetworks.dimension import LINKS
+        self.dims, self.ks = tuple(int(d) for d in self.dims), tuple(int(k) for k in self.ks)
+        links = [t for t in self.teachers.split(",") if t]
+        bad = [t for t in links if t not in LINKS]
+        if bad or not links:
+            raise ValueError(f"--teachers {self.teachers}: unknown teacher {bad[0] if bad else '(none)'}; choose "
+                             f"from {', '.join(LINKS)}")
+        self.teachers = ",".join(links)
+        if not any(k < d for d in self.dims for k in self.ks):     # a cell with k >= d has no W_perp: skipped
+            _teacher_dims(max(self.dims), min(self.ks))
+
+    def quick(self, given):
+        return dataclasses.replace(self, dims=tuple(d for d in self.dims if d <= 32) or self.dims[:1],
+                                   width=min(self.width, 64), steps=min(self.steps, 1000), seeds=min(self.seeds, 2),
+                                   test_samples=min(self.test_samples, 2000),
+                                   noise_samples=min(self.noise_samples, 512))
+
+    def memory(self):
+        d = max(self.dims)
+        return (_training(4 * self.seeds, d, self.width, TrainConfig.batch, 1)
+                + 4.0 * 2 * self.seeds * 7 * self.width * d
+                + 4.0 * 2 * self.seeds * max(self.test_samples, self.noise_samples) * (3 * self.width + 2 * d))
+
+
+def run_dimension(cfg: DimensionConfig, folder, device, progress=True) -> dict:
+    """Fig. 3's PGD at every (d, k, teacher) over the seeds, each batch of seeds with its nulls (dimension.py);
+    writes ``dimension.csv``, ``dimension_history.npz``, the figure, and returns the per-cell summaries."""
+    from NeuralNetworks import dimension as dm
+    seeds, train_cfg = list(range(cfg.seed, cfg.seed + cfg.seeds)), TrainConfig(steps=cfg.steps)
+    rows, cells, hist, interrupted = [], [], {}, False
+    for d in cfg.dims:
+        for k in (k for k in cfg.ks if k < d):       # k >= d: W_perp is empty (d = 2, k = 2)
+            for link in cfg.teachers.split(","):
+                t0 = time.perf_counter()
+                out = dm.run_cell(d, k, link, seeds, cfg.width, train_cfg, device, cfg.test_samples,
+                                  cfg.noise_samples, progress)
+                cell = dm.cell_rows(out, d, k, link, seeds, cfg.width, train_cfg)
+                rows += cell
+                cells.append({**dm.cell_summary(cell), "seconds": time.perf_counter() - t0})
+                hist.update({f"{key}_d{d}_k{k}_{link}": v for key, v in dm.history_arrays(out).items()})
+                interrupted = interrupted or out["interrupted"]
+    dm.write_csv(os.path.join(folder, "dimension.csv"), rows)
+    np.savez_compressed(os.path.join(folder, "dimension_history.npz"), **hist)
+    res = {"settings": {**dataclasses.asdict(train_cfg), "width": cfg.width, "seeds": seeds},
+           "recovery_rule": {"max_angle_below_deg": dm.RECOVERY_ANGLE, "mse_ratio_below": dm.RECOVERY_MSE,
+                             "par_norm_kept_fraction": dm.KEPT_PAR},
+           "cells": cells, "interrupted": interrupted}
+    draw_dimension(folder, res)
+    return res
+
+
+def draw_dimension(folder, res):
+    from NeuralNetworks.plot import plot_dimension
+    s = res["settings"]
+    setting = (f"width {s['width']}, {s['steps']} PGD steps, batch {s['batch']}, λ = {s['lam']:g}, "
+               f"{len(s['seeds'])} seeds")
+    save_figure(plot_dimension(res["cells"], setting), os.path.join(folder, "dimension"))
+
+
+def summary_dimension(res):
+    big = max(c["d"] for c in res["cells"])
+    cells = "; ".join(f"{c['teacher']} k={c['k']}: angle {c['max_angle_final']['median']:.1f} deg, MSE/const "
+                      f"{c['mse_ratio']['median']:.2f}, ||W_perp||/||W|| {c['perp_ratio_final']['median']:.2f} "
+                      f"(null {c['null_perp_ratio_final']['median']:.2f}), {c['category']}"
+                      for c in res["cells"] if c["d"] == big)
+    found = sum(c["recovered"] for c in res["cells"])
+    return f"dimension: {found}/{len(res['cells'])} cells recover span(U); at d = {big}: {cells}"
 
 
 ERRORS = {DivergenceError: "the run diverged or overflowed float32: try a smaller --lr / --lr-bias (or --lam, "

@@ -7,6 +7,7 @@ single-index teacher tanh(<x, u>), u = (1, 1)/sqrt(2). The other experiments (``
   claims       the claims (a)-(e) along PGD runs on a multi-index teacher, each against its null
   sosp         Lemma 3.1 at certified stationary points of the population objective, and PGD beside them
   sosp-claims  the claims at certified points, the lemma along exact GD, and App. B's algorithms
+  dimension    Fig. 3's PGD at d = 2 ... 512, tanh and He_4 teachers: is span(U) recovered, or only W_perp -> 0?
 ``python NeuralNetworks/main.py --experiment NAME --help`` lists that experiment's options.
 """
 import os
@@ -30,6 +31,7 @@ EXPERIMENTS = {     # name -> (its config class: the options and defaults, run, 
     "claims": (ex.ClaimsConfig, ex.run_claims, ex.draw_claims, ex.summary_claims),
     "sosp": (ex.SospConfig, ex.run_sosp, ex.draw_sosp, ex.summary_sosp),
     "sosp-claims": (ex.SospClaimsConfig, ex.run_sosp_claims, ex.draw_sosp_claims, ex.summary_sosp_claims),
+    "dimension": (ex.DimensionConfig, ex.run_dimension, ex.draw_dimension, ex.summary_dimension),
 }
 
 

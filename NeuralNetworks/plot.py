@@ -280,3 +280,41 @@ def plot_lemma_paths(paths, lam, setting=""):
     fig.suptitle(f"Lemma 3.1 along exact gradient descent; {setting}".rstrip("; "), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_dimension(cells, setting=""):
+    """Issue 39: each end-of-run quantity against d (log axis), one line per (teacher, k) (median over seeds,
+    bars min..max): ‖W⊥‖/‖W‖ (null dashed), ‖W∥‖ (init dotted), the largest principal angle between span(U)
+    and W's top-k right singular subspace (null dashed), test MSE over the constant predictor's (null dashed),
+    and ‖W⊥‖ against the theory level (crosses: ρ^T‖W⊥(0)‖ plus the end point's minibatch noise)."""
+    panels = [("perp_ratio_final", "null_perp_ratio_final", None, r"$\|W_\perp\|_F/\|W\|_F$"),
+              ("par_norm_final", None, "par_norm_init", r"$\|W_\parallel\|_F$ (dotted: init)"),
+              ("max_angle_final", "null_max_angle_final", "max_angle_init", "largest principal angle (deg)"),
+              ("mse_ratio", None, None, "test MSE / constant predictor's"),
+              ("perp_norm_final", "null_perp_norm_final", "predicted_perp_norm", r"$\|W_\perp\|_F$ (x: theory)"),
+              ("stationary_perp_norm", None, None, r"noise level of $\|W_\perp\|_F$ (stationary)")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    keys = sorted({(c["teacher"], c["k"]) for c in cells})
+    for ax, (main, dashed, extra, label) in zip(axes.flat, panels):
+        for i, (teacher, k) in enumerate(keys):
+            cs = sorted((c for c in cells if (c["teacher"], c["k"]) == (teacher, k)), key=lambda c: c["d"])
+            d = np.array([c["d"] for c in cs])
+            med = np.array([c[main]["median"] for c in cs])
+            err = np.abs(np.array([[c[main]["min"], c[main]["max"]] for c in cs]).T - med)
+            ax.errorbar(d, med, yerr=err, color=f"C{i}", marker="o", ms=4, capsize=2, label=f"{teacher}, k = {k}")
+            if dashed:
+                ax.plot(d, [c[dashed]["median"] for c in cs], "--", color=f"C{i}", lw=1)
+            if extra:
+                style = dict(ls="", marker="x") if main == "perp_norm_final" else dict(ls=":")
+                ax.plot(d, [c[extra]["median"] for c in cs], color=f"C{i}", lw=1, **style)
+        ax.set(xscale="log", xlabel="input dimension d", ylabel=label)
+        ax.set_xticks(sorted({c["d"] for c in cells}), [str(v) for v in sorted({c["d"] for c in cells})])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        if main in ("mse_ratio", "perp_norm_final", "stationary_perp_norm", "par_norm_final"):
+            ax.set_yscale("log")
+    axes.flat[2].axhline(90, color="0.6", lw=0.6)
+    axes.flat[3].axhline(1, color="0.6", lw=0.6)
+    legend_outside(axes.flat[2])
+    fig.suptitle(f"Fig. 3's PGD against d (dashed: the null, no loss gradient on W⊥); {setting}", fontsize=10)
+    fig.tight_layout()
+    return fig
