@@ -17,9 +17,9 @@ Theory level of ‖W⊥‖ (:func:`stationary_perp_norm`). Per step, the perp pa
 G⊥ the minibatch gradient's perp part. Write ``G⊥ = ḡ⊥ + ξ``: ξ is the mean of ``B`` independent zero-mean
 per-sample deviations, so ``E‖ξ‖_F² = V/B`` with ``V = E‖g⊥(x) − ḡ⊥‖_F²`` (the per-sample gradient's total
 variance on W⊥, :func:`gradient_noise`). Where ḡ⊥ ≈ 0, each of the ``N = h (d − k)`` entries is an AR(1)
-process; its stationary second moment ``m`` solves ``m = ρ² m + η² s² + p σ_k²`` (``s²``: the entry's share of
-V/B; p: kicks per step), so, summed over the entries,
-    E‖W⊥‖_F² = (η² V/B + p σ_k² N) / (1 − ρ²)  ≈  η V / (2 λ B)  (+ p σ_k² N / (2 η λ)).
+process; its stationary second moment ``m`` solves ``m = ρ² m + η² s² + ρ² p σ_k²`` (``s²``: the entry's share
+of V/B; p: kicks per step, each landing before the step's decay), so, summed over the entries,
+    E‖W⊥‖_F² = (η² V/B + ρ² p σ_k² N) / (1 − ρ²)  ≈  η V / (2 λ B)  (+ p σ_k² N / (2 η λ)).
 After T steps from ‖W⊥(0)‖ (the same recursion with the level's sources constant):
     E‖W⊥(T)‖_F² = ρ^{2T} ‖W⊥(0)‖_F² + (1 − ρ^{2T}) E‖W⊥‖_∞²     (:func:`perp_norm_after`).
 V is estimated at the run's end point, so the level is what the end point's noise would hold ‖W⊥‖ at; the
@@ -114,9 +114,10 @@ def gradient_noise(student, teacher, x):
 
 def stationary_perp_norm(V, lr, lam, batch, kick_rate=0.0, radius=0.0, entries=0):
     """The level at which weight decay balances the minibatch noise (and PGD's kicks) on W⊥ (module docstring):
-    ``sqrt((lr² V / batch + kick_rate radius² entries) / (1 − (1 − lr λ)²))``; arrays broadcast."""
+    ``sqrt((lr² V / batch + ρ² kick_rate radius² entries) / (1 − ρ²))``, ρ = 1 − lr λ (a kick lands before the
+    step's decay, as in ``train.pgd``); arrays broadcast."""
     rho = 1 - lr * lam
-    return np.sqrt((lr ** 2 * np.asarray(V) / batch + np.asarray(kick_rate) * radius ** 2 * entries)
+    return np.sqrt((lr ** 2 * np.asarray(V) / batch + rho ** 2 * np.asarray(kick_rate) * radius ** 2 * entries)
                    / (1 - rho ** 2))
 
 

@@ -596,7 +596,8 @@ class DimensionConfig:
                              f"from {', '.join(LINKS)}")
         self.teachers = ",".join(links)
         if not any(k < d for d in self.dims for k in self.ks):     # a cell with k >= d has no W_perp: skipped
-            _teacher_dims(max(self.dims), min(self.ks))
+            raise ValueError(f"--dims {' '.join(map(str, self.dims))} with --ks {' '.join(map(str, self.ks))}: "
+                             "every k is >= every d, so W_perp is empty in every cell; a k must be smaller than a d")
 
     def quick(self, given):
         return dataclasses.replace(self, dims=tuple(d for d in self.dims if d <= 32) or self.dims[:1],
