@@ -29,7 +29,7 @@ from MAXCUT.model import hyperplane_partition
 
 HERMITE = 20          # Gauss-Hermite nodes of N(0, 1) tried first for each coordinate (they reach ±7.6)
 ZOOMS = 3             # zooming grids around the best candidate so far ...
-ZOOM_POINTS = 17      # ... of this many points between its neighbours
+ZOOM_POINTS = 9       # ... of this many points between its neighbours
 DENSE = np.linspace(-12.0, 12.0, 2401)     # the fallback grid when the search falls below g_{t-1}
 BLOCK = 2 ** 21       # candidates x edges per vectorised pass (a few (K, E) float64 arrays of 16 MB)
 ROUNDING = 1e-12      # relative to the total |weight|: g's rounding error, the tolerance of "non-decreasing"

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import torch
 
-from MAXCUT import baselines, gw
+from MAXCUT import baselines, conditional, gw
 from MAXCUT.certificates import sdp_certificate
 from MAXCUT.graphs import (GRAPH_FORMATS, Graph, authors_graph, cut_value, graph_digest, gset_reference,
                            random_graph, read_graph_file, weight_scale)
@@ -237,6 +237,7 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
     gw_exp = gw.gw_expectation(V, edges, weights)
     round_cuts, _ = gw.gw_round(V, edges, weights, cfg.rounds,
                                 torch.Generator().manual_seed(cfg.seed + ROUNDING_SEED_OFFSET))
+    classic = conditional_expectations(V, edges, weights, gw_exp)
     exact = baselines.brute_force(n, edges, weights)[0] if cfg.exact == "yes" or (
         cfg.exact == "auto" and n <= EXACT_MAX_NODES) else None
     nx_rnd, nx_one, nx_why = _nx_baselines(cfg, graph)
@@ -263,7 +264,8 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "embedding": cfg.embedding, "estimator": cfg.estimator, "cut": cut, "cut_polished": polished,
            "cut_best_iterate": float(hist["cut_mean"].max()) if hist["cut_mean"].size else cut,
            **sdp, "gw_expectation": gw_exp, "gw_best_of_k": float(round_cuts.max()),
-           "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "nx_randomized": nx_rnd,
+           "gw_mean_of_k": float(round_cuts.mean()), "rounds": cfg.rounds, "conditional_expectations": classic,
+           "nx_randomized": nx_rnd,
            "nx_one_exchange": nx_one, "nx_note": nx_why, "exact": exact,
            "best_known": gset_reference(cfg.graph_digest)[0],
            "sigma_final": float(hist["sigma_max"][-1]) if last else None,
@@ -274,6 +276,13 @@ def run(cfg: MaxcutConfig, graph, folder, device, progress=True) -> dict:
            "partition": partition.tolist()}
     draw(folder, res)
     return res
+
+
+def conditional_expectations(V, edges, weights, gw_exp):
+    """The classic derandomisation of the same vectors (Mahajan & Ramesh, conditional.py): ``results.json``'s
+    ``conditional_expectations`` (its cut, ≥ the GW expectation by construction, checked; the values along the way;
+    the search; the time)."""
+    return conditional.summary_record(conditional.derandomise(V, edges, weights), gw_exp)
 
 
 def write_partition(path, labels, partition):
@@ -314,7 +323,8 @@ def draw(folder, res):
                res["gw_expectation"]),
               ("best_of_k", f"best of {res['rounds']} {'spectral' if spectral else 'GW'} roundings",
                res["gw_best_of_k"]),
-              ("polished", "polished (one-flip local search)", res["cut_polished"]), ("reference", *ref),
+              ("polished", "polished (one-flip local search)", res["cut_polished"]),
+              ("conditional", "conditional expectations (Mahajan–Ramesh)", _classic_cut(res)), ("reference", *ref),
               ("sdp", *_sdp_level(res))]
     with np.load(os.path.join(folder, "history.npz")) as h:
         title = _title(res)
@@ -323,6 +333,17 @@ def draw(folder, res):
         step_scale = h["sigma_step"] if "sigma_step" in h.files else None     # the authors' rule: max σ + 0.5
         save_figure(plot_sigma(h["step"], h["sigma_max"], h["sigma_relative"], title, step_scale),
                     os.path.join(folder, f"{name}_sigma"))
+
+
+def _classic_cut(res):
+    """The cut of the method of conditional expectations, or None in a results.json of an earlier version."""
+    return (res.get("conditional_expectations") or {}).get("cut")
+
+
+def _classic_said(res):
+    ce = res.get("conditional_expectations")
+    return (f", conditional expectations {ce['cut']:g} ({'≥' if ce['guarantee_holds'] else 'NOT ≥'} GW expectation, "
+            f"{ce['time_s']:.1f} s)" if ce else "")
 
 
 def _graph_title(res):
@@ -367,7 +388,7 @@ def summary(res):
     return (f"maxcut {res['graph']} ({read_as}{res['nodes']} nodes, {res['edges']} edges, {res['embedding']}/"
             f"{res['estimator']}): cut {res['cut']:g} (final iterate{best}){extra}{ref}; "
             f"GW expectation {_fixed(res['gw_expectation'], 1)}, "
-            f"best of {res['rounds']} {res['gw_best_of_k']:g}, {_sdp_said(res)}; "
+            f"best of {res['rounds']} {res['gw_best_of_k']:g}{_classic_said(res)}, {_sdp_said(res)}; "
             f"sdp {res['sdp_s']:.1f} s, optimise {res['optimize_s']:.1f} s"
             + (f"; networkx skipped: {res['nx_note']}" if res["nx_note"] else ""))
 
@@ -466,11 +487,13 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
     gw_exp = gw.gw_expectation(V, edges, weights)
     rounds, _ = gw.gw_round(V, edges, weights, cfg.rounds,
                             torch.Generator().manual_seed(cfg.seed + ROUNDING_SEED_OFFSET))
+    classic = conditional_expectations(V, edges, weights, gw_exp)
     res = {"graph": cfg.name, "graph_format": cfg.graph_format, "graph_notes": list(cfg.graph_notes),
            "graph_digest": cfg.graph_digest, "nodes": n, "edges": int(len(edges)),
            "weighted": bool(np.any(weights != 1)), "rank": int(V.shape[1]),
            "total_weight": g.abs_total, **sdp, "gw_ratio_bound": GW_RATIO * sdp_value,
            "gw_expectation": gw_exp, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
+           "conditional_expectations": classic,
            "exact": baselines.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
            "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}
     arrays = {}
@@ -529,6 +552,7 @@ def draw_theorem(folder, res):
     levels = [("gw", "GW expectation", res["gw_expectation"]), ("sdp", "0.87856 SDP", res["gw_ratio_bound"]),
               ("best_of_k", f"best of {res['rounds']} GW roundings", res["gw_best_of_k"]),
               ("polished", "Monte-Carlo pathwise derandomisation", res["pathwise_cut"]),
+              ("conditional", "conditional expectations (Mahajan–Ramesh)", _classic_cut(res)),
               ("reference", "optimum" if res["exact"] is not None else "best known",
                res["exact"] if res["exact"] is not None else res["best_known"])]
     title = (f"Theorem 5.2 on {_graph_title(res).replace('Fig. 5: ', '')}: n = {res['nodes']}, {res['edges']} edges, "
@@ -549,7 +573,7 @@ def summary_theorem(res):
             f"{_fixed(res['gw_expectation'], 1)}, 0.87856 SDP {_fixed(res['gw_ratio_bound'], 1)}" +
             (f", {'optimum' if res['exact'] is not None else 'best known'} {ref:g}" if ref is not None else "") +
             (f", pathwise {res['pathwise_cut']:g}" if res["pathwise_cut"] is not None else "") +
-            f", {_sdp_said(res)}; {pts}")
+            f"{_classic_said(res)}, {_sdp_said(res)}; {pts}")
 
 
 ERRORS = {DivergenceError: lambda cfg: "the run diverged" + (", try a smaller --lr-mean / --lr-sigma"

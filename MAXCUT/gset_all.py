@@ -7,7 +7,8 @@ budget, its result kept in ``OUT/graphs/<name>/`` so that an interrupted benchma
 Three cuts per graph, kept apart: *derandomised* (the paper's method), *one-flip* (greedy one-flip local search
 from every chain: the baseline polish) and *polished* (the stated polish step: tabu search from the best one-flip
 cut, ``--tabu`` flips per node -- a stronger local search than one-flip, not the paper's; ``--tabu 0``: one-flip
-only, and then polished = one-flip).
+only, and then polished = one-flip). Beside them the classic derandomisation of the same SDP vectors, the method of
+conditional expectations (Mahajan & Ramesh 1999; conditional.py): its cut is at least the GW expectation.
 
 Writes ``gset_all.csv`` (one line per graph), ``gset_all.md`` (the table and the targets) and the figure
 ``gset_all.png`` (% of the best known cut against the number of nodes, per family).
@@ -48,10 +49,11 @@ FULL_CHAINS_UP_TO = 3000   # nodes: main.py's 32 chains up to here; above, 32 ·
 
 NON_NEGATIVE = ("1", "real ≥ 0")    # the weights column's values inside Theorem 5.2 (GW's guarantee needs w ≥ 0)
 
-COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000", "derandomised",
-           "one_flip", "polished", "polish", "chains", "best_known", "derandomised_pct", "one_flip_pct", "polished_pct",
-           "pi_gnn", "sdp_rounding", "sdp_seconds", "derandomise_seconds", "one_flip_seconds", "tabu_seconds",
-           "seconds", "peak_memory_mb", "status")
+COLUMNS = ("graph", "family", "nodes", "edges", "weights", "sdp", "gw_expectation", "best_of_1000",
+           "conditional_expectations", "derandomised", "one_flip", "polished", "polish", "chains", "best_known",
+           "conditional_expectations_pct", "derandomised_pct", "one_flip_pct", "polished_pct", "pi_gnn",
+           "sdp_rounding", "sdp_seconds", "conditional_seconds", "derandomise_seconds", "one_flip_seconds",
+           "tabu_seconds", "seconds", "peak_memory_mb", "status")
 
 
 def chains_for(n):
@@ -188,7 +190,7 @@ def run_graph(name, path, out_dir, budget, tabu=TABU, chains=32):
     digest = _digest(path)
     rec = _cached(stamp)
     if rec is not None and (rec.get("digest"), rec.get("tabu"), rec.get("chains", 32)) == (digest, tabu, chains) and (
-            rec["status"] == "ok" and "gw_expectation" in rec        # a record of an older version: rerun
+            rec["status"] == "ok" and {"gw_expectation", "conditional_expectations"} <= rec.keys()   # older: rerun
             or rec["status"].startswith("over budget") and rec.get("budget", 0) >= budget):
         return {**rec, "reused": True}
     cmd = [sys.executable, os.path.join(HERE, "main.py"), "--graph", path, "--polish", "--tabu", str(tabu),
@@ -255,12 +257,14 @@ def table_row(rec, weights, best):
                    gw_expectation=round(rec["gw_expectation"], 1), best_of_1000=rec["gw_best_of_k"],
                    derandomised=rec["cut"], one_flip=rec["cut_polished"], sdp_seconds=round(rec["sdp_s"], 1),
                    derandomise_seconds=round(rec["optimize_s"], 1), one_flip_seconds=round(rec["polish_s"], 1),
-                   tabu_seconds=rec["tabu_s"] and round(rec["tabu_s"], 1), seconds=round(rec["wall_s"], 1))
+                   tabu_seconds=rec["tabu_s"] and round(rec["tabu_s"], 1), seconds=round(rec["wall_s"], 1),
+                   conditional_expectations=rec["conditional_expectations"]["cut"],
+                   conditional_seconds=round(rec["conditional_expectations"]["time_s"], 1))
         tabu = rec.get("cut_tabu")
         row.update(polished=rec["cut_polished"] if tabu is None else tabu,
                    polish="one-flip" if tabu is None else f"tabu {rec['tabu_flips_per_node']}")
         if row["best_known"]:
-            for col in ("derandomised", "one_flip", "polished"):
+            for col in ("conditional_expectations", "derandomised", "one_flip", "polished"):
                 row[f"{col}_pct"] = round(100 * row[col] / row["best_known"], 2)
     return row
 
@@ -293,6 +297,9 @@ def targets(rows):
            every(f"derandomised >= GW expectation on every graph with negative weights ({len(signed)}; outside "
                  "Theorem 5.2: GW's guarantee needs w >= 0)",
                  [r for r in signed if r["derandomised"] < r["gw_expectation"]]),
+           every(f"conditional expectations (Mahajan & Ramesh) >= GW expectation on every graph ({len(done)})",
+                 [r for r in done if r.get("conditional_expectations") is not None
+                  and r["conditional_expectations"] < r["gw_expectation"]]),
            every(f"derandomised >= best of 1000 on every graph where the SDP is not tight ({len(loose)})",
                  [r for r in loose if r["derandomised"] < r["best_of_1000"]])]
     means = {}
@@ -312,22 +319,22 @@ def targets(rows):
 
 def markdown(rows, wall, reused=0):
     """``gset_all.md``: the table (cuts, % of best known, published cuts, times) and the targets."""
-    head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | derandomised | one-flip | polished "
-            "| best known | % derand. / one-flip / polished | PI-GNN | SDP+rounding "
-            "| s: SDP / derand. / one-flip / tabu |")
-    lines = [head, "|" + "---|" * 15]
+    head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | cond. exp. | derandomised | one-flip "
+            "| polished | best known | % cond. exp. / derand. / one-flip / polished | PI-GNN | SDP+rounding "
+            "| s: SDP / cond. exp. / derand. / one-flip / tabu |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['graph']} | {r['family']} | | | | | | | | | {r['best_known'] or '–'} | {r['status']} "
-                         "| | | |")
+            lines.append(f"| {r['graph']} | {r['family']} | | | | | | | | | | {r['best_known'] or '–'} | "
+                         f"{r['status']} | | | |")
             continue
-        pct = " / ".join(f"{r[c]:.2f}" if r[c] is not None else "–" for c in ("derandomised_pct", "one_flip_pct",
-                                                                              "polished_pct"))
-        secs = " / ".join(f"{r[c]:.0f}" if r[c] is not None else "–" for c in ("sdp_seconds", "derandomise_seconds",
-                                                                              "one_flip_seconds", "tabu_seconds"))
+        pct = " / ".join(f"{r[c]:.2f}" if r[c] is not None else "–" for c in (
+            "conditional_expectations_pct", "derandomised_pct", "one_flip_pct", "polished_pct"))
+        secs = " / ".join(f"{r[c]:.0f}" if r[c] is not None else "–" for c in (
+            "sdp_seconds", "conditional_seconds", "derandomise_seconds", "one_flip_seconds", "tabu_seconds"))
         lines.append(f"| {r['graph']} | {r['family']} | {r['nodes']} | {r['edges']} | {r['sdp']:.2f} | "
-                     f"{r['gw_expectation']:.1f} | {r['best_of_1000']:g} | {r['derandomised']:g} | "
-                     f"{r['one_flip']:g} | {r['polished']:g} | "
+                     f"{r['gw_expectation']:.1f} | {r['best_of_1000']:g} | {r['conditional_expectations']:g} | "
+                     f"{r['derandomised']:g} | {r['one_flip']:g} | {r['polished']:g} | "
                      f"{r['best_known'] or '–'} | {pct} | {r['pi_gnn'] or '–'} | {r['sdp_rounding'] or '–'} | "
                      f"{secs} |")
     unknown = ", ".join(r["graph"] for r in rows if r["best_known"] is None)

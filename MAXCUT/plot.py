@@ -16,7 +16,7 @@ def legend_outside(ax, **kw):
 
 
 LEVELS = {"gw": ("C2", "-"), "best_of_k": ("C4", "-."), "polished": ("C5", ":"), "reference": ("k", "--"),
-          "sdp": ("C3", (0, (1, 3)))}    # each horizontal level's colour and line style
+          "sdp": ("C3", (0, (1, 3))), "conditional": ("C8", (0, (5, 2, 1, 2)))}   # each level's colour, line style
 
 
 def short(value):
@@ -104,6 +104,7 @@ def plot_theorem(curves, levels, title=None):
 
 
 GSET_MARKS = {"gw_expectation": ("GW expectation", dict(marker="x", s=14, alpha=0.6)),
+              "conditional_expectations": ("conditional expectations", dict(marker="D", s=14)),
               "derandomised": ("derandomised", dict(marker="o", s=22)),
               "one_flip": ("one-flip (baseline)", dict(marker="o", s=22)),
               "polished": ("polished (tabu search)", dict(marker="^", s=18))}
@@ -118,7 +119,8 @@ def _gset_style(col, colour):
 
 def plot_gset_all(rows):
     """The whole G-set: % of the best known cut against the number of nodes (log scale); colour: the graph
-    family; marker: GW expectation (x), derandomised (open circle), one-flip (filled), polished (triangle)."""
+    family; marker: GW expectation (x), conditional expectations (diamond), derandomised (open circle), one-flip
+    (filled), polished (triangle)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     done = [r for r in rows if r["status"] == "ok" and r["best_known"]]
     for i, fam in enumerate(sorted({r["family"] for r in done})):
@@ -126,7 +128,7 @@ def plot_gset_all(rows):
         n = np.array([r["nodes"] for r in rs], dtype=float)
         best = np.array([r["best_known"] for r in rs], dtype=float)
         for col in GSET_MARKS:
-            vals = np.array([np.nan if r[col] is None else r[col] for r in rs], dtype=float)
+            vals = np.array([np.nan if r.get(col) is None else r[col] for r in rs], dtype=float)
             ax.scatter(n, 100 * vals / best, **_gset_style(col, f"C{i}"))
         ax.scatter([], [], color=f"C{i}", marker="s", label=fam)
     for col, (label, _) in GSET_MARKS.items():

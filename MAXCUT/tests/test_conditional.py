@@ -1,6 +1,8 @@
 """The method of conditional expectations (conditional.py): the orthant probability against scipy, g_0 = the GW
 expectation, g_p = the cut of sign(V r), an intermediate g_t against Monte Carlo and the δ → 0 smoothed cut, and
 the derandomisation's chain g_0 ≤ g_1 ≤ ... ≤ g_p on small graphs, negative weights included."""
+import json
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -9,6 +11,7 @@ import torch
 from MAXCUT import gw
 from MAXCUT.conditional import conditional_cut, cut_probability, derandomise, orthant
 from MAXCUT.graphs import cut_value
+from MAXCUT.main import main
 from MAXCUT.model import hyperplane_partition, smoothed_cut
 
 
@@ -112,3 +115,19 @@ def test_degenerate_inputs_two_nodes_rank_one_an_isolated_node():
     V = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])                # node 2 has no edge
     d = derandomise(V, np.array([[0, 1]]), np.array([-1.0]))
     assert d["values"][0] == pytest.approx(-0.5) and d["non_decreasing"] and d["cut"] == 0.0
+
+
+def test_runs_report_it_and_odd_graphs_do_not_break_it(tmp_path):
+    """Fig. 5's run (spectral vectors) reports the baseline beside the paper's cut; a G-set file of 3 nodes with a
+    node without edges and a negative weight, at SDP rank 1, runs through."""
+    res = main(["--quick", "--no-progress", "--out-dir", str(tmp_path / "fig5")])
+    ce = json.load(open(tmp_path / "fig5" / "results.json"))["conditional_expectations"]
+    assert ce == res["conditional_expectations"] and ce["guarantee_holds"] and ce["non_decreasing"]
+    assert ce["cut"] >= res["gw_expectation"] == pytest.approx(ce["values"][0]) and len(ce["values"]) == 16
+    assert ce["min_increment"] == pytest.approx(np.diff(ce["values"]).min()) and ce["time_s"] > 0
+    (tmp_path / "odd.txt").write_text("4 2\n1 2 -1\n1 3 2\n")     # node 4 has no edge
+    for rank in ("1", "2"):
+        res = main(["--graph", str(tmp_path / "odd.txt"), "--quick", "--no-progress", "--sdp-rank", rank,
+                    "--out-dir", str(tmp_path / f"odd{rank}")])
+        ce = res["conditional_expectations"]
+        assert ce["guarantee_holds"] and ce["non_decreasing"] and len(ce["values"]) == int(rank) + 1

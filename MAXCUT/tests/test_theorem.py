@@ -22,6 +22,8 @@ def test_the_theorems_chain_on_the_authors_graph(tmp_path):
     main(["--experiment", "theorem", "--no-progress", "--out-dir", str(out)])
     res = json.load(open(out / "results.json"))
     assert res["exact"] == 41 and res["gw_expectation"] >= res["gw_ratio_bound"] and len(res["points"]) == 4
+    ce = res["conditional_expectations"]                   # the classic derandomisation beside (Mahajan & Ramesh)
+    assert ce["guarantee_holds"] and ce["non_decreasing"] and ce["values"][0] == pytest.approx(res["gw_expectation"])
     r, total = res["rank"], res["total_weight"]
     for p in res["points"]:
         assert all(k in p for k in KEYS)
