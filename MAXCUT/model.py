@@ -204,3 +204,17 @@ def objective(V, edges, weights, x, delta, lam, total, hessian=False, nodes=NODE
         h = -h / total
         h[p:, p:] += 2 * lam * torch.eye(p, dtype=x.dtype, device=x.device)
     return f, g, h, c
+
+
+def smoothing_loss_rate(V, edges, weights):
+    """``K`` in the smoothing's cost at plain GW rounding, ``GW expectation − C_δ(0, 1) = K δ² + O(δ⁴)``, for unit
+    rows ``V``: ``K = Σ w_ij (−ρ_ij) / √(1 − ρ_ij²) / (5π)``, ``ρ_ij = ⟨v_i, v_j⟩`` (inf where some ρ = ±1).
+
+    At m = 0, σ = 1 an edge's pair (X, Y) is standard bivariate normal with correlation ρ. With ``e = s − sign``
+    (odd, zero outside [−δ, δ]), ``E[s(X) s(Y)] − E[sign X sign Y] = 2 E[e(X) sign Y] + E[e(X) e(Y)]``; the last
+    term is O(δ⁴) (``∫ e = 0``) and ``E[sign Y | X = x] = 2Φ(ρx/√(1 − ρ²)) − 1 ≈ 2φ(0) ρx/√(1 − ρ²)`` in the band,
+    so ``E[e(X) sign Y] ≈ (2φ(0)² ρ/√(1 − ρ²)) δ² ∫_{−1}^{1} (h(t) − sign t) t dt``, the integral −1/5."""
+    V = torch.as_tensor(V, dtype=torch.float64)
+    edges, weights = torch.as_tensor(edges), torch.as_tensor(weights, dtype=torch.float64)
+    rho = (V[edges[:, 0]] * V[edges[:, 1]]).sum(1).clamp(-1.0, 1.0)
+    return float((weights * -rho / (1 - rho * rho).sqrt()).sum()) / (5 * math.pi)
