@@ -35,14 +35,15 @@ BLOCK = 2 ** 21       # candidates x edges per vectorised pass (a few (K, E) flo
 ROUNDING = 1e-12      # relative to the total |weight|: g's rounding error, the tolerance of "non-decreasing"
 
 
-def orthant(h, k, rho):
+def orthant(h, k, rho, q=None):
     """``P(X ≤ h, Y ≤ k)`` for standard normals of correlation ``rho`` (broadcast arrays; h, k may be ±inf, rho in
-    [-1, 1]). Owen (1956): ``½Φ(h) + ½Φ(k) − T(h, α_h) − T(k, α_k) − β`` with Owen's T, ``α_h = (k − ρh) / (h √(1 −
-    ρ²))`` (α_k alike) and β = ½ where hk < 0, or hk = 0 and h + k < 0; ρ = ±1, h = k = 0 and infinite limits apart."""
-    h, k, rho = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) + 0.0 for x in (h, k, rho)))  # -0 -> +0
+    [-1, 1]; ``q``: √(1 − ρ²) where known more accurately than from ρ, see :func:`tail_geometry`). Owen (1956):
+    ``½Φ(h) + ½Φ(k) − T(h, α_h) − T(k, α_k) − β`` with Owen's T, ``α_h = (k − ρh) / (h √(1 − ρ²))`` (α_k alike)
+    and β = ½ where hk < 0, or hk = 0 and h + k < 0; ρ = ±1, h = k = 0 and infinite limits apart."""
+    q = np.sqrt(np.clip((1 - np.asarray(rho)) * (1 + np.asarray(rho)), 0.0, None)) if q is None else q   # √(1 − ρ²)
+    h, k, rho, q = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) + 0.0 for x in (h, k, rho, q)))  # -0 -> +0
     shape = h.shape
-    h, k, rho = h.ravel(), k.ravel(), rho.ravel()
-    q = np.sqrt(np.clip((1 - rho) * (1 + rho), 0.0, None))            # √(1 − ρ²), no cancellation near ±1
+    h, k, rho, q = h.ravel(), k.ravel(), rho.ravel(), q.ravel()
     finite = np.isfinite(h) & np.isfinite(k) & (q > 0) & ((h != 0) | (k != 0))
     if not finite.all():
         hf, kf, qf = np.where(finite, h, 1.0), np.where(finite, k, 1.0), np.where(finite, q, 1.0)
@@ -61,16 +62,17 @@ def orthant(h, k, rho):
 
 def _orthant_limits(h, k, rho, q):
     """:func:`orthant` where Owen's formula does not apply (1-d arrays): ρ = ±1 (Y = ±X), h = k = 0 (Sheppard:
-    ¼ + arcsin ρ / 2π) and h or k infinite."""
+    ¼ + arcsin ρ / 2π, as atan2(ρ, q): exact to rounding near ρ = ±1 when q is) and h or k infinite."""
     Ph, Pk = ndtr(h), ndtr(k)
     out = np.where(rho > 0, ndtr(np.minimum(h, k)), np.maximum(Ph + Pk - 1, 0.0))
-    out = np.where((h == 0) & (k == 0) & (q > 0), 0.25 + np.arcsin(rho) / (2 * math.pi), out)
+    out = np.where((h == 0) & (k == 0) & (q > 0), 0.25 + np.arctan2(rho, q) / (2 * math.pi), out)    # arcsin ρ
     return np.where(np.isinf(h) | np.isinf(k), np.where((h == -np.inf) | (k == -np.inf), 0.0, Ph * Pk), out)
 
 
-def cut_probability(a_i, a_j, s_i, s_j, c):
+def cut_probability(a_i, a_j, s_i, s_j, c, q=None):
     """``P(sign(X) ≠ sign(Y))`` for ``(X, Y)`` normal with means ``a_i, a_j``, standard deviations ``s_i, s_j ≥ 0``
-    and covariance ``c`` (broadcast arrays); sign(0) = +. A spread of 0 is a fixed sign.
+    and covariance ``c`` (broadcast arrays; ``q``: √(1 − ρ²) if known more accurately); sign(0) = +. A spread of 0
+    is a fixed sign.
     ``P(X ≥ 0) + P(Y ≥ 0) − 2 P(X ≥ 0, Y ≥ 0)``, the last ``orthant(a_i/s_i, a_j/s_j, ρ)`` with ``ρ = c/(s_i s_j)``."""
     a_i, a_j, s_i, s_j, c = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (a_i, a_j, s_i, s_j, c)))
     free_i, free_j = s_i > 0, s_j > 0
@@ -79,7 +81,23 @@ def cut_probability(a_i, a_j, s_i, s_j, c):
         k = np.where(free_j, a_j / np.where(free_j, s_j, 1.0), np.where(a_j >= 0, np.inf, -np.inf))
         rho = np.clip(np.where(free_i & free_j, c / (np.where(free_i, s_i, 1.0) * np.where(free_j, s_j, 1.0)), 0.0),
                       -1.0, 1.0)
-    return np.clip(ndtr(h) + ndtr(k) - 2 * orthant(h, k, rho), 0.0, 1.0)
+    q = None if q is None else np.where(free_i & free_j, q, 1.0)
+    return np.clip(ndtr(h) + ndtr(k) - 2 * orthant(h, k, rho, q), 0.0, 1.0)
+
+
+def tail_geometry(tail, edges):
+    """The free part's spreads ``s: (n,)``, covariances ``c: (m,)`` and ``q = √(1 − ρ²): (m,)`` for ``tail: (n, k)``
+    (the coordinates not yet fixed). ``q = ½ ‖x − y‖ ‖x + y‖`` for the unit tails ``x, y``: exact to rounding as ρ → ±1,
+    where ``1 − ρ²`` from ρ has no digits left (rank-one SDP vectors, G48)."""
+    s = np.sqrt((tail * tail).sum(1))
+    unit = tail / np.where(s > 0, s, 1.0)[:, None]
+    c, q = np.empty(len(edges)), np.empty(len(edges))
+    step = max(1, BLOCK // max(1, tail.shape[1]))
+    for b in range(0, len(edges), step):
+        i, j = edges[b:b + step, 0], edges[b:b + step, 1]
+        c[b:b + step] = np.einsum("ek,ek->e", tail[i], tail[j])
+        q[b:b + step] = 0.5 * np.sqrt(((unit[i] - unit[j]) ** 2).sum(1) * ((unit[i] + unit[j]) ** 2).sum(1))
+    return s, c, q
 
 
 def conditional_cut(V, edges, weights, r, t):
@@ -88,23 +106,22 @@ def conditional_cut(V, edges, weights, r, t):
     V = np.asarray(V, dtype=np.float64)
     i, j = edges[:, 0], edges[:, 1]
     a = V[:, :t] @ np.asarray(r[:t], dtype=np.float64)              # (n,): the fixed part of ⟨v_i, r⟩
-    tail = V[:, t:]
-    s = np.sqrt((tail * tail).sum(1))                               # (n,): the free part's spread
-    c = np.einsum("ek,ek->e", tail[i], tail[j])                     # (m,): its covariance per edge
-    return float(weights @ cut_probability(a[i], a[j], s[i], s[j], c))
+    s, c, q = tail_geometry(V[:, t:], edges)        # (n,), (m,), (m,): the free part's spreads, covariances, √(1 − ρ²)
+    return float(weights @ cut_probability(a[i], a[j], s[i], s[j], c, q))
 
 
-def step_values(a, v, s, edges, weights, c, x):
+def step_values(a, v, geometry, edges, weights, x):
     """``g_t(x)`` for every candidate ``x: (K,)`` of the coordinate ``r_t`` at once, edges in blocks: ``a: (n,)`` the
-    fixed part so far, ``v: (n,)`` column t of V, ``s: (n,)`` and ``c: (m,)`` the spreads and covariances of the
-    coordinates after t. Returns ``(K,)``."""
+    fixed part so far, ``v: (n,)`` column t of V, ``geometry``: :func:`tail_geometry` of the coordinates after t.
+    Returns ``(K,)``."""
+    s, c, q = geometry
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(len(x))
     step = max(1, BLOCK // max(1, len(x)))
     for b in range(0, len(edges), step):
         i, j = edges[b:b + step, 0], edges[b:b + step, 1]
         ai, aj = a[i] + np.outer(x, v[i]), a[j] + np.outer(x, v[j])                    # (K, E)
-        out += cut_probability(ai, aj, s[i], s[j], c[b:b + step]) @ weights[b:b + step]
+        out += cut_probability(ai, aj, s[i], s[j], c[b:b + step], q[b:b + step]) @ weights[b:b + step]
     return out
 
 
@@ -140,8 +157,8 @@ def last_step(a, v, edges, weights):
     the breakpoints ``−a_i / v_i``; tried at each gap's midpoint and beyond both ends. ``(x, g(x), evaluations)``."""
     cuts = np.unique(-a[v != 0] / v[v != 0])
     xs = np.r_[cuts[:1] - 1.0, 0.5 * (cuts[1:] + cuts[:-1]), cuts[-1:] + 1.0] if len(cuts) else np.zeros(1)
-    s, c = np.zeros(len(a)), np.zeros(len(edges))
-    vals = step_values(a, v, s, edges, weights, c, xs)
+    fixed = (np.zeros(len(a)), np.zeros(len(edges)), np.ones(len(edges)))
+    vals = step_values(a, v, fixed, edges, weights, xs)
     best = int(np.argmax(vals))
     return float(xs[best]), float(vals[best]), len(xs)
 
@@ -155,14 +172,12 @@ def derandomise(V, edges, weights, progress=None):
     V, w = np.asarray(V, dtype=np.float64), np.asarray(weights, dtype=np.float64)
     n, p = V.shape
     tol = ROUNDING * (float(np.abs(w).sum()) + 1.0)
-    i, j = edges[:, 0], edges[:, 1]
     r, a, evals = np.zeros(p), np.zeros(n), 0
     values = [conditional_cut(V, edges, w, r, 0)]                   # g_0: the GW expectation
     for t in range(p):
-        tail = V[:, t + 1:]
-        s, c = np.sqrt((tail * tail).sum(1)), np.einsum("ek,ek->e", tail[i], tail[j])
-        if np.any(s > 0):
-            x, gx, k = maximise_step(lambda xs: step_values(a, V[:, t], s, edges, w, c, xs), values[-1], tol)
+        geometry = tail_geometry(V[:, t + 1:], edges)
+        if np.any(geometry[0] > 0):
+            x, gx, k = maximise_step(lambda xs: step_values(a, V[:, t], geometry, edges, w, xs), values[-1], tol)
         else:
             x, gx, k = last_step(a, V[:, t], edges, w)
         r[t], a, evals = x, a + V[:, t] * x, evals + k

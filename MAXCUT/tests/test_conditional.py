@@ -131,3 +131,20 @@ def test_runs_report_it_and_odd_graphs_do_not_break_it(tmp_path):
                     "--out-dir", str(tmp_path / f"odd{rank}")])
         ce = res["conditional_expectations"]
         assert ce["guarantee_holds"] and ce["non_decreasing"] and len(ce["values"]) == int(rank) + 1
+
+
+def test_nearly_antipodal_vectors_keep_their_digits():
+    """A bipartite 6-cycle whose vectors are ±u up to 1e-7 (the rank-one SDP solution of a bipartite graph, as on
+    G48): g_0 is Σ w arccos⟨x, y⟩ / π with the angle taken as 2 atan2(‖x − y‖, ‖x + y‖) (digits that arccos of a
+    rounded ⟨x, y⟩ ≈ −1 loses), and every later value is at least the one before to 1e-12."""
+    rng = np.random.default_rng(9)
+    u = rng.standard_normal(4)
+    V = np.array([(-1) ** i * u for i in range(6)]) + 1e-7 * rng.standard_normal((6, 4))
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    edges = np.array([(i, (i + 1) % 6) for i in range(6)])
+    edges.sort(1)
+    x, y = V[edges[:, 0]], V[edges[:, 1]]
+    angle = 2 * np.arctan2(np.linalg.norm(x - y, axis=1), np.linalg.norm(x + y, axis=1))
+    d = derandomise(V, edges, np.ones(6))
+    assert d["values"][0] == pytest.approx(angle.sum() / np.pi, abs=1e-13)
+    assert np.all(np.diff(d["values"]) >= -1e-12) and d["cut"] == 6.0
