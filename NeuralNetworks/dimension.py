@@ -33,7 +33,7 @@ import torch
 
 from NeuralNetworks.activations import derivatives
 from NeuralNetworks.claims import SEED_STRIDE, TRAIN_SEED_OFFSET, _runs, null_config
-from NeuralNetworks.model import SUBSPACE_SEED, init_student, make_subspace, perp_part
+from NeuralNetworks.model import SUBSPACE_SEED, Student, init_student, make_subspace, perp_part
 from NeuralNetworks.train import TrainConfig
 from NeuralNetworks.train_fast import train
 
@@ -98,8 +98,12 @@ def metrics(W, U):
 def gradient_noise(student, teacher, x):
     """The per-sample gradient of the squared error on W⊥ at the student's point, per run, from samples
     ``x: (R, n, d)``: ``g_n = 2 r_n (a ⊙ s'(z_n)) (P⊥ x_n)ᵀ`` (``r_n = F(x_n) − y_n``, ``z_n = W x_n + b``).
-    Returns ``V = E‖g⊥ − ḡ⊥‖_F²`` (unbiased over the n samples) and ``‖ḡ⊥‖_F``, numpy ``(R,)`` each."""
+    Returns ``V = E‖g⊥ − ḡ⊥‖_F²`` (unbiased over the n samples) and ``‖ḡ⊥‖_F``, numpy ``(R,)`` each. Computed
+    in float64 (the smooth ReLU's fast derivative form overflows float32 above z ≈ 44)."""
+    student = Student([student.W.double()], [student.biases[0].double()], student.a.double(), student.activation)
+    x = x.double()
     U = teacher.U.to(x)
+    teacher = IndexTeacher(U, teacher.link)
     z = torch.baddbmm(student.biases[0].unsqueeze(1), x, student.W.mT)       # (R, n, h)
     s, s1, _ = derivatives(student.activation)(z)
     r = torch.bmm(s, student.a.unsqueeze(2)).squeeze(2) - teacher(x)        # (R, n)
@@ -239,7 +243,8 @@ def cell_summary(rows):
     stated rules on the medians: ``recovered`` (largest angle < RECOVERY_ANGLE°, test MSE < RECOVERY_MSE × the
     constant's, ‖W∥‖_end ≥ KEPT_PAR × ‖W∥‖_init); ``perp_collapse`` (``claims.verdict``: 'loss' where the run's
     ‖W⊥‖ ends below half its null's, 'regulariser' where the null shrinks it about as much, ...); ``category``:
-    'structure discovered', 'W_perp shrinks without recovery' (‖W⊥‖ halved, not recovered) or 'neither'."""
+    'structure discovered' (recovered), 'span found, no fit' (angle and ‖W∥‖ pass, the test MSE does not),
+    'W_perp shrinks without recovery' (the angle fails, ‖W⊥‖ at most half its init's) or 'neither'."""
     from NeuralNetworks.claims import verdict
     out = {key: rows[0][key] for key in ("d", "k", "teacher", "width", "steps")}
     out["seeds"] = [r["seed"] for r in rows]
@@ -252,8 +257,10 @@ def cell_summary(rows):
     out["perp_collapse"] = verdict({"perp_final": [r["perp_norm_final"] for r in rows],
                                     "null": [r["null_perp_norm_final"] for r in rows],
                                     "perp_init": [r["perp_norm_init"] for r in rows]})
-    out["category"] = ("structure discovered" if out["recovered"] else "W_perp shrinks without recovery"
-                       if med["perp_norm_final"] < 0.5 * med["perp_norm_init"] else "neither")
+    span = med["max_angle_final"] < RECOVERY_ANGLE and med["par_norm_final"] >= KEPT_PAR * med["par_norm_init"]
+    out["category"] = ("structure discovered" if out["recovered"] else "span found, no fit" if span
+                       else "W_perp shrinks without recovery" if med["perp_norm_final"] <= 0.5 * med["perp_norm_init"]
+                       else "neither")
     return out
 
 

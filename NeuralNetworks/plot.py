@@ -286,12 +286,14 @@ def plot_dimension(cells, setting=""):
     """Issue 39: each end-of-run quantity against d (log axis), one line per (teacher, k) (median over seeds,
     bars min..max): ‖W⊥‖/‖W‖ (null dashed), ‖W∥‖ (init dotted), the largest principal angle between span(U)
     and W's top-k right singular subspace (null dashed), test MSE over the constant predictor's (null dashed),
-    and ‖W⊥‖ against the theory level (crosses: ρ^T‖W⊥(0)‖ plus the end point's minibatch noise)."""
+    and ‖W⊥‖ against the theory level (crosses: ρ^T‖W⊥(0)‖ plus the end point's minibatch noise; dotted:
+    weight decay alone, ρ^T‖W⊥(0)‖), and the noise level alone."""
     panels = [("perp_ratio_final", "null_perp_ratio_final", None, r"$\|W_\perp\|_F/\|W\|_F$"),
               ("par_norm_final", None, "par_norm_init", r"$\|W_\parallel\|_F$ (dotted: init)"),
               ("max_angle_final", "null_max_angle_final", "max_angle_init", "largest principal angle (deg)"),
               ("mse_ratio", None, None, "test MSE / constant predictor's"),
-              ("perp_norm_final", "null_perp_norm_final", "predicted_perp_norm", r"$\|W_\perp\|_F$ (x: theory)"),
+              ("perp_norm_final", "null_perp_norm_final", "predicted_perp_norm",
+               r"$\|W_\perp\|_F$ (x: theory, dotted: decay alone)"),
               ("stationary_perp_norm", None, None, r"noise level of $\|W_\perp\|_F$ (stationary)")]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     keys = sorted({(c["teacher"], c["k"]) for c in cells})
@@ -307,6 +309,8 @@ def plot_dimension(cells, setting=""):
             if extra:
                 style = dict(ls="", marker="x") if main == "perp_norm_final" else dict(ls=":")
                 ax.plot(d, [c[extra]["median"] for c in cs], color=f"C{i}", lw=1, **style)
+            if main == "perp_norm_final":
+                ax.plot(d, [c["decay_only_perp_norm"]["median"] for c in cs], ":", color=f"C{i}", lw=1)
         ax.set(xscale="log", xlabel="input dimension d", ylabel=label)
         ax.set_xticks(sorted({c["d"] for c in cells}), [str(v) for v in sorted({c["d"] for c in cells})])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
