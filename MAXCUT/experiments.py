@@ -20,8 +20,8 @@ from MAXCUT import baselines, conditional, gw
 from MAXCUT.certificates import sdp_certificate
 from MAXCUT.graphs import (GRAPH_FORMATS, Graph, authors_graph, cut_value, graph_digest, gset_reference,
                            random_graph, read_graph_file, weight_scale)
-from MAXCUT.model import CHUNK, NODES, hyperplane_partition
-from MAXCUT.optimizer import (DescentSettings, DivergenceError, PathwiseConfig, ScoreConfig, descend,
+from MAXCUT.model import CHUNK, NODES, hyperplane_partition, smoothing_loss_rate
+from MAXCUT.optimizer import (STEP_RULES, DescentSettings, DivergenceError, PathwiseConfig, ScoreConfig, descend,
                               optimise_pathwise, optimise_score)
 from MAXCUT.utils import save_figure, trim_heap
 
@@ -413,6 +413,9 @@ class TheoremConfig:
     max_steps: int = option(DESCENT.max_steps, "gradient steps per descent at most", lo=1, hi=10**7)
     budget: float = option(300.0, "seconds per descent at most (then checked where it stands)", lo=1.0,
                            hi=1e7)
+    step_rule: str = option(DESCENT.step_rule, "joint: one backtracking step for (m, sigma) (default); blocks: "
+                            "m, then sigma, each with its own backtracking step size (docs: the stalls)",
+                            choices=tuple(STEP_RULES))
     pathwise: bool = option(False, "also run the Monte-Carlo pathwise derandomisation (derandomise's defaults: "
                             "32 Adam chains) on the same vectors, for its cut beside the theorem's")
     rounds: int = option(1000, "random GW roundings for the best-of-k baseline", lo=1, hi=10**7)
@@ -450,7 +453,7 @@ class TheoremConfig:
 
     def settings(self):
         return DescentSettings(tol=self.tol, curvature_tol=self.curvature_tol, max_steps=self.max_steps,
-                               budget_s=self.budget)
+                               budget_s=self.budget, step_rule=self.step_rule)
 
     def quick(self, n, m):
         """One (δ, λ) point, a 20 s budget, 200 roundings."""
@@ -495,7 +498,8 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
            "gw_expectation": gw_exp, "gw_best_of_k": float(rounds.max()), "rounds": cfg.rounds,
            "conditional_expectations": classic,
            "exact": baselines.brute_force(n, edges, weights)[0] if n <= EXACT_MAX_NODES else None,
-           "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False}
+           "best_known": gset_reference(cfg.graph_digest)[0], "sdp_s": sdp_s, "points": [], "interrupted": False,
+           "smoothing_loss_rate": smoothing_loss_rate(V, edges, weights)}
     arrays = {}
     for delta in cfg.deltas:
         for lam in cfg.lams:             # each point's perturbations from its own stream, whatever the grid
@@ -503,7 +507,9 @@ def run_theorem(cfg: TheoremConfig, graph, folder, device, progress=True) -> dic
             d = descend(Vt, g, E, w, delta, lam, cfg.settings(), gen, progress=progress)
             k = len(res["points"])
             arrays.update({f"p{k}_{q}": v for q, v in d["history"].items()})
-            res["points"].append(_theorem_point(d, V, delta, lam, gw_exp, g.abs_total))
+            res["points"].append({**_theorem_point(d, V, delta, lam, gw_exp, g.abs_total),
+                                  "smoothing_loss_predicted": res["smoothing_loss_rate"] * delta ** 2,
+                                  "step_rule": cfg.step_rule})
             if d["status"] == "interrupted":
                 res["interrupted"] = True
                 break
@@ -532,7 +538,7 @@ def _theorem_point(d, V, delta, lam, gw_exp, total):
     return {"delta": delta, "lam": lam, "status": d["status"], "steps": d["steps"], "kicks": d["kicks"],
             "seconds": d["seconds"], "sigma_max": float(np.abs(sig).max()),
             "sigma_over_m": float(np.linalg.norm(sig) / np.linalg.norm(m)) if np.any(m) else None,
-            "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw_exp,
+            "smoothed_cut": d["smoothed_cut"], "gw_expectation": gw_exp, "start_smoothed_cut": d["start_smoothed_cut"],
             "smoothing_loss": gw_exp - d["start_smoothed_cut"], "allowance": lam * total * V.shape[1],
             "cut_at_least_gw": bool(d["cut"] >= gw_exp), "near_hyperplane": int(np.sum(np.abs(V @ m) < delta)),
             **{q: d[q] for q in ("objective_start", "monotone", "objective_end", "descended", "cut", "bound",
@@ -559,6 +565,10 @@ def draw_theorem(folder, res):
              f"SDP rank p = {res['rank']}")
     for stem, fig in zip(("theorem_cut", "theorem_sigma"), plot_theorem(curves, levels, title)):
         save_figure(fig, os.path.join(folder, stem))
+    if len({p["delta"] for p in res["points"]}) > 1:                  # a δ sweep: its own figure
+        from MAXCUT.plot import plot_theorem_deltas
+        save_figure(plot_theorem_deltas(res["points"], res["gw_expectation"], title), os.path.join(folder,
+                                                                                                  "theorem_deltas"))
 
 
 def summary_theorem(res):

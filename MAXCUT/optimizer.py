@@ -212,6 +212,10 @@ class DescentSettings:
     armijo: float = 1e-4           # sufficient decrease: F(x − η g) ≤ F(x) − armijo η ‖g‖²
     first_step: float = 1.0
     budget_s: float = math.inf     # wall-clock limit of one descent
+    step_rule: str = "joint"       # "joint": one backtracking step for (m, σ); "blocks": m, then σ, each its own
+
+
+STEP_RULES = {"joint": ("joint",), "blocks": ("m", "sigma")}    # the parts of x = (m, σ) stepped in turn
 
 
 def _ball(dim, radius, generator, like):
@@ -224,11 +228,15 @@ def _ball(dim, radius, generator, like):
 def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generator, progress=True):
     """Algorithm 1 on Theorem 5.2's objective ``F(m, σ) = −C_δ(m, σ) / W + λ ‖σ‖²`` (:func:`model.objective`) from
     m = 0, σ = 1. At m = 0 the m-gradient vanishes exactly (C is even in m), so the ball perturbation is made there,
-    before the first step. Then gradient steps sized by backtracking (:func:`_armijo`; the next step starts at twice
-    the last accepted size, at most 1/(2λ), the regulariser's own exact step). When ‖∇F‖ ≤ ε the exact Hessian
-    is computed: the run ends if λ_min ≥ −ε_H (status ``stationary``), else x moves by a draw in the ball of
-    ``radius`` and descent goes on. Returns the end point and its history (per accepted step: F, smoothed cut, the
-    cut of sign(V m), max |σ|, ‖σ‖/‖m‖, ‖∇F‖, step size), the perturbations made, the end's
+    before the first step. Then gradient steps sized by backtracking (:func:`_armijo`), by ``cfg.step_rule``:
+    ``blocks`` (default) steps m along −∂F/∂m, then σ along −∂F/∂σ, each block with its own step size (the next
+    starts at twice the block's last accepted size, at most 1/(2λ), the regulariser's own exact step); ``joint``
+    takes one step for both (the rule of earlier versions, whose step the m-curvature of the nodes near the plane
+    caps, so that σ shrinks by only η(2λ + ∂²F/∂m_k²) ≈ 0.5% a step: docs/MAXCUT.md, the stalls). Every accepted
+    step lowers F either way. When ‖∇F‖ ≤ ε the exact Hessian is computed: the run ends if λ_min ≥ −ε_H (status
+    ``stationary``), else x moves by a draw in the ball of ``radius`` and descent goes on. Returns the end point and
+    its history (per accepted step: F, smoothed cut, the cut of sign(V m), max |σ|, ‖σ‖/‖m‖, ‖∇F‖, step size, the
+    block stepped (0 m, 1 σ, 2 both), nodes with |⟨v_i, m⟩| < δ), the perturbations made, the end's
     :func:`certificates.stationarity` and the theorem's chain (:func:`certificates.guarantee`, ``monotone``
     recorded step by step); ``status`` says how it ended. F is the same for ``w`` and ``w / scale``; its parts are
     computed on ``w / scale`` (:func:`graphs.weight_scale`: exact, and no weight scale overflows the Hessian) and
@@ -240,12 +248,15 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     f_start, _, _, start_cut = objective(V, edges, weights, x, delta, lam, total)     # the theorem's C_δ(0, 1)
     x = x + _ball(2 * p, cfg.radius, generator, x)        # the m-gradient is 0 at m = 0 exactly (C is even in m)
     f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
-    eta, hist, kicks, st, status, monotone = cfg.first_step, [], [0], None, "max_steps", True
+    blocks = STEP_RULES[cfg.step_rule]
+    parts = {"m": slice(0, p), "sigma": slice(p, 2 * p), "joint": slice(0, 2 * p)}
+    eta = dict.fromkeys(blocks, cfg.first_step)
+    hist, kicks, st, status, monotone = [], [0], None, "max_steps", True
     eta_max = 1 / (2 * lam) if lam > 0 else 1e6     # the regulariser's own exact step; longer ones only overshoot
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.max_steps, disable=None if progress else True, desc=f"theorem δ={delta:g} λ={lam:g}")
     try:
-        for step in range(cfg.max_steps):
+        while len(hist) < cfg.max_steps:
             gn = float(g.norm())
             if gn <= cfg.tol:
                 st = stationarity(V, edges, weights, x, delta, lam, total, cfg.tol, cfg.curvature_tol)
@@ -253,19 +264,22 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
                     status = "stationary"
                     break
                 x = x + _ball(2 * p, cfg.radius, generator, x)                  # Algorithm 1's perturbation
-                kicks.append(step)
+                kicks.append(len(hist))
                 f, g, _, c = objective(V, edges, weights, x, delta, lam, total)
                 continue
-            y, fy, gy, cy, eta = _armijo(V, edges, weights, x, f, g, eta, delta, lam, total, cfg.armijo)
-            if not (math.isfinite(float(fy)) and bool(torch.isfinite(gy).all())):
-                raise DivergenceError(f"the objective or its gradient became non-finite at step {step}")
-            monotone = monotone and float(fy) <= float(f)            # the chain's link, as the step is accepted
-            x, f, g, c = y, fy, gy, cy
-            m, s = x[:p], x[p:]
-            hist.append((float(f), float(c) * scale, float(graph.cut(sign(V @ m))), float(s.abs().max()),
-                         float(s.norm() / m.norm()) if float(m.norm()) > 0 else math.nan, gn, eta))
-            eta = min(2 * eta, eta_max)
-            bar.update(1)
+            for b in blocks[:cfg.max_steps - len(hist)]:
+                d = torch.zeros_like(g)
+                d[parts[b]] = g[parts[b]]                  # this block's part of −∇F; the other block stays put
+                if not bool(d.any()):
+                    continue
+                y, fy, gy, cy, eta[b] = _armijo(V, edges, weights, x, f, d, eta[b], delta, lam, total, cfg.armijo)
+                if not (math.isfinite(float(fy)) and bool(torch.isfinite(gy).all())):
+                    raise DivergenceError(f"the objective or its gradient became non-finite at step {len(hist)}")
+                monotone = monotone and float(fy) <= float(f)        # the chain's link, as the step is accepted
+                x, f, g, c = y, fy, gy, cy
+                hist.append(_record(V, graph, x, f, c * scale, gn, eta[b], list(parts).index(b), delta))
+                eta[b] = min(2 * eta[b], eta_max)
+                bar.update(1)
             if time.perf_counter() - t0 > cfg.budget_s:
                 status = "budget"
                 break
@@ -276,17 +290,30 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
         st = stationarity(V, edges, weights, x, delta, lam, total, cfg.tol, cfg.curvature_tol)
     chain = guarantee(V, graph, x[:p], lam, float(start_cut) * scale, float(f_start), float(f), monotone,
                       st["max_spread"])
-    h = np.array(hist).reshape(-1, 7)
-    names = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size")
+    h = np.array(hist).reshape(-1, len(HISTORY))
     return {"x": x, "start_smoothed_cut": float(start_cut) * scale, "smoothed_cut": float(c) * scale,
             "status": status, "steps": len(hist), "kicks": kicks, "seconds": time.perf_counter() - t0,
-            "history": {k: h[:, a] for a, k in enumerate(names)}, **st, **chain}
+            "history": {k: h[:, a] for a, k in enumerate(HISTORY)}, **st, **chain}
+
+
+HISTORY = ("objective", "smoothed_cut", "cut", "sigma_max", "sigma_over_m", "grad_norm", "step_size", "block",
+           "near_hyperplane")
+
+
+def _record(V, graph, x, f, c, gn, eta, block, delta):
+    """One accepted step's row of :data:`HISTORY` (``gn``: ‖∇F‖ where the step started)."""
+    p = V.shape[1]
+    m, s = x[:p], x[p:]
+    mu = V @ m
+    return (float(f), float(c), float(graph.cut(sign(mu))), float(s.abs().max()),
+            float(s.norm() / m.norm()) if float(m.norm()) > 0 else math.nan, gn, eta, block,
+            int((mu.abs() < delta).sum()))
 
 
 def _armijo(V, edges, weights, x, f, g, eta, delta, lam, total, armijo):
     """Backtracking from step ``eta``: halve until ``F(x − η g) ≤ F(x) − armijo η ‖g‖²`` (or η < 1e-300, where the
-    step is taken as it is — ``monotone`` then records whether F went up). Returns the new point, its F, ∇F, C and
-    the step size."""
+    step is taken as it is — ``monotone`` then records whether F went up). ``g`` is ∇F or one block of it (the rest
+    0): ⟨∇F, g⟩ = ‖g‖² either way. Returns the new point, its F, ∇F, C and the step size."""
     gn2 = float(g.norm()) ** 2
     while True:
         y = x - eta * g

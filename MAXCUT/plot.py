@@ -103,6 +103,41 @@ def plot_theorem(curves, levels, title=None):
     return fig, fig2
 
 
+
+def plot_theorem_deltas(points, gw, title=None):
+    """The smoothing's effect (``--deltas``): per λ against δ (log scale), the cut of sign(Vm) at the end of each
+    descent (open markers: not certified) with the GW expectation; the start value C_δ(0, 1) / GW with the
+    expansion 1 − Kδ²/GW (``smoothing_loss_predicted``); the steps and seconds of each descent."""
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for k, lam in enumerate(sorted({p["lam"] for p in points}, reverse=True)):
+        pts = sorted((p for p in points if p["lam"] == lam), key=lambda p: p["delta"])
+        d = np.array([p["delta"] for p in pts])
+        colour = POINT_COLOURS[k % len(POINT_COLOURS)]
+        ok = np.array([p["certified"] for p in pts])
+        cut = np.array([p["cut"] for p in pts])
+        a1.plot(d, cut, color=colour, lw=1, label=f"λ={lam:g}: cut of sign($Vm$)")
+        a1.scatter(d[ok], cut[ok], color=colour, s=22)
+        a1.scatter(d[~ok], cut[~ok], facecolors="none", edgecolors=colour, s=22)
+        a3.plot(d, [p["steps"] for p in pts], "o-", color=colour, label=f"λ={lam:g}: steps")
+        a3.plot(d, [p["seconds"] for p in pts], "s--", color=colour, label=f"λ={lam:g}: seconds")
+    one = sorted({p["delta"]: p for p in points}.values(), key=lambda p: p["delta"])
+    d = np.array([p["delta"] for p in one])
+    a1.axhline(gw, color=LEVELS["gw"][0], ls=LEVELS["gw"][1], lw=1, label=f"GW expectation {short(gw)}")
+    a2.plot(d, [p["start_smoothed_cut"] / gw for p in one], "o-", color="k", label=r"$C_\delta(0, 1)$ / GW")
+    a2.plot(d, [1 - p["smoothing_loss_predicted"] / gw for p in one], ":", color="C3",
+            label=r"$1 - K\delta^2/\mathrm{GW}$")
+    a1.set(xlabel="δ (width of the smooth step)", ylabel="cut (weight)", xscale="log")
+    a2.set(xlabel="δ", ylabel=r"$C_\delta(0, 1)$ / GW expectation", xscale="log")
+    a3.set(xlabel="δ", ylabel="steps / seconds per descent", xscale="log", yscale="log")
+    for ax in (a1, a2, a3):
+        ax.set_xticks(d, [f"{x:g}" for x in d])
+        ax.minorticks_off()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
 GSET_MARKS = {"gw_expectation": ("GW expectation", dict(marker="x", s=14, alpha=0.6)),
               "conditional_expectations": ("conditional expectations", dict(marker="D", s=14)),
               "derandomised": ("derandomised", dict(marker="o", s=22)),

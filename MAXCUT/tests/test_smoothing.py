@@ -2,11 +2,14 @@
 it smooths, as δ → 0; and the descent's step rules."""
 import math
 
+import numpy as np
+import pytest
 import torch
 
-from MAXCUT.graphs import authors_graph
+from MAXCUT.graphs import Graph, authors_graph
 from MAXCUT.gw import gw_expectation, solve_sdp
 from MAXCUT.model import smoothed_cut, smoothing_loss_rate
+from MAXCUT.optimizer import DescentSettings, descend
 
 F64 = dict(dtype=torch.float64)
 
@@ -33,3 +36,31 @@ def test_the_start_value_tends_to_the_gw_expectation_quadratically_in_delta():
         if d <= 0.3:
             assert abs((gw - c) / d ** 2 - K) <= K * (d * d + 2e-4), d
     assert all(a < b for a, b in zip(start, start[1:]))          # C_δ(0, 1) rises as δ falls, to the GW value
+
+
+def test_scaling_the_hyperplane_narrows_the_step():
+    """The stalls' mechanism (docs: the stalls): s_δ(t u) = s_{δ/t}(u), so C_δ(t m, t σ) = C_{δ/t}(m, σ): growing m
+    and σ together acts as a narrower step, which (the expansion above) raises C — a direction only λ‖σ‖² resists."""
+    n, e, w = authors_graph(15, 0.6, 42)
+    V, _ = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=300)
+    V, e, w = torch.as_tensor(V, **F64), torch.as_tensor(e), torch.as_tensor(w, **F64)
+    g = torch.Generator().manual_seed(3)
+    m, sigma = 0.05 * torch.randn(V.shape[1], generator=g, **F64), torch.rand(V.shape[1], generator=g, **F64)
+    for t in (2.0, 10.0):
+        big = float(smoothed_cut(V, e, w, t * m, t * sigma, 0.1))
+        assert big == pytest.approx(float(smoothed_cut(V, e, w, m, sigma, 0.1 / t)), rel=1e-12, abs=1e-12)
+        assert big > float(smoothed_cut(V, e, w, m, sigma, 0.1))
+
+
+def test_the_blocks_rule_steps_m_then_sigma_each_downhill():
+    """``step_rule="blocks"``: accepted steps alternate m (block 0) and σ (block 1), each lowers F, an m-step leaves
+    σ as it was (max |σ| unchanged)."""
+    n, e, w = authors_graph(15, 0.6, 42)
+    V, _ = solve_sdp(n, e, w, torch.Generator().manual_seed(0), max_iter=300)
+    V, e, w = torch.as_tensor(V, **F64), torch.as_tensor(e), torch.as_tensor(w, **F64)
+    d = descend(V, Graph(n, e.numpy(), w.numpy(), "cpu"), e, w, 0.1, 1e-4,
+                DescentSettings(step_rule="blocks", max_steps=12), torch.Generator().manual_seed(0), progress=False)
+    h = d["history"]
+    assert d["steps"] == 12 and list(h["block"]) == [0, 1] * 6 and d["monotone"]
+    assert (np.diff(h["objective"]) <= 0).all()
+    assert (h["sigma_max"][2::2] == h["sigma_max"][1:-1:2]).all()
