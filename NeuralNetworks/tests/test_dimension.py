@@ -96,6 +96,10 @@ def test_gradient_noise_equals_autograd_per_sample_gradients():
         g_bar = G.mean(0)
         assert V[r] == pytest.approx(float(((G - g_bar) ** 2).sum((1, 2)).sum() / (n - 1)), rel=1e-10)
         assert mean_grad[r] == pytest.approx(float(torch.linalg.matrix_norm(g_bar)), rel=1e-10)
+    s32 = init_student(1, d, h, 1, g)                     # float32, pre-activations above 44: the fast smooth-ReLU
+    s32.biases[0] += 60.0                                 # form would overflow there; the estimate stays finite
+    V, mean_grad = dm.gradient_noise(s32, dm.IndexTeacher(U.float(), "he4"), x[:1].float())
+    assert np.isfinite(V).all() and np.isfinite(mean_grad).all() and V[0] > 0
 
 
 def test_stationary_level_on_a_pure_noise_recursion():
