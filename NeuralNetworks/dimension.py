@@ -201,7 +201,7 @@ def cell_rows(out, d, k, link, seeds, width, cfg: TrainConfig):
     """One row per seed of a :func:`run_cell` (``COLUMNS``), with the theory levels beside the measurements:
     the run's :func:`perp_norm_after` from its end point's noise V and its kick rate, the null's from its kicks
     alone (V = 0), and weight decay alone ``ρ^T ‖W⊥(0)‖``."""
-    S, T = len(seeds), int(out["at"][-1])
+    S, T = len(seeds), int(out["step"][-1])         # the steps run (fewer than cfg.steps only if interrupted)
     run, null = slice(0, S), slice(S, 2 * S)
     e, a0 = out["end"], {key: v[0] for key, v in out["along"].items()}
     const = teacher_moments(link, k)[1]

@@ -618,17 +618,19 @@ def run_dimension(cfg: DimensionConfig, folder, device, progress=True) -> dict:
     from NeuralNetworks import dimension as dm
     seeds, train_cfg = list(range(cfg.seed, cfg.seed + cfg.seeds)), TrainConfig(steps=cfg.steps)
     rows, cells, hist, interrupted = [], [], {}, False
-    for d in cfg.dims:
-        for k in (k for k in cfg.ks if k < d):       # k >= d: W_perp is empty (d = 2, k = 2)
-            for link in cfg.teachers.split(","):
-                t0 = time.perf_counter()
-                out = dm.run_cell(d, k, link, seeds, cfg.width, train_cfg, device, cfg.test_samples,
-                                  cfg.noise_samples, progress)
-                cell = dm.cell_rows(out, d, k, link, seeds, cfg.width, train_cfg)
-                rows += cell
-                cells.append({**dm.cell_summary(cell), "seconds": time.perf_counter() - t0})
-                hist.update({f"{key}_d{d}_k{k}_{link}": v for key, v in dm.history_arrays(out).items()})
-                interrupted = interrupted or out["interrupted"]
+    grid = [(d, k, link) for d in cfg.dims for k in cfg.ks if k < d      # k >= d: W_perp is empty (d = 2, k = 2)
+            for link in cfg.teachers.split(",")]
+    for d, k, link in grid:
+        t0 = time.perf_counter()
+        out = dm.run_cell(d, k, link, seeds, cfg.width, train_cfg, device, cfg.test_samples, cfg.noise_samples,
+                          progress)
+        cell = dm.cell_rows(out, d, k, link, seeds, cfg.width, train_cfg)
+        rows += cell
+        cells.append({**dm.cell_summary(cell), "seconds": time.perf_counter() - t0})
+        hist.update({f"{key}_d{d}_k{k}_{link}": v for key, v in dm.history_arrays(out).items()})
+        if out["interrupted"]:             # Ctrl-C: the cells so far (this one up to its last recorded step) are kept
+            interrupted = True
+            break
     dm.write_csv(os.path.join(folder, "dimension.csv"), rows)
     np.savez_compressed(os.path.join(folder, "dimension_history.npz"), **hist)
     res = {"settings": {**dataclasses.asdict(train_cfg), "width": cfg.width, "seeds": seeds},
