@@ -229,11 +229,12 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     """Algorithm 1 on Theorem 5.2's objective ``F(m, σ) = −C_δ(m, σ) / W + λ ‖σ‖²`` (:func:`model.objective`) from
     m = 0, σ = 1. At m = 0 the m-gradient vanishes exactly (C is even in m), so the ball perturbation is made there,
     before the first step. Then gradient steps sized by backtracking (:func:`_armijo`), by ``cfg.step_rule``:
-    ``blocks`` (default) steps m along −∂F/∂m, then σ along −∂F/∂σ, each block with its own step size (the next
-    starts at twice the block's last accepted size, at most 1/(2λ), the regulariser's own exact step); ``joint``
-    takes one step for both (the rule of earlier versions, whose step the m-curvature of the nodes near the plane
-    caps, so that σ shrinks by only η(2λ + ∂²F/∂m_k²) ≈ 0.5% a step: docs/MAXCUT.md, the stalls). Every accepted
-    step lowers F either way. When ‖∇F‖ ≤ ε the exact Hessian is computed: the run ends if λ_min ≥ −ε_H (status
+    ``joint`` (default) takes one step for (m, σ) (the next starts at twice the last accepted size, at most 1/(2λ),
+    the regulariser's own exact step); its size is capped by the m-curvature of the nodes near the plane, so that
+    σ shrinks by only η(2λ + ∂²F/∂m_k²) a step (0.4–0.8% in the stalls: docs/MAXCUT.md); ``blocks`` steps m along
+    −∂F/∂m, then σ along −∂F/∂σ, each block with its own step size, sized alike. Every accepted step lowers F
+    either way; ``max_steps`` counts loop turns (a step, a pair of block steps, or a perturbation).
+    When ‖∇F‖ ≤ ε the exact Hessian is computed: the run ends if λ_min ≥ −ε_H (status
     ``stationary``), else x moves by a draw in the ball of ``radius`` and descent goes on. Returns the end point and
     its history (per accepted step: F, smoothed cut, the cut of sign(V m), max |σ|, ‖σ‖/‖m‖, ‖∇F‖, step size, the
     block stepped (0 m, 1 σ, 2 both), nodes with |⟨v_i, m⟩| < δ), the perturbations made, the end's
@@ -256,7 +257,7 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.max_steps, disable=None if progress else True, desc=f"theorem δ={delta:g} λ={lam:g}")
     try:
-        while len(hist) < cfg.max_steps:
+        for _ in range(cfg.max_steps):        # a step or a perturbation each, as Algorithm 1 counts
             gn = float(g.norm())
             if gn <= cfg.tol:
                 st = stationarity(V, edges, weights, x, delta, lam, total, cfg.tol, cfg.curvature_tol)
@@ -282,6 +283,8 @@ def descend(V, graph, edges, weights, delta, lam, cfg: DescentSettings, generato
                 bar.update(1)
             if time.perf_counter() - t0 > cfg.budget_s:
                 status = "budget"
+                break
+            if len(hist) >= cfg.max_steps:
                 break
     except KeyboardInterrupt:
         status = "interrupted"
