@@ -258,14 +258,15 @@ def table_row(rec, weights, best):
                    derandomised=rec["cut"], one_flip=rec["cut_polished"], sdp_seconds=round(rec["sdp_s"], 1),
                    derandomise_seconds=round(rec["optimize_s"], 1), one_flip_seconds=round(rec["polish_s"], 1),
                    tabu_seconds=rec["tabu_s"] and round(rec["tabu_s"], 1), seconds=round(rec["wall_s"], 1),
-                   conditional_expectations=rec["conditional_expectations"]["cut"],
-                   conditional_seconds=round(rec["conditional_expectations"]["time_s"], 1))
+                   conditional_expectations=(rec.get("conditional_expectations") or {}).get("cut"),
+                   conditional_seconds=(rec.get("conditional_expectations") or {}).get("time_s"))
+        row["conditional_seconds"] = row["conditional_seconds"] and round(row["conditional_seconds"], 1)
         tabu = rec.get("cut_tabu")
         row.update(polished=rec["cut_polished"] if tabu is None else tabu,
                    polish="one-flip" if tabu is None else f"tabu {rec['tabu_flips_per_node']}")
         if row["best_known"]:
             for col in ("conditional_expectations", "derandomised", "one_flip", "polished"):
-                row[f"{col}_pct"] = round(100 * row[col] / row["best_known"], 2)
+                row[f"{col}_pct"] = None if row[col] is None else round(100 * row[col] / row["best_known"], 2)
     return row
 
 
@@ -317,6 +318,10 @@ def targets(rows):
     return out
 
 
+def _g(x):
+    return "–" if x is None else f"{x:g}"
+
+
 def markdown(rows, wall, reused=0):
     """``gset_all.md``: the table (cuts, % of best known, published cuts, times) and the targets."""
     head = ("| graph | family | nodes | edges | SDP | GW exp. | best of 1000 | cond. exp. | derandomised | one-flip "
@@ -333,7 +338,7 @@ def markdown(rows, wall, reused=0):
         secs = " / ".join(f"{r[c]:.0f}" if r[c] is not None else "–" for c in (
             "sdp_seconds", "conditional_seconds", "derandomise_seconds", "one_flip_seconds", "tabu_seconds"))
         lines.append(f"| {r['graph']} | {r['family']} | {r['nodes']} | {r['edges']} | {r['sdp']:.2f} | "
-                     f"{r['gw_expectation']:.1f} | {r['best_of_1000']:g} | {r['conditional_expectations']:g} | "
+                     f"{r['gw_expectation']:.1f} | {r['best_of_1000']:g} | {_g(r['conditional_expectations'])} | "
                      f"{r['derandomised']:g} | {r['one_flip']:g} | {r['polished']:g} | "
                      f"{r['best_known'] or '–'} | {pct} | {r['pi_gnn'] or '–'} | {r['sdp_rounding'] or '–'} | "
                      f"{secs} |")
