@@ -32,6 +32,8 @@ ZOOMS = 3             # zooming grids around the best candidate so far ...
 ZOOM_POINTS = 9       # ... of this many points between its neighbours
 DENSE = np.linspace(-12.0, 12.0, 2401)     # the fallback grid when the search falls below g_{t-1}
 BLOCK = 2 ** 21       # candidates x edges per vectorised pass (a few (K, E) float64 arrays of 16 MB)
+TAILS = np.r_[-np.logspace(1, 4, 25), np.logspace(1, 4, 25)]   # the fallback also looks this far out
+NEAR_FIXED = 1e-2     # a node whose remaining spread is below this times |V_it| counts as nearly fixed-sign
 ROUNDING = 1e-12      # relative to the total |weight|: g's rounding error, the tolerance of "non-decreasing"
 
 
@@ -125,18 +127,34 @@ def step_values(a, v, geometry, edges, weights, x):
     return out
 
 
-def maximise_step(g, previous, tol):
+def maximise_step(g, previous, tol, breaks=()):
     """``(x, g(x), evaluations)``: the search for ``r_t``, ``g`` vectorised over candidates. The Gauss-Hermite nodes
     of N(0, 1) and 0; ``ZOOMS`` times a grid of ``ZOOM_POINTS`` between the best point's neighbours; if the best is
     below ``previous − tol`` (their mean under N(0, 1) is ``previous``, so a finer search finds better), the dense
-    grid and its zooms."""
+    grid and its zooms, with ``breaks`` (where ``g`` may jump: the breakpoints of nearly fixed-sign nodes), points
+    just either side of each, the midpoints between them and the tails out to ±1e4."""
     nodes = np.sqrt(2.0) * np.polynomial.hermite.hermgauss(HERMITE)[0]
     xs, vals = _zoom(g, np.sort(np.r_[nodes, 0.0]))
     if vals.max() < previous - tol:
-        more = _zoom(g, DENSE)
+        more = _zoom(g, np.unique(np.r_[DENSE, TAILS, _around(np.asarray(breaks, dtype=np.float64))]))
         xs, vals = np.r_[xs, more[0]], np.r_[vals, more[1]]
     best = int(np.argmax(vals))
     return float(xs[best]), float(vals[best]), len(xs)
+
+
+def _around(b):
+    """Points just either side of each breakpoint (relative 1e-7: not on it, where rounding decides the sign) and
+    the midpoints between consecutive ones."""
+    b = np.unique(b[np.isfinite(b)])
+    eps = 1e-7 * np.maximum(np.abs(b), 1.0)
+    return np.r_[b - eps, b + eps, 0.5 * (b[1:] + b[:-1])]
+
+
+def breakpoints(a, v, spread):
+    """``−a_i / v_i`` for the nodes whose spread after this coordinate is 0 or small (≤ ``NEAR_FIXED`` |v_i|): their
+    sign flips there, so ``g_t`` may jump there by more than a grid's spacing resolves."""
+    near = (v != 0) & (spread <= NEAR_FIXED * np.abs(v))
+    return -a[near] / v[near]
 
 
 def _zoom(g, grid):
@@ -177,7 +195,8 @@ def derandomise(V, edges, weights, progress=None):
     for t in range(p):
         geometry = tail_geometry(V[:, t + 1:], edges)
         if np.any(geometry[0] > 0):
-            x, gx, k = maximise_step(lambda xs: step_values(a, V[:, t], geometry, edges, w, xs), values[-1], tol)
+            x, gx, k = maximise_step(lambda xs: step_values(a, V[:, t], geometry, edges, w, xs), values[-1], tol,
+                                     breakpoints(a, V[:, t], np.linalg.norm(V[:, t + 1:], axis=1)))
         else:
             x, gx, k = last_step(a, V[:, t], edges, w)
         r[t], a, evals = x, a + V[:, t] * x, evals + k
@@ -193,9 +212,9 @@ def derandomise(V, edges, weights, progress=None):
 
 
 SEARCH = (f"per coordinate: the {HERMITE} Gauss-Hermite nodes of N(0, 1) and 0, then {ZOOMS} zooming grids of "
-          f"{ZOOM_POINTS} points between the best point's neighbours (a {len(DENSE)}-point grid on [-12, 12] more "
-          "if the best falls below the previous value); the last coordinate exactly, at the midpoints of its "
-          "breakpoints")
+          f"{ZOOM_POINTS} points between the best point's neighbours (if the best falls below the previous value, "
+          f"more: a {len(DENSE)}-point grid on [-12, 12], tails to ±1e4 and both sides of the breakpoints of nearly "
+          "fixed-sign nodes); the last coordinate exactly, at the midpoints of its breakpoints")
 
 
 def summary_record(d, gw_expectation):

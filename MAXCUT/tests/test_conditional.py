@@ -148,3 +148,17 @@ def test_nearly_antipodal_vectors_keep_their_digits():
     d = derandomise(V, edges, np.ones(6))
     assert d["values"][0] == pytest.approx(angle.sum() / np.pi, abs=1e-13)
     assert np.all(np.diff(d["values"]) >= -1e-12) and d["cut"] == 6.0
+
+
+@pytest.mark.parametrize("theta", [1e-2, 3e-3, 1e-3, 1e-4])
+def test_a_step_narrower_than_the_fallback_grid_is_found(theta):
+    """A referee's case: two nearly equal vectors on one edge (θ apart) and an isolated node keeping a spread make
+    g_2 a step of width ~θ, narrower than the dense grid's spacing; the fallback's breakpoints find it, so the
+    values stay non-decreasing and the cut (here the edge, 1) reaches the GW expectation θ/π."""
+    a = 0.7
+    V = np.array([[np.cos(a), np.sin(a), 0.0], [np.cos(a + theta), np.sin(a + theta), 0.0], [0.0, 0.0, 1.0]])
+    edges, weights = np.array([[0, 1]]), np.array([1.0])
+    d = derandomise(V, edges, weights)
+    assert d["non_decreasing"]
+    assert d["cut"] >= theta / np.pi - d["tol"]
+    assert d["cut"] == 1.0
