@@ -15,8 +15,10 @@ and the conditional expected cut is a sum over the edges of bivariate normal ort
 final cut is at least the GW expectation, for any weights (GW's 0.87856 ratio needs w ≥ 0; this inequality
 does not). The search per coordinate (:func:`maximise_step`): the Gauss-Hermite nodes of N(0, 1) and 0, then
 zooming grids around the best; if the best still falls below ``g_{t-1}`` beyond rounding, a dense grid over
-[-12, 12]; the last coordinate (every spread 0, ``g_p`` a step function) is maximised exactly over the midpoints
-of its breakpoints. Sign convention of :func:`model.hyperplane_partition`: ⟨v_i, r⟩ = 0 counts as positive.
+[-12, 12], tails to ±1e4 and both sides of nearly fixed-sign nodes' breakpoints (an approximate maximum: each
+step's value is checked, not assumed, :func:`derandomise`); the last coordinate (every spread 0, ``g_p`` a step
+function) is maximised exactly over the midpoints of its breakpoints. Sign convention of
+:func:`model.hyperplane_partition`: ⟨v_i, r⟩ = 0 counts as positive.
 """
 import math
 import time
@@ -196,7 +198,7 @@ def derandomise(V, edges, weights, progress=None):
         geometry = tail_geometry(V[:, t + 1:], edges)
         if np.any(geometry[0] > 0):
             x, gx, k = maximise_step(lambda xs: step_values(a, V[:, t], geometry, edges, w, xs), values[-1], tol,
-                                     breakpoints(a, V[:, t], np.linalg.norm(V[:, t + 1:], axis=1)))
+                                     breakpoints(a, V[:, t], geometry[0]))
         else:
             x, gx, k = last_step(a, V[:, t], edges, w)
         r[t], a, evals = x, a + V[:, t] * x, evals + k

@@ -550,7 +550,7 @@ def _theorem_point(d, V, delta, lam, gw_exp, total):
 def draw_theorem(folder, res):
     """``theorem_sigma`` (max |σ| and ‖σ‖/‖m‖ along each descent) and ``theorem_cut`` (the cut of sign(Vm) along
     each descent against the GW expectation, the theorem's bound and 0.87856 SDP)."""
-    from MAXCUT.plot import plot_theorem               # matplotlib loads once take_signals has chosen Agg
+    from MAXCUT.plot import plot_theorem, plot_theorem_deltas     # matplotlib loads once take_signals chose Agg
     with np.load(os.path.join(folder, "history.npz")) as h:
         curves = [(f"δ={p['delta']:g}, λ={p['lam']:g}", {q: h[f"p{k}_{q}"] for q in ("cut", "sigma_max",
                                                                                     "sigma_over_m")}, p["bound"])
@@ -566,7 +566,6 @@ def draw_theorem(folder, res):
     for stem, fig in zip(("theorem_cut", "theorem_sigma"), plot_theorem(curves, levels, title)):
         save_figure(fig, os.path.join(folder, stem))
     if len({p["delta"] for p in res["points"]}) > 1:                  # a δ sweep: its own figure
-        from MAXCUT.plot import plot_theorem_deltas
         save_figure(plot_theorem_deltas(res["points"], res["gw_expectation"], title), os.path.join(folder,
                                                                                                   "theorem_deltas"))
 

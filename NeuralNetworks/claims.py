@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from NeuralNetworks.model import SUBSPACE_SEED, Teacher, init_student, make_subspace, perp_norm, stable_rank
+from NeuralNetworks.model import (SUBSPACE_SEED, Teacher, concat_students, init_student, make_subspace, perp_norm,
+                                  stable_rank)
 from NeuralNetworks.train import TrainConfig
 from NeuralNetworks.train_fast import test_mse, train
 
@@ -78,9 +79,7 @@ def run_group(rows, seeds, d, k, steps, lr, device, progress=False, simulate="ne
     U = make_subspace(d, k, torch.Generator(device=device).manual_seed(SUBSPACE_SEED), device)
     teacher = Teacher(U)
     parts = [init_student(1, d, s0["width"], s0["depth"], g, device=device) for g in gens]
-    student = type(parts[0])([torch.cat(ws) for ws in zip(*[p.weights for p in parts])],
-                             [torch.cat(bs) for bs in zip(*[p.biases for p in parts])],
-                             torch.cat([p.a for p in parts]))
+    student = concat_students(parts)
     cfg = run_config([r.setting for r, _ in runs], steps, lr)
     hist = train(student, teacher, null_config(cfg, sim), gens, progress=progress)
     test_gens = [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + CLAIMS_TEST_SEED_OFFSET) for _, s in runs]

@@ -33,7 +33,7 @@ import torch
 
 from NeuralNetworks.activations import derivatives
 from NeuralNetworks.claims import SEED_STRIDE, TRAIN_SEED_OFFSET, _runs, null_config
-from NeuralNetworks.model import SUBSPACE_SEED, Student, init_student, make_subspace, perp_part
+from NeuralNetworks.model import SUBSPACE_SEED, Student, concat_students, init_student, make_subspace, perp_part
 from NeuralNetworks.train import TrainConfig
 from NeuralNetworks.train_fast import train
 
@@ -108,7 +108,7 @@ def gradient_noise(student, teacher, x):
     s, s1, _ = derivatives(student.activation)(z)
     r = torch.bmm(s, student.a.unsqueeze(2)).squeeze(2) - teacher(x)        # (R, n)
     c = 2 * r.unsqueeze(2) * s1 * student.a.unsqueeze(1)                    # (R, n, h)
-    y = x - (x @ U) @ U.T                                                   # P⊥ x: (R, n, d)
+    y = perp_part(x, U)                                                     # P⊥ x: (R, n, d)
     n = x.shape[1]
     g_bar = c.mT @ y / n                                                    # ḡ⊥: (R, h, d)
     second = ((c * c).sum(2) * (y * y).sum(2)).mean(1)                      # E‖g_n‖² = E ‖c_n‖² ‖y_n‖²
@@ -153,12 +153,6 @@ def _generators(seeds, offset, device):
     return [torch.Generator(device=device).manual_seed(SEED_STRIDE * s + offset) for s in seeds]
 
 
-def _batched_student(parts):
-    """One batched student from one-run students (their runs concatenated)."""
-    return type(parts[0])([torch.cat(ws) for ws in zip(*[p.weights for p in parts])],
-                          [torch.cat(bs) for bs in zip(*[p.biases for p in parts])], torch.cat([p.a for p in parts]))
-
-
 def run_cell(d, k, link, seeds, width, cfg: TrainConfig, device, test_samples=10_000, noise_samples=4096,
              progress=False):
     """PGD (``cfg``, Fig. 3's) on the ``link`` teacher at ``(d, k)`` for every seed, with the seeds' nulls in the
@@ -169,7 +163,7 @@ def run_cell(d, k, link, seeds, width, cfg: TrainConfig, device, test_samples=10
     U = subspace(d, k, device)
     teacher = IndexTeacher(U, link)
     gens = _generators(seeds, TRAIN_SEED_OFFSET, device) * 2
-    student = _batched_student([init_student(1, d, width, 1, g, device=device) for g in gens])
+    student = concat_students([init_student(1, d, width, 1, g, device=device) for g in gens])
     per_run = ("lr", "lr_bias", "lr_out", "lam", "optimizer", "loss", "freeze_bias", "train_out")
     cfg = null_config(replace(cfg, **{f: [getattr(cfg, f)] * S for f in per_run}), list(range(S)))
     at = checkpoints(cfg.steps)

@@ -89,6 +89,12 @@ def init_student(runs, d, width, depth, generator, activation="smooth_relu", dev
     return Student(weights, biases, a, activation)
 
 
+def concat_students(parts):
+    """One batched student from students of one or more runs each (their runs concatenated, in order)."""
+    return type(parts[0])([torch.cat(ws) for ws in zip(*[p.weights for p in parts])],
+                          [torch.cat(bs) for bs in zip(*[p.biases for p in parts])], torch.cat([p.a for p in parts]))
+
+
 def perp_part(W: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     """``W_perp = W (I - U U^T)``: each row's component orthogonal to span(U). ``W: (..., h, d)``."""
     return W - (W @ U) @ U.T
